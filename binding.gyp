@@ -1,0 +1,28 @@
+{
+  "targets": [
+    {
+      "target_name": "kernel_lock",
+      "sources": [
+        "native/addon.cc",
+        "native/interrupt.cc",
+        "native/lock_ops.cc",
+        "native/waiter.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags": ["-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
+      "cflags_cc": ["-std=c++17", "-fno-exceptions", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
+      "ldflags": ["-pthread"],
+      "xcode_settings": {
+        "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+        "OTHER_CPLUSPLUSFLAGS": ["-Wall", "-Wextra", "-fno-exceptions"],
+        "MACOSX_DEPLOYMENT_TARGET": "11.0"
+      },
+      "conditions": [
+        ["OS=='win'", { "type": "none" }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,78 @@
+// The lock primitives: safe open, the three lock kinds, verification and the
+// owner record. Plain functions over descriptors that return 0 or an errno;
+// no JavaScript types appear here, so the sanitizer build and the waiter
+// thread can use them freely.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "unique_fd.h"
+
+namespace kernel_lock {
+
+enum class Kind : uint32_t { kFlock = 0, kOfd = 1, kPosix = 2 };
+
+// Bit layout of the `flags` integer passed from JavaScript.
+constexpr uint32_t kKindMask = 3;
+constexpr uint32_t kShared = 1u << 2;
+constexpr uint32_t kKeepOnBusy = 1u << 3;
+constexpr uint32_t kUnlink = 1u << 4;
+constexpr uint32_t kReadOnly = 1u << 5;  // the descriptor was opened read-only: skip the record
+
+struct LockRequest {
+  Kind kind = Kind::kFlock;
+  bool shared = false;
+  off_t start = 0;
+  off_t length = 0;  // 0 = to end of file, as fcntl(2) defines it
+};
+
+LockRequest DecodeRequest(uint32_t flags, double start, double length);
+
+// Why an open failed when the path exists but is not a lockable file.
+enum class FileType { kRegular, kDirectory, kFifo, kSocket, kCharDevice, kBlockDevice, kSymlink, kOther };
+const char* FileTypeName(FileType type);
+
+struct OpenResult {
+  int err = 0;                         // errno, 0 on success
+  const char* syscall = "open";        // which call failed
+  FileType type = FileType::kRegular;  // set when err == EINVAL from the type check
+  bool read_only = false;              // opened O_RDONLY because the file was not writable
+  struct stat st {};                   // fstat of the opened descriptor
+};
+
+// Opens (creating if needed) the lock file without following a symlink and
+// without blocking on a FIFO; anything but a regular file is rejected.
+UniqueFd OpenLockFile(const char* path, OpenResult* result);
+
+// One non-blocking attempt. Returns 0 when locked, EWOULDBLOCK when someone
+// else holds a conflicting lock, or another errno.
+int TryLock(int fd, const LockRequest& req);
+
+// Blocks until locked. Returns 0 or an errno (EINTR when interrupted).
+// Uses the raw system call so an interruption never runs libc's thread
+// cancellation bookkeeping (see interrupt.cc).
+int BlockingLock(int fd, const LockRequest& req);
+
+int Unlock(int fd, const LockRequest& req);
+
+// F_GETLK / F_OFD_GETLK for the request's range. *type is F_UNLCK when free.
+// Not meaningful for flock (the kernel has no query for it).
+int GetLock(int fd, const LockRequest& req, int* type, int64_t* pid, int64_t* start, int64_t* length);
+
+// True while `path` still names the inode open on `fd` (fstat vs lstat).
+// False when the path was unlinked or replaced: the protocol then retries.
+int PathNamesFd(int fd, const char* path, bool* same, struct stat* fd_stat);
+
+// Overwrites the owner record in place. When the previous content was longer
+// the rest is blanked with spaces (JSON allows trailing white space), so no
+// ftruncate is needed on the common path. Returns 0 or an errno; on a failed
+// or short write the file is truncated to empty so no half record remains.
+int WriteRecord(int fd, const char* data, size_t length, off_t previous_size);
+
+bool OfdSupported();
+
+}  // namespace kernel_lock

@@ -1,0 +1,73 @@
+// One contended wait: a dedicated thread that sleeps in the kernel until the
+// lock is granted, the wait is cancelled, or the call fails. Never a libuv
+// threadpool thread: a pool thread parked in flock(2) would starve every
+// fs.* call in the process (four waiters fill the default pool).
+#pragma once
+
+#include <pthread.h>
+
+#include <condition_variable>
+#include <mutex>
+
+#include "interrupt.h"
+#include "lock_ops.h"
+
+namespace kernel_lock {
+
+class Waiter {
+ public:
+  Waiter(int fd, LockRequest req) : fd_(fd), req_(req) {}
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+  // Joins the thread if it is still running, so no thread outlives its Waiter.
+  virtual ~Waiter();
+
+  // Starts the thread. Returns 0 or an errno (EAGAIN when the system is out
+  // of threads); on failure nothing was started.
+  int Start();
+  void Cancel();
+  void Join();
+  bool Finished();
+  // 0 granted, kCancelled, or an errno. Valid once finished.
+  int result() const { return result_; }
+  int fd() const { return fd_; }
+  const LockRequest& request() const { return req_; }
+
+ protected:
+  // Called on the waiter thread after result() is set; the last thing the
+  // thread does with this object.
+  virtual void OnDone() = 0;
+
+ private:
+  static void* Run(void* self);
+
+  const int fd_;
+  const LockRequest req_;
+  Interruptible interruptible_;
+  pthread_t thread_{};
+  bool started_ = false;
+  bool joined_ = false;
+  int result_ = 0;
+  std::mutex mutex_;
+  bool finished_ = false;
+};
+
+// A wait the calling thread blocks on with a deadline (lockSync).
+class SyncWaiter final : public Waiter {
+ public:
+  using Waiter::Waiter;
+  ~SyncWaiter() override;
+  // Waits up to timeout_ms; returns true when the thread finished in time.
+  bool WaitFor(double timeout_ms);
+  void WaitUntilDone();
+
+ protected:
+  void OnDone() override;
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;
+};
+
+}  // namespace kernel_lock

@@ -1,0 +1,136 @@
+// A held lock. Releasing it (explicitly, through `using`, or, as a last
+// resort, when it is garbage-collected) closes its descriptor, which is what
+// makes the kernel drop the lock; with removeOnRelease the last holder first
+// unlinks the file while still holding it, so no waiter can be handed a lock
+// on a file that is about to disappear.
+import { type SystemError, systemError } from './errors.js';
+import { type InodeKey, noteReleased } from './held-locks.js';
+import { Flag, native } from './native.js';
+import type { LockKind, LockMode, LockRange, LockRequest } from './options.js';
+import { type InodeEntry, isLastUser, leaveEntry, passTurn } from './posix-table.js';
+
+/** State a handle needs to release; kept apart so the GC finalizer does not retain the handle. */
+interface ReleaseState {
+  request: LockRequest;
+  fd: number;
+  released: boolean;
+  posix: InodeEntry | undefined;
+  key: InodeKey;
+}
+
+function releaseLock(state: ReleaseState): void {
+  state.released = true;
+  noteReleased(state.key);
+  const req = state.request;
+  const flags = req.flags | (req.removeOnRelease ? Flag.unlink : 0);
+  const entry = state.posix;
+  if (entry === undefined) {
+    native.release(state.fd, req.path, flags, req.start, req.length);
+  } else if (isLastUser(entry)) {
+    native.release(entry.fd, req.path, flags, req.start, req.length);
+    leaveEntry(entry, false);
+    passTurn(entry);
+  } else {
+    // Other handles of this process still use the inode: unlock our range
+    // only; closing anything now would drop their POSIX locks too.
+    native.unlock(entry.fd, req.flags, req.start, req.length);
+    leaveEntry(entry, true);
+    passTurn(entry);
+  }
+}
+
+const leaked = new FinalizationRegistry<ReleaseState>((state) => {
+  if (state.released) return;
+  releaseLock(state);
+  process.emitWarning(
+    `A LockHandle for ${state.request.display} was garbage-collected without release(); ` +
+      'its lock was released by closing the descriptor. Call release() or hold it with `await using`.',
+    { code: 'KERNEL_LOCK_HANDLE_LEAKED', type: 'Warning' },
+  );
+});
+
+/** Details of the acquisition that the handle keeps. */
+export interface HandleInit {
+  request: LockRequest;
+  fd: number;
+  key: InodeKey;
+  readOnly: boolean;
+  recordErrno: number;
+  posix?: InodeEntry;
+}
+
+/** A lock held by this process. Release is idempotent. */
+export class LockHandle implements Disposable, AsyncDisposable {
+  /** The lock file's absolute path. */
+  readonly path: string;
+  /** The open descriptor that carries the lock (the kernel drops the lock when it closes). */
+  readonly fd: number;
+  readonly kind: LockKind;
+  readonly mode: LockMode;
+  /** The locked byte range, for ofd and posix locks. */
+  readonly range: LockRange | undefined;
+  /** When the lock was granted. */
+  readonly acquiredAt: Date;
+  /** True when the file could only be opened read-only (locked, but no owner record). */
+  readonly readOnly: boolean;
+  /** Why the owner record could not be written (full disk, read-only file), or null. */
+  readonly recordError: SystemError | null;
+
+  readonly #request: LockRequest;
+  readonly #state: ReleaseState;
+
+  /** @internal Use lock(), tryLock() or lockSync(). */
+  constructor(init: HandleInit) {
+    const { request } = init;
+    this.#request = request;
+    this.path = request.display;
+    this.fd = init.fd;
+    this.kind = request.kind;
+    this.mode = request.mode;
+    this.range = request.kind === 'flock' ? undefined : { start: request.start, length: request.length };
+    this.acquiredAt = new Date();
+    this.readOnly = init.readOnly;
+    this.recordError = init.recordErrno === 0 ? null : systemError(init.recordErrno, 'write', request.display);
+    this.#state = { request, fd: init.fd, released: false, posix: init.posix, key: init.key };
+    leaked.register(this, this.#state, this);
+  }
+
+  /** True once released (or force-released). */
+  get released(): boolean {
+    return this.#state.released;
+  }
+
+  /**
+   * True while the lock is held and `path` still names the locked file. False
+   * means someone removed or replaced the file (by hand, `rm -f`): the lock
+   * then no longer excludes processes that open the path afresh.
+   */
+  verify(): boolean {
+    if (this.#state.released) return false;
+    try {
+      return native.verify(this.fd, this.#request.path);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Releases the lock synchronously. Safe to call more than once. */
+  releaseSync(): void {
+    if (this.#state.released) return;
+    leaked.unregister(this);
+    releaseLock(this.#state);
+  }
+
+  /** Releases the lock. Safe to call more than once. */
+  async release(): Promise<void> {
+    this.releaseSync();
+  }
+
+  [Symbol.dispose](): void {
+    this.releaseSync();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.releaseSync();
+  }
+}

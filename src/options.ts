@@ -1,0 +1,189 @@
+// Validation of every public option, done before anything touches the disk:
+// a bad call fails with a TypeError or RangeError naming the option, the
+// value and what is accepted.
+import path from 'node:path';
+import { Flag, native } from './native.js';
+
+/** Which kernel lock to use. */
+export type LockKind = 'flock' | 'ofd' | 'posix';
+/** Exclusive (one holder) or shared (many readers). */
+export type LockMode = 'exclusive' | 'shared';
+
+/** A byte range for `ofd` and `posix` locks; `length` 0 means "to the end of the file, however it grows". */
+export interface LockRange {
+  start: number;
+  length: number;
+}
+
+/** Options of lock(), tryLock(), lockSync() and withLock(). */
+export interface LockOptions {
+  /** Default 'exclusive'. */
+  mode?: LockMode;
+  /** Default 'flock'. */
+  kind?: LockKind;
+  /** Milliseconds to wait; Infinity (default for lock/lockSync) waits forever, 0 makes one attempt. */
+  timeout?: number;
+  /** Aborts a pending wait; the promise rejects with an AbortError. */
+  signal?: AbortSignal;
+  /** Free-text label stored in the owner record (cut at 256 characters). */
+  owner?: string;
+  /** Byte range (ofd and posix only). Default: the whole file. */
+  range?: LockRange;
+  /** Unlink the lock file on release when this is the last holder. Default true. */
+  removeOnRelease?: boolean;
+}
+
+/** Options after validation, in the shape the acquisition code uses. */
+export interface LockRequest {
+  /** Absolute path (relative paths are resolved once, at acquisition). */
+  path: string | Buffer;
+  /** The path for messages. */
+  display: string;
+  kind: LockKind;
+  mode: LockMode;
+  flags: number;
+  start: number;
+  length: number;
+  timeout: number;
+  signal: AbortSignal | undefined;
+  owner: string | undefined;
+  removeOnRelease: boolean;
+}
+
+const KINDS: readonly LockKind[] = ['flock', 'ofd', 'posix'];
+const MODES: readonly LockMode[] = ['exclusive', 'shared'];
+const OPTION_NAMES = new Set(['mode', 'kind', 'timeout', 'signal', 'owner', 'range', 'removeOnRelease']);
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  return typeof value === 'function' ? 'a function' : `an ${Array.isArray(value) ? 'array' : 'object'}`;
+}
+
+/** Validates a lock path; returns its absolute form and a printable form. */
+export function normalizePath(input: unknown): { path: string | Buffer; display: string } {
+  if (typeof input === 'string') {
+    if (input.length === 0) throw new TypeError('kernel-lock: path must be a non-empty string or Buffer, got ""');
+    if (input.includes('\0')) {
+      throw new TypeError(`kernel-lock: path must not contain NUL bytes, got ${describe(input)}`);
+    }
+    const absolute = path.resolve(input);
+    return { path: absolute, display: absolute };
+  }
+  if (Buffer.isBuffer(input)) {
+    if (input.length === 0)
+      throw new TypeError('kernel-lock: path must be a non-empty string or Buffer, got an empty Buffer');
+    if (input.includes(0)) throw new TypeError('kernel-lock: path Buffer must not contain NUL bytes');
+    const absolute = input[0] === 0x2f ? input : Buffer.concat([Buffer.from(`${process.cwd()}/`), input]);
+    return { path: absolute, display: absolute.toString('utf8') };
+  }
+  if (input instanceof URL) {
+    throw new TypeError('kernel-lock: file URLs are not accepted; pass url.fileURLToPath(url)');
+  }
+  throw new TypeError(`kernel-lock: path must be a non-empty string or Buffer, got ${describe(input)}`);
+}
+
+function isAbortSignal(value: unknown): value is AbortSignal {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as AbortSignal).aborted === 'boolean' &&
+    typeof (value as AbortSignal).addEventListener === 'function'
+  );
+}
+
+function validateRange(range: unknown, kind: LockKind): { start: number; length: number } {
+  if (range === undefined) return { start: 0, length: 0 };
+  if (kind === 'flock') {
+    throw new TypeError("kernel-lock: option range needs kind 'ofd' or 'posix'; flock(2) locks whole files only");
+  }
+  if (typeof range !== 'object' || range === null) {
+    throw new TypeError(`kernel-lock: option range must be { start, length }, got ${describe(range)}`);
+  }
+  const { start, length } = range as Partial<LockRange>;
+  for (const [name, value] of [
+    ['start', start],
+    ['length', length],
+  ] as const) {
+    if (typeof value !== 'number') {
+      throw new TypeError(`kernel-lock: option range.${name} must be a number, got ${describe(value)}`);
+    }
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new RangeError(`kernel-lock: option range.${name} must be a non-negative integer, got ${describe(value)}`);
+    }
+  }
+  return { start: start as number, length: length as number };
+}
+
+/** Validates the options of one call; throws before any side effect. */
+export function normalizeOptions(
+  pathInput: unknown,
+  options: LockOptions | undefined,
+  defaultTimeout: number,
+): LockRequest {
+  const { path: lockPath, display } = normalizePath(pathInput);
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new TypeError(`kernel-lock: options must be an object, got ${describe(options)}`);
+  }
+  const opts = options ?? {};
+  for (const key of Object.keys(opts)) {
+    if (!OPTION_NAMES.has(key)) {
+      throw new TypeError(
+        `kernel-lock: unknown option ${JSON.stringify(key)}; known options: ${[...OPTION_NAMES].join(', ')}`,
+      );
+    }
+  }
+  const mode = opts.mode ?? 'exclusive';
+  if (!MODES.includes(mode)) {
+    throw new TypeError(`kernel-lock: option mode must be 'exclusive' or 'shared', got ${describe(mode)}`);
+  }
+  const kind = opts.kind ?? 'flock';
+  if (!KINDS.includes(kind)) {
+    throw new TypeError(`kernel-lock: option kind must be 'flock', 'ofd' or 'posix', got ${describe(kind)}`);
+  }
+  if (kind === 'ofd' && !native.ofdSupported) {
+    const error = new Error(
+      `kernel-lock: kind 'ofd' (open file description locks) is not supported on this platform (${process.platform}); ` +
+        "use 'flock' or 'posix'",
+    ) as Error & { code: string };
+    error.code = 'ERR_KERNEL_LOCK_UNSUPPORTED';
+    throw error;
+  }
+  const timeout = opts.timeout ?? defaultTimeout;
+  if (typeof timeout !== 'number') {
+    throw new TypeError(`kernel-lock: option timeout must be a number of milliseconds, got ${describe(timeout)}`);
+  }
+  if (Number.isNaN(timeout) || timeout < 0) {
+    throw new RangeError(
+      `kernel-lock: option timeout must be >= 0 milliseconds (0 = one attempt, Infinity = wait forever), got ${timeout}`,
+    );
+  }
+  const signal = opts.signal;
+  if (signal !== undefined && !isAbortSignal(signal)) {
+    throw new TypeError(`kernel-lock: option signal must be an AbortSignal, got ${describe(signal)}`);
+  }
+  const owner = opts.owner;
+  if (owner !== undefined && typeof owner !== 'string') {
+    throw new TypeError(`kernel-lock: option owner must be a string, got ${describe(owner)}`);
+  }
+  const removeOnRelease = opts.removeOnRelease ?? true;
+  if (typeof removeOnRelease !== 'boolean') {
+    throw new TypeError(`kernel-lock: option removeOnRelease must be a boolean, got ${describe(removeOnRelease)}`);
+  }
+  const { start, length } = validateRange(opts.range, kind);
+  const flags = Flag[kind] | (mode === 'shared' ? Flag.shared : 0);
+  return {
+    path: lockPath,
+    display,
+    kind,
+    mode,
+    flags,
+    start,
+    length,
+    timeout,
+    signal,
+    owner,
+    removeOnRelease,
+  };
+}

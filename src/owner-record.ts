@@ -1,0 +1,154 @@
+// The owner record: a diagnostic note inside the lock file saying who holds
+// it. The kernel lock is the truth; the record only explains it, so it is
+// written in place (no ftruncate on the hot path, see native/lock_ops.cc) and
+// read defensively: bounded, never throwing, garbage meaning "no record".
+import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { open as openAsync } from 'node:fs/promises';
+import { processIdentity } from './identity.js';
+import type { LockKind, LockMode } from './options.js';
+
+/** Marks records written by kernel-lock (legacy markers lack it). */
+export const RECORD_FORMAT = 'kernel-lock/1';
+
+/** Reading stops here: a record is small, and a hostile file may not be. */
+export const MAX_RECORD_BYTES = 4096;
+
+/** Owner labels longer than this are cut in the record. */
+export const MAX_OWNER_LENGTH = 256;
+
+/** What a lock file says about its holder. Every field may be missing. */
+export interface OwnerRecord {
+  /** "kernel-lock/1" for records written by this library; undefined for legacy markers. */
+  format?: string;
+  pid?: number;
+  createdAt?: string;
+  starttime?: number;
+  hostname?: string;
+  bootId?: string;
+  pidNamespace?: string;
+  argv?: string[];
+  owner?: string;
+  kind?: LockKind;
+  mode?: LockMode;
+  threadId?: number;
+}
+
+let staticPart: string | undefined;
+let staticPid = 0;
+
+function identityJson(): string {
+  const id = processIdentity();
+  if (staticPart === undefined || staticPid !== id.pid) {
+    const fields: Record<string, unknown> = {
+      format: RECORD_FORMAT,
+      pid: id.pid,
+      starttime: id.starttime,
+      hostname: id.hostname,
+      bootId: id.bootId,
+      pidNamespace: id.pidNamespace,
+      argv: id.argv,
+    };
+    if (id.threadId !== null) fields.threadId = id.threadId;
+    staticPart = JSON.stringify(fields).slice(0, -1);
+    staticPid = id.pid;
+  }
+  return staticPart;
+}
+
+/** The record for an acquisition by this process, as one line of JSON. */
+export function formatRecord(kind: LockKind, mode: LockMode, owner: string | undefined): string {
+  const label = owner === undefined ? '' : `,"owner":${JSON.stringify(owner.slice(0, MAX_OWNER_LENGTH))}`;
+  return `${identityJson()},"createdAt":"${new Date().toISOString()}"${label},"kind":"${kind}","mode":"${mode}"}\n`;
+}
+
+const KINDS = new Set(['flock', 'ofd', 'posix']);
+const MODES = new Set(['exclusive', 'shared']);
+
+function isRecordObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Parses a record, keeping only fields of the right type. Returns null for
+ * anything that is not a JSON object (empty, binary, truncated, an array).
+ */
+export function parseRecord(bytes: Buffer | string): OwnerRecord | null {
+  const text = typeof bytes === 'string' ? bytes : bytes.toString('utf8');
+  if (text.length > MAX_RECORD_BYTES * 4 || !/^\s*\{/.test(text)) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isRecordObject(value)) return null;
+  const record: OwnerRecord = {};
+  const str = (key: string): string | undefined =>
+    typeof value[key] === 'string' ? (value[key] as string) : undefined;
+  const int = (key: string): number | undefined =>
+    Number.isSafeInteger(value[key]) ? (value[key] as number) : undefined;
+  const assign = <K extends keyof OwnerRecord>(key: K, v: OwnerRecord[K] | undefined): void => {
+    if (v !== undefined) record[key] = v;
+  };
+  assign('format', str('format'));
+  assign('pid', int('pid'));
+  assign('createdAt', str('createdAt'));
+  assign('starttime', int('starttime'));
+  assign('hostname', str('hostname'));
+  assign('bootId', str('bootId'));
+  assign('pidNamespace', str('pidNamespace'));
+  assign('owner', str('owner'));
+  assign('threadId', int('threadId'));
+  const kind = str('kind');
+  if (kind !== undefined && KINDS.has(kind)) record.kind = kind as LockKind;
+  const mode = str('mode');
+  if (mode !== undefined && MODES.has(mode)) record.mode = mode as LockMode;
+  const argv = value.argv;
+  if (Array.isArray(argv) && argv.every((a) => typeof a === 'string')) record.argv = argv as string[];
+  return record;
+}
+
+/** True when the record was written by kernel-lock (not a legacy marker). */
+export function isKernelLockRecord(record: OwnerRecord | null): boolean {
+  return record?.format === RECORD_FORMAT;
+}
+
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK; // libuv adds O_CLOEXEC itself
+
+/** Reads a lock file's record synchronously; null when missing or unreadable. */
+export function readRecordSync(path: string | Buffer): OwnerRecord | null {
+  let fd: number;
+  try {
+    fd = openSync(path, READ_FLAGS);
+  } catch {
+    return null;
+  }
+  try {
+    const buffer = Buffer.alloc(MAX_RECORD_BYTES);
+    const length = readSync(fd, buffer, 0, buffer.length, 0);
+    return parseRecord(buffer.subarray(0, length));
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads a lock file's record; null when missing or unreadable. */
+export async function readRecord(path: string | Buffer): Promise<OwnerRecord | null> {
+  let file: Awaited<ReturnType<typeof openAsync>>;
+  try {
+    file = await openAsync(path, READ_FLAGS);
+  } catch {
+    return null;
+  }
+  try {
+    const buffer = Buffer.alloc(MAX_RECORD_BYTES);
+    const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
+    return parseRecord(buffer.subarray(0, bytesRead));
+  } catch {
+    return null;
+  } finally {
+    await file.close();
+  }
+}

@@ -1,0 +1,69 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LockHandle, LockTimeoutError, lock, lockSync, parseRecord, tryLock, withLock } from '../src/index.js';
+import { holdInChild, tempDir } from './helpers.js';
+
+let dir: string;
+let cleanup: () => void;
+beforeEach(() => {
+  ({ dir, cleanup } = tempDir());
+});
+afterEach(() => cleanup());
+
+describe('lock basics', () => {
+  it('acquires, writes an owner record, and removes the file on release', async () => {
+    const file = path.join(dir, 'a.lock');
+    const handle = await lock(file, { owner: 'basics' });
+    expect(handle).toBeInstanceOf(LockHandle);
+    expect(handle.kind).toBe('flock');
+    expect(handle.mode).toBe('exclusive');
+    expect(handle.verify()).toBe(true);
+    const record = parseRecord(readFileSync(file));
+    expect(record).toMatchObject({ pid: process.pid, owner: 'basics', kind: 'flock', mode: 'exclusive' });
+    await handle.release();
+    expect(handle.released).toBe(true);
+    expect(existsSync(file)).toBe(false);
+    await handle.release(); // idempotent
+  });
+
+  it('keeps the file with removeOnRelease: false', async () => {
+    const file = path.join(dir, 'keep.lock');
+    const handle = lockSync(file, { removeOnRelease: false });
+    handle.releaseSync();
+    expect(existsSync(file)).toBe(true);
+  });
+
+  it('excludes a second in-process acquisition, and tryLock returns null', async () => {
+    const file = path.join(dir, 'b.lock');
+    const first = await lock(file);
+    expect(await tryLock(file)).toBeNull();
+    await expect(lock(file, { timeout: 50 })).rejects.toBeInstanceOf(LockTimeoutError);
+    await first.release();
+    const second = await tryLock(file);
+    expect(second).not.toBeNull();
+    await second?.release();
+  });
+
+  it('withLock releases when fn throws', async () => {
+    const file = path.join(dir, 'c.lock');
+    await expect(
+      withLock(file, () => {
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    const again = await tryLock(file);
+    expect(again).not.toBeNull();
+    again?.releaseSync();
+  });
+
+  it('a waiter gets the lock when the holder process is SIGKILLed', async () => {
+    const file = path.join(dir, 'kill.lock');
+    const holder = await holdInChild(file, { owner: 'victim' });
+    const waiting = lock(file, { timeout: 20_000 });
+    await holder.kill('SIGKILL');
+    const handle = await waiting;
+    expect(handle.verify()).toBe(true);
+    await handle.release();
+  });
+});
