@@ -1,16 +1,54 @@
+import { readFile, writeFile } from 'node:fs/promises';
 import { defineConfig } from 'tsup';
 
-// One bundle per public entry, in both module formats, so `import` and
-// `require` consumers each get a single module with its own declarations.
-export default defineConfig({
-  entry: { index: 'src/index.ts', session: 'src/session/index.ts', cli: 'src/cli/main.ts' },
-  format: ['esm', 'cjs'],
-  target: 'node20',
-  platform: 'node',
-  dts: { entry: { index: 'src/index.ts', session: 'src/session/index.ts' } },
-  sourcemap: true,
-  clean: false, // tests spawn children that import dist/ while it is rebuilt
-  shims: true,
-  splitting: true,
-  outDir: 'dist',
-});
+// The library is compiled ONCE, as CommonJS, and the ESM entry points are
+// one-line facades that re-export it. WHY: kernel-lock keeps per-process state
+// (the posix one-descriptor-per-inode table, the held-locks table, the result
+// buffer registered with the addon). Two separate ESM and CJS bundles would
+// give a process that both imports and requires the package two copies of
+// that state: the second copy replaces the first's result buffer and each
+// copy believes it alone holds the process's POSIX locks, so closing one
+// copy's descriptor silently drops the other's lock. With facades there is
+// exactly one copy, whichever way the package is loaded (test/package.test.ts
+// checks `import` and `require` see the same classes).
+const libraryEntries = { index: 'src/index.ts', session: 'src/session/index.ts' };
+
+// The facade names each export (read off the `exports.name = ` lines esbuild
+// writes) rather than `export *`, which would also export CommonJS's
+// `__esModule` marker; a name the CommonJS module lost fails at import.
+async function writeEsmFacades(): Promise<void> {
+  for (const name of Object.keys(libraryEntries)) {
+    const commonJs = await readFile(`dist/${name}.cjs`, 'utf8');
+    const names = new Set([...commonJs.matchAll(/\bexports\.([A-Za-z_$][\w$]*) =/g)].map((match) => match[1]));
+    names.delete('__esModule');
+    const list = [...names].sort().join(', ');
+    await writeFile(`dist/${name}.js`, `export { ${list} } from './${name}.cjs';\n`);
+    await writeFile(`dist/${name}.d.ts`, `export * from './${name}.cjs';\n`);
+  }
+}
+
+export default defineConfig([
+  {
+    entry: libraryEntries,
+    format: ['cjs'],
+    target: 'node20',
+    platform: 'node',
+    dts: true,
+    sourcemap: true,
+    clean: false, // tests spawn children that import dist/ while it is rebuilt
+    shims: true, // import.meta.url in src/native.ts
+    splitting: true, // index and session share one copy of the state
+    outDir: 'dist',
+    onSuccess: writeEsmFacades,
+  },
+  {
+    // The CLI runs in its own process, so its own bundled copy is harmless.
+    entry: { cli: 'src/cli/main.ts' },
+    format: ['esm'],
+    target: 'node20',
+    platform: 'node',
+    sourcemap: true,
+    clean: false,
+    outDir: 'dist',
+  },
+]);

@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <memory>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -73,29 +72,64 @@ bool ReadPath(const Napi::Value& value, char* buffer, size_t size) {
 class KernelLockAddon;
 
 // A wait whose completion is delivered to JavaScript through a thread-safe
-// function (one per wait: created only on the contended path).
+// function (one per wait: created only on the contended path, and it keeps
+// the event loop alive while the wait is pending, like a timer would).
+//
+// Lifetime, the subtle part. The thread-safe function (TSFN) holds a
+// reference on the napi_env, so at environment teardown (a worker being
+// terminated) Node deletes every TSFN first and only then runs the addon's
+// destructor. A waiter thread still blocked in the kernel would wake up
+// later and call into a TSFN that no longer exists. So the TSFN's own
+// finalizer, which Node runs on the JavaScript thread right before deleting
+// the TSFN, cancels and joins the thread and then deletes the waiter: no
+// thread ever outlives the TSFN it reports to, on every path.
 class AsyncWaiter final : public Waiter {
  public:
-  AsyncWaiter(int fd, LockRequest req, uint32_t id) : Waiter(fd, req), id_(id) {}
+  AsyncWaiter(KernelLockAddon* addon, int fd, LockRequest req, uint32_t id) : Waiter(fd, req), addon_(addon), id_(id) {}
   ~AsyncWaiter() override {
-    // Join before tsfn_ is destroyed: the thread may still be releasing it.
     Cancel();
     Join();
   }
 
-  int Begin(Napi::Env env, Napi::Function callback) {
-    tsfn_ = Napi::ThreadSafeFunction::New(env, callback, "kernel-lock-wait", 0, 1);
+  // Creates the TSFN and starts the thread; returns 0 or an errno. On
+  // failure no thread runs; whoever owns the waiter then (OwnedByTsfn())
+  // deletes it.
+  int Begin(napi_env env, napi_value callback) {
+    napi_value name;
+    if (napi_create_string_utf8(env, "kernel-lock-wait", NAPI_AUTO_LENGTH, &name) != napi_ok) return ENOMEM;
+    if (napi_create_threadsafe_function(env, callback, nullptr, name, 0, 1, this, &AsyncWaiter::Finalize, this,
+                                        &AsyncWaiter::CallJs, &tsfn_) != napi_ok) {
+      return ENOMEM;
+    }
     int err = Start();
-    if (err != 0) tsfn_.Release();
+    // No thread: drop the only reference; the finalizer deletes the waiter.
+    if (err != 0) napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
     return err;
   }
 
+  // Once a TSFN exists, its finalizer owns (and deletes) the waiter.
+  bool OwnedByTsfn() const { return tsfn_ != nullptr; }
+
+  // The addon is going away (defensive: the env reference held by the TSFN
+  // makes the TSFN finalizer run first).
+  void Detach() { addon_ = nullptr; }
+
  protected:
-  void OnDone() override;
+  void OnDone() override {
+    // Release only after a successful call: when the TSFN is closing, the
+    // call itself already gave up this thread's reference.
+    if (napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking) == napi_ok) {
+      napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
+    }
+  }
 
  private:
+  static void CallJs(napi_env env, napi_value callback, void* context, void* data);
+  static void Finalize(napi_env env, void* data, void* hint);
+
+  KernelLockAddon* addon_;
   const uint32_t id_;
-  Napi::ThreadSafeFunction tsfn_;
+  napi_threadsafe_function tsfn_ = nullptr;
 };
 
 class KernelLockAddon : public Napi::Addon<KernelLockAddon> {
@@ -127,15 +161,8 @@ class KernelLockAddon : public Napi::Addon<KernelLockAddon> {
   // worker therefore leaves no lock, thread or descriptor behind.
   ~KernelLockAddon();
 
-  // Joins and destroys a finished wait; returns its result.
-  int Finished(uint32_t id) {
-    auto found = waiters_.find(id);
-    if (found == waiters_.end()) return kCancelled;
-    found->second->Join();
-    int result = found->second->result();
-    waiters_.erase(found);
-    return result;
-  }
+  // A wait reported its result: forget it (the TSFN finalizer deletes it).
+  void Forget(uint32_t id) { waiters_.erase(id); }
 
  private:
   Napi::Value SetOutBuffer(const Napi::CallbackInfo& info) {
@@ -198,10 +225,18 @@ class KernelLockAddon : public Napi::Addon<KernelLockAddon> {
     uint32_t flags = info[1].As<Napi::Number>().Uint32Value();
     LockRequest req = RequestFrom(info, 1);
     for (int attempt = 0; attempt < kMaxVerifyAttempts; ++attempt) {
+      // open, lock, then one fstat that serves the type check, the
+      // verification and the record size (which must be read after locking).
       OpenResult opened;
-      UniqueFd fd = OpenLockFile(path, &opened);
+      UniqueFd fd = OpenLockFile(path, &opened, /*check_type=*/false);
       if (!fd.valid()) return ThrowOpen(env, opened);
       int err = TryLock(fd.get(), req);
+      if (err != 0) {
+        // Whatever went wrong, something other than a regular file explains
+        // it best; and no wait may start on one.
+        if (::fstat(fd.get(), &opened.st) != 0) return ThrowErrno(env, errno, "fstat");
+        if (CheckRegular(opened.st, &opened) != 0) return ThrowOpen(env, opened);
+      }
       if (err == EWOULDBLOCK) {
         SetOut(kOutDev, static_cast<double>(opened.st.st_dev));
         SetOut(kOutIno, static_cast<double>(opened.st.st_ino));
@@ -215,6 +250,7 @@ class KernelLockAddon : public Napi::Addon<KernelLockAddon> {
       bool same = false;
       err = PathNamesFd(fd.get(), path, &same, &st);
       if (err != 0) return ThrowErrno(env, err, "lstat");
+      if (CheckRegular(st, &opened) != 0) return ThrowOpen(env, opened);
       if (!same) continue;  // unlinked or replaced under us: the lock guards nothing
       SetOut(kOutDev, static_cast<double>(st.st_dev));
       SetOut(kOutIno, static_cast<double>(st.st_ino));
@@ -382,7 +418,7 @@ class KernelLockAddon : public Napi::Addon<KernelLockAddon> {
     }
     SyncWaiter waiter(fd, req);
     int err = waiter.Start();
-    if (err != 0) return ThrowErrno(env, err, "pthread_create");
+    if (err != 0) return ThrowErrno(env, err, err == ENOTSUP ? "sigaction" : "pthread_create");
     if (!waiter.WaitFor(timeout_ms)) {
       waiter.Cancel();
       waiter.WaitUntilDone();
@@ -406,7 +442,7 @@ class KernelLockAddon : public Napi::Addon<KernelLockAddon> {
   Napi::Reference<Napi::Float64Array> out_ref_;
   double* out_ = nullptr;
   std::unordered_set<int> fds_;
-  std::unordered_map<uint32_t, std::unique_ptr<AsyncWaiter>> waiters_;
+  std::unordered_map<uint32_t, AsyncWaiter*> waiters_;
   uint32_t next_waiter_id_ = 1;
 };
 
@@ -416,10 +452,13 @@ Napi::Value KernelLockAddon::Wait(const Napi::CallbackInfo& info) {
   LockRequest req = RequestFrom(info, 1);
   uint32_t id = next_waiter_id_++;
   if (next_waiter_id_ == 0) next_waiter_id_ = 1;
-  auto waiter = std::make_unique<AsyncWaiter>(fd, req, id);
-  int err = waiter->Begin(env, info[4].As<Napi::Function>());
-  if (err != 0) return ThrowErrno(env, err, "pthread_create");
-  waiters_.emplace(id, std::move(waiter));
+  auto* waiter = new AsyncWaiter(this, fd, req, id);
+  int err = waiter->Begin(env, info[4]);
+  if (err != 0) {
+    if (!waiter->OwnedByTsfn()) delete waiter;
+    return ThrowErrno(env, err, err == ENOTSUP ? "sigaction" : "pthread_create");
+  }
+  waiters_.emplace(id, waiter);
   return Napi::Number::New(env, id);
 }
 
@@ -431,24 +470,42 @@ Napi::Value KernelLockAddon::CancelWait(const Napi::CallbackInfo& info) {
 }
 
 KernelLockAddon::~KernelLockAddon() {
-  for (auto& entry : waiters_) entry.second->Cancel();
-  waiters_.clear();  // each destructor joins its thread
+  // Normally empty here: every TSFN finalizer (which joins its thread) ran
+  // before the environment let go of the addon. Stop any leftover anyway,
+  // before closing the descriptors their threads are blocked on.
+  for (auto& entry : waiters_) {
+    entry.second->Cancel();
+    entry.second->Join();
+    entry.second->Detach();
+  }
+  waiters_.clear();
   for (int fd : fds_) ::close(fd);
   fds_.clear();
 }
 
-void AsyncWaiter::OnDone() {
-  uint32_t id = id_;
-  tsfn_.NonBlockingCall([id](Napi::Env env, Napi::Function callback) {
-    // env is null while the environment is torn down; the addon's destructor
-    // then owns (and joins) the waiter.
-    if (env == nullptr) return;
-    auto* addon = env.GetInstanceData<KernelLockAddon>();
-    if (addon == nullptr) return;
-    int result = addon->Finished(id);
-    callback.Call({Napi::Number::New(env, result)});
-  });
-  tsfn_.Release();
+// On the JavaScript thread, once per wait. env is null while the TSFN is
+// being torn down with the environment; the finalizer then cleans up.
+void AsyncWaiter::CallJs(napi_env env, napi_value callback, void* context, void*) {
+  if (env == nullptr || callback == nullptr) return;
+  auto* waiter = static_cast<AsyncWaiter*>(context);
+  waiter->Join();  // the thread is past its last TSFN call; this takes microseconds
+  if (waiter->addon_ != nullptr) waiter->addon_->Forget(waiter->id_);
+  napi_value status, receiver;
+  if (napi_create_int32(env, waiter->result(), &status) != napi_ok) return;
+  if (napi_get_undefined(env, &receiver) != napi_ok) return;
+  // A throwing callback surfaces as an uncaught exception, as for any callback.
+  napi_call_function(env, receiver, callback, 1, &status, nullptr);
+}
+
+// On the JavaScript thread, right before Node deletes the TSFN: after a
+// normal completion, or at environment teardown while the thread may still
+// be blocked in the kernel. Either way the thread is stopped and joined here.
+void AsyncWaiter::Finalize(napi_env, void* data, void*) {
+  auto* waiter = static_cast<AsyncWaiter*>(data);
+  waiter->Cancel();
+  waiter->Join();
+  if (waiter->addon_ != nullptr) waiter->addon_->Forget(waiter->id_);
+  delete waiter;
 }
 
 }  // namespace

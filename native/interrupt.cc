@@ -7,10 +7,11 @@ namespace kernel_lock {
 
 namespace {
 
-// The waiter that owns the current thread. Written by that thread before it
-// arms, so the handler never triggers a lazy TLS allocation (which would not
-// be async-signal-safe in a dlopen()ed module).
-thread_local Interruptible* tls_waiter = nullptr;
+// The waiter that owns the current thread. initial-exec: in a dlopen()ed
+// module the default TLS model may allocate lazily on a thread's first
+// access, which is not async-signal-safe, and the handler can run on any
+// thread that receives a process-directed copy of the signal.
+__attribute__((tls_model("initial-exec"))) thread_local Interruptible* tls_waiter = nullptr;
 
 int g_signal = -1;
 
@@ -71,12 +72,10 @@ int InterruptSignal() {
 
 int InterruptibleLock(Interruptible* ctx, int fd, const LockRequest& req) {
   tls_waiter = ctx;
-  if (g_signal > 0) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, g_signal);
-    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
-  }
+  sigset_t ours;
+  sigemptyset(&ours);
+  if (g_signal > 0) sigaddset(&ours, g_signal);
+  pthread_sigmask(SIG_UNBLOCK, &ours, nullptr);
   int result;
   for (;;) {
     result = ArmedLock(ctx, fd, req);
@@ -85,6 +84,10 @@ int InterruptibleLock(Interruptible* ctx, int fd, const LockRequest& req) {
     if (result == EINTR) result = kCancelled;
     break;
   }
+  // A cancellation that arrives from here on must not interrupt the
+  // thread's remaining calls (mutexes, the TSFN's eventfd write): keep it
+  // pending; it dies with the thread.
+  pthread_sigmask(SIG_BLOCK, &ours, nullptr);
   tls_waiter = nullptr;
   return result;
 }

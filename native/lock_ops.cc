@@ -97,7 +97,16 @@ bool OfdSupported() {
 #endif
 }
 
-UniqueFd OpenLockFile(const char* path, OpenResult* result) {
+int CheckRegular(const struct stat& st, OpenResult* result) {
+  FileType type = TypeOf(st.st_mode);
+  if (type == FileType::kRegular) return 0;
+  result->err = EINVAL;
+  result->syscall = "fstat";
+  result->type = type;
+  return EINVAL;
+}
+
+UniqueFd OpenLockFile(const char* path, OpenResult* result, bool check_type) {
   // O_NOFOLLOW: a symlink planted at the lock path must never redirect our
   // write; O_NONBLOCK: opening a FIFO must not hang waiting for a writer.
   constexpr int kBase = O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
@@ -122,18 +131,13 @@ UniqueFd OpenLockFile(const char* path, OpenResult* result) {
       return UniqueFd();
     }
   }
+  if (!check_type) return fd;
   if (::fstat(fd.get(), &result->st) != 0) {
     result->err = errno;
     result->syscall = "fstat";
     return UniqueFd();
   }
-  FileType type = TypeOf(result->st.st_mode);
-  if (type != FileType::kRegular) {
-    result->err = EINVAL;
-    result->syscall = "fstat";
-    result->type = type;
-    return UniqueFd();
-  }
+  if (CheckRegular(result->st, result) != 0) return UniqueFd();
   return fd;
 }
 

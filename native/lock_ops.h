@@ -45,8 +45,14 @@ struct OpenResult {
 };
 
 // Opens (creating if needed) the lock file without following a symlink and
-// without blocking on a FIFO; anything but a regular file is rejected.
-UniqueFd OpenLockFile(const char* path, OpenResult* result);
+// without blocking on a FIFO; anything but a regular file is rejected. With
+// check_type false the fstat and type check are left to the caller (the hot
+// path folds them into the fstat its verification needs anyway), and
+// result->st is not filled.
+UniqueFd OpenLockFile(const char* path, OpenResult* result, bool check_type = true);
+
+// Fails (EINVAL, with result->type set) unless `st` describes a regular file.
+int CheckRegular(const struct stat& st, OpenResult* result);
 
 // One non-blocking attempt. Returns 0 when locked, EWOULDBLOCK when someone
 // else holds a conflicting lock, or another errno.

@@ -23,7 +23,9 @@ Waiter::~Waiter() {
 }
 
 int Waiter::Start() {
-  InterruptSignal();
+  // Without a signal to interrupt it, a wait could never be cancelled and
+  // teardown would hang joining it: refuse to start one.
+  if (InterruptSignal() < 0) return ENOTSUP;
   pthread_attr_t attr;
   int err = pthread_attr_init(&attr);
   if (err != 0) return err;

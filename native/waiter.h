@@ -23,7 +23,8 @@ class Waiter {
   virtual ~Waiter();
 
   // Starts the thread. Returns 0 or an errno (EAGAIN when the system is out
-  // of threads); on failure nothing was started.
+  // of threads, ENOTSUP when no real-time signal was free to interrupt it);
+  // on failure nothing was started.
   int Start();
   void Cancel();
   void Join();

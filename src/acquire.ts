@@ -9,7 +9,7 @@
 import { abortError, fromNative, LockTimeoutError, selfDeadlockError, systemError } from './errors.js';
 import { LockHandle } from './handle.js';
 import { heldHere, inodeKey, noteAcquired } from './held-locks.js';
-import { describeHolder } from './holder.js';
+import { describeHolder, describeHolderSync } from './holder.js';
 import { Flag, native, Out, out } from './native.js';
 import { type LockOptions, type LockRequest, normalizeOptions } from './options.js';
 import { formatRecord } from './owner-record.js';
@@ -22,6 +22,8 @@ export type LockSyncOptions = Omit<LockOptions, 'signal'>;
 
 /** setTimeout's longest delay; longer timeouts re-arm. */
 const MAX_TIMER_MS = 0x7fffffff;
+/** EINTR: reported if the native layer says "cancelled" although nobody cancelled. */
+const CANCELLED_ERRNO = 4;
 
 function recordFor(req: LockRequest): string | undefined {
   return req.mode === 'exclusive' ? formatRecord(req.kind, req.mode, req.owner) : undefined;
@@ -48,8 +50,9 @@ function attempt(req: LockRequest, record: string | undefined, keepOnBusy: boole
 }
 
 async function timeoutError(req: LockRequest, started: number): Promise<LockTimeoutError> {
+  const waited = performance.now() - started; // before the inspection, which takes time of its own
   const { detail, holder } = await describeHolder(req);
-  return new LockTimeoutError(req.display, performance.now() - started, detail, holder);
+  return new LockTimeoutError(req.display, waited, detail, holder);
 }
 
 /**
@@ -68,10 +71,14 @@ function kernelWait(req: LockRequest, fd: number, started: number, abandon: () =
       native.cancelWait(id);
     };
     const onAbort = (): void => cancel('abort');
+    // setTimeout measures from libuv's cached loop time, which lags behind
+    // when the loop is busy, so a timer can fire a little early: re-check
+    // against the clock and re-arm, so a wait never gives up before its
+    // deadline. Also re-arms past setTimeout's longest delay.
     const armTimer = (): void => {
       const remaining = req.timeout - (performance.now() - started);
-      if (remaining > MAX_TIMER_MS) timer = setTimeout(armTimer, MAX_TIMER_MS);
-      else timer = setTimeout(() => cancel('timeout'), Math.max(0, remaining));
+      if (remaining <= 0) cancel('timeout');
+      else timer = setTimeout(armTimer, Math.min(Math.ceil(remaining), MAX_TIMER_MS));
     };
     const onDone = (status: number): void => {
       if (timer !== undefined) clearTimeout(timer);
@@ -80,11 +87,20 @@ function kernelWait(req: LockRequest, fd: number, started: number, abandon: () =
         resolve();
         return;
       }
+      // Granted in the race with the cancellation, or failed: either way
+      // drop whatever the kernel gave us before reporting.
       abandon();
       if (cancelled === 'abort') reject(abortError(req.signal!, req.display));
       else if (cancelled === 'timeout') timeoutError(req, started).then(reject, reject);
-      else reject(systemError(status, syscallOf(req), req.display));
+      else reject(systemError(status > 0 ? status : CANCELLED_ERRNO, syscallOf(req), req.display));
     };
+    // A retry (the file was replaced while we waited) can begin after the
+    // signal fired; an 'abort' listener added now would never run.
+    if (req.signal?.aborted) {
+      abandon();
+      reject(abortError(req.signal, req.display));
+      return;
+    }
     try {
       id = native.wait(fd, req.flags, req.start, req.length, onDone);
     } catch (error) {
@@ -106,11 +122,13 @@ function finish(req: LockRequest, fd: number, readOnly: boolean, record: string 
   }
 }
 
-async function lockWhole(req: LockRequest): Promise<LockHandle> {
+/**
+ * The contended remainder of lock() for flock and ofd: `first` is the result
+ * of the attempt lock() already made on the calling thread.
+ */
+async function lockWhole(req: LockRequest, record: string | undefined, first: number): Promise<LockHandle> {
   const started = performance.now();
-  const record = recordFor(req);
-  for (;;) {
-    const result = attempt(req, record, req.timeout > 0);
+  for (let result = first; ; result = attempt(req, record, req.timeout > 0)) {
     if (result >= 0) return makeHandle(req, result, out[Out.readOnly] === 1);
     if (result === -1) throw await timeoutError(req, started);
     const fd = -(result + 2);
@@ -131,6 +149,15 @@ async function lockWhole(req: LockRequest): Promise<LockHandle> {
   }
 }
 
+function unlockQuietly(fd: number, req: LockRequest): void {
+  try {
+    native.unlock(fd, req.flags, req.start, req.length);
+  } catch {
+    // Unlocking a range we hold cannot fail short of EBADF; the close that
+    // follows (when this was the last user) drops it regardless.
+  }
+}
+
 async function lockPosix(req: LockRequest): Promise<LockHandle> {
   const started = performance.now();
   const deadline = started + req.timeout;
@@ -144,6 +171,7 @@ async function lockPosix(req: LockRequest): Promise<LockHandle> {
     }
     const readOnly = out[Out.readOnly] === 1;
     let ourTurn = false;
+    let locked = false;
     let handed = false;
     try {
       ourTurn = await takeTurn(entry, req.signal, deadline);
@@ -151,23 +179,25 @@ async function lockPosix(req: LockRequest): Promise<LockHandle> {
         if (req.signal?.aborted) throw abortError(req.signal, req.display);
         throw await timeoutError(req, started);
       }
-      let granted: boolean;
       try {
-        granted = native.tryLock(entry.fd, req.flags, req.start, req.length);
+        locked = native.tryLock(entry.fd, req.flags, req.start, req.length);
       } catch (error) {
         throw fromNative(error, req.display);
       }
-      if (!granted) {
+      if (!locked) {
         if (req.timeout === 0) throw await timeoutError(req, started);
         await kernelWait(req, entry.fd, started, () => native.unlock(entry.fd, req.flags, req.start, req.length));
+        locked = true;
       }
       if (finish(req, entry.fd, readOnly, record)) {
         handed = true;
         return makeHandle(req, entry.fd, readOnly, entry);
       }
-      native.unlock(entry.fd, req.flags, req.start, req.length);
     } finally {
       if (!handed) {
+        // The descriptor may stay open for queued acquirers of this process,
+        // so closing it is not enough to drop a lock we took.
+        if (locked) unlockQuietly(entry.fd, req);
         leaveEntry(entry, true);
         if (ourTurn) passTurn(entry);
       }
@@ -181,10 +211,21 @@ async function lockPosix(req: LockRequest): Promise<LockHandle> {
  * signal aborts (AbortError). The lock file is created if missing; its
  * directory must exist.
  */
-export async function lock(path: string | Buffer, options?: LockOptions): Promise<LockHandle> {
-  const req = normalizeOptions(path, options, Number.POSITIVE_INFINITY);
-  if (req.signal?.aborted) throw abortError(req.signal, req.display);
-  return req.kind === 'posix' ? lockPosix(req) : lockWhole(req);
+export function lock(path: string | Buffer, options?: LockOptions): Promise<LockHandle> {
+  // Not an async function: the uncontended path is one native call, and it
+  // should cost no more than that plus one resolved promise. Every failure,
+  // validation included, still arrives as a rejection.
+  try {
+    const req = normalizeOptions(path, options, Number.POSITIVE_INFINITY);
+    if (req.signal?.aborted) throw abortError(req.signal, req.display);
+    if (req.kind === 'posix') return lockPosix(req);
+    const record = recordFor(req);
+    const result = attempt(req, record, req.timeout > 0);
+    if (result >= 0) return Promise.resolve(makeHandle(req, result, out[Out.readOnly] === 1));
+    return lockWhole(req, record, result);
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 function rejectOptions(options: object | undefined, names: readonly string[], why: string): void {
@@ -199,8 +240,12 @@ function rejectOptions(options: object | undefined, names: readonly string[], wh
  * One non-blocking attempt. Resolves to null only when another holder has the
  * lock; every other failure rejects.
  */
-export async function tryLock(path: string | Buffer, options?: TryLockOptions): Promise<LockHandle | null> {
-  return tryLockSync(path, options);
+export function tryLock(path: string | Buffer, options?: TryLockOptions): Promise<LockHandle | null> {
+  try {
+    return Promise.resolve(tryLockSync(path, options));
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 /** Synchronous tryLock(). */
@@ -225,6 +270,7 @@ function tryLockPosix(req: LockRequest): LockHandle | null {
   }
   const readOnly = out[Out.readOnly] === 1;
   let ourTurn = false;
+  let locked = false;
   let handed = false;
   try {
     ourTurn = takeTurnNow(entry);
@@ -236,15 +282,16 @@ function tryLockPosix(req: LockRequest): LockHandle | null {
       throw fromNative(error, req.display);
     }
     if (!granted) return null;
+    locked = true;
     if (finish(req, entry.fd, readOnly, recordFor(req))) {
       handed = true;
       return makeHandle(req, entry.fd, readOnly, entry);
     }
-    // Replaced between open and lock: whoever replaced it was not us.
-    native.unlock(entry.fd, req.flags, req.start, req.length);
+    // Replaced between open and lock by a releasing holder: it was busy.
     return null;
   } finally {
     if (!handed) {
+      if (locked) unlockQuietly(entry.fd, req);
       leaveEntry(entry, true);
       if (ourTurn) passTurn(entry);
     }
@@ -253,9 +300,8 @@ function tryLockPosix(req: LockRequest): LockHandle | null {
 
 function timeoutErrorSync(req: LockRequest, started: number): LockTimeoutError {
   const waited = performance.now() - started;
-  // The async description reads the record; a sync caller gets the same
-  // text through a synchronous read.
-  return new LockTimeoutError(req.display, waited, 'held by another process', null);
+  const { detail, holder } = describeHolderSync(req);
+  return new LockTimeoutError(req.display, waited, detail, holder);
 }
 
 /**
@@ -307,6 +353,7 @@ function lockSyncPosix(req: LockRequest): LockHandle {
     }
     const readOnly = out[Out.readOnly] === 1;
     let ourTurn = false;
+    let locked = false;
     let handed = false;
     try {
       ourTurn = takeTurnNow(entry);
@@ -314,22 +361,26 @@ function lockSyncPosix(req: LockRequest): LockHandle {
         if (req.timeout === 0) throw timeoutErrorSync(req, started);
         throw selfDeadlockError(req.display);
       }
-      let granted = native.tryLock(entry.fd, req.flags, req.start, req.length);
-      if (!granted) {
+      locked = native.tryLock(entry.fd, req.flags, req.start, req.length);
+      if (!locked) {
         if (req.timeout === 0) throw timeoutErrorSync(req, started);
         const remaining = Math.max(0, req.timeout - (performance.now() - started));
-        granted = native.waitSync(entry.fd, req.flags, req.start, req.length, remaining) === 0;
-        if (!granted) throw timeoutErrorSync(req, started);
+        // A cancelled wait may still have been granted in the race with the
+        // deadline: unlock in any case before reporting the timeout.
+        locked = true;
+        if (native.waitSync(entry.fd, req.flags, req.start, req.length, remaining) !== 0) {
+          throw timeoutErrorSync(req, started);
+        }
       }
       if (finish(req, entry.fd, readOnly, record)) {
         handed = true;
         return makeHandle(req, entry.fd, readOnly, entry);
       }
-      native.unlock(entry.fd, req.flags, req.start, req.length);
     } catch (error) {
       throw fromNative(error, req.display);
     } finally {
       if (!handed) {
+        if (locked) unlockQuietly(entry.fd, req);
         leaveEntry(entry, true);
         if (ourTurn) passTurn(entry);
       }

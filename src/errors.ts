@@ -3,6 +3,7 @@
 // message that also says what to do about it.
 import os from 'node:os';
 import util from 'node:util';
+import type { LockInspection } from './inspect/types.js';
 import type { OwnerRecord } from './owner-record.js';
 
 /** Error code of LockTimeoutError. */
@@ -23,10 +24,10 @@ export class LockTimeoutError extends Error {
   readonly path: string;
   /** How long the acquisition waited, in milliseconds. */
   readonly waitedMs: number;
-  /** The holder as far as it could be determined (see inspect() for the full picture). */
-  readonly holder: unknown;
+  /** The kernel's view of the lock right after the timeout (who holds it, alive, record); null if it could not be inspected. */
+  readonly holder: LockInspection | null;
 
-  constructor(path: string, waitedMs: number, detail: string, holder: unknown = null) {
+  constructor(path: string, waitedMs: number, detail: string, holder: LockInspection | null = null) {
     super(`lock busy after ${Math.round(waitedMs)} ms: ${path}${detail ? ` ${detail}` : ''}`);
     this.path = path;
     this.waitedMs = waitedMs;

@@ -41,13 +41,20 @@ function releaseLock(state: ReleaseState): void {
 
 const leaked = new FinalizationRegistry<ReleaseState>((state) => {
   if (state.released) return;
-  releaseLock(state);
+  try {
+    releaseLock(state);
+  } catch {
+    // Thrown from a GC callback it would be an uncaught exception; the
+    // environment's teardown closes the descriptor in any case.
+  }
   process.emitWarning(
     `A LockHandle for ${state.request.display} was garbage-collected without release(); ` +
       'its lock was released by closing the descriptor. Call release() or hold it with `await using`.',
     { code: 'KERNEL_LOCK_HANDLE_LEAKED', type: 'Warning' },
   );
 });
+
+const RESOLVED: Promise<void> = Promise.resolve();
 
 /** Details of the acquisition that the handle keeps. */
 export interface HandleInit {
@@ -69,8 +76,8 @@ export class LockHandle implements Disposable, AsyncDisposable {
   readonly mode: LockMode;
   /** The locked byte range, for ofd and posix locks. */
   readonly range: LockRange | undefined;
-  /** When the lock was granted. */
-  readonly acquiredAt: Date;
+  /** When the lock was granted (milliseconds since the epoch; see acquiredAt). */
+  readonly acquiredAtMs: number;
   /** True when the file could only be opened read-only (locked, but no owner record). */
   readonly readOnly: boolean;
   /** Why the owner record could not be written (full disk, read-only file), or null. */
@@ -88,11 +95,16 @@ export class LockHandle implements Disposable, AsyncDisposable {
     this.kind = request.kind;
     this.mode = request.mode;
     this.range = request.kind === 'flock' ? undefined : { start: request.start, length: request.length };
-    this.acquiredAt = new Date();
+    this.acquiredAtMs = Date.now();
     this.readOnly = init.readOnly;
     this.recordError = init.recordErrno === 0 ? null : systemError(init.recordErrno, 'write', request.display);
     this.#state = { request, fd: init.fd, released: false, posix: init.posix, key: init.key };
     leaked.register(this, this.#state, this);
+  }
+
+  /** When the lock was granted. */
+  get acquiredAt(): Date {
+    return new Date(this.acquiredAtMs);
   }
 
   /** True once released (or force-released). */
@@ -122,15 +134,22 @@ export class LockHandle implements Disposable, AsyncDisposable {
   }
 
   /** Releases the lock. Safe to call more than once. */
-  async release(): Promise<void> {
-    this.releaseSync();
+  release(): Promise<void> {
+    // Not an async function: releasing is two system calls, and an async
+    // frame would cost more than they do. Failures still arrive as rejections.
+    try {
+      this.releaseSync();
+      return RESOLVED;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   [Symbol.dispose](): void {
     this.releaseSync();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.releaseSync();
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
   }
 }

@@ -1,6 +1,7 @@
 // Loads the compiled addon (a prebuilt binary from prebuilds/, or a local
 // build in build/Release) and describes its surface. Everything here is
 // mechanism; the policy around it lives in the other modules.
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,34 +52,77 @@ function packageRoot(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 }
 
+// N-API version the addon is compiled against (NAPI_VERSION in binding.gyp).
+const NAPI_VERSION = 8;
+
 function load(): NativeBinding {
   if (process.platform === 'win32') {
     throw new Error(
       'kernel-lock does not support Windows: it is built on flock(2) and fcntl(2) advisory locks, which Windows lacks. ' +
-        'Use it on Linux, macOS or another Unix.',
+        'Use it on Linux (WSL included), macOS or another Unix.',
     );
   }
   const require = createRequire(import.meta.url);
   const root = packageRoot();
-  const nodeGypBuild = require('node-gyp-build') as { (dir: string): unknown; resolve(dir: string): string };
+  const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+  // Resolve first, then load: "no binary fits" and "a binary was found but
+  // cannot be loaded" (e.g. a prebuild newer than this system's glibc) need
+  // different explanations.
+  let file: string;
   try {
-    return nodeGypBuild(root) as NativeBinding;
+    file = nodeGypBuild.resolve(root);
   } catch (cause) {
-    const libc = libcName();
     throw new Error(
-      `kernel-lock: no native binary for ${process.platform}-${process.arch} (libc ${libc}, N-API, Node ${process.versions.node}) ` +
-        `in ${path.join(root, 'prebuilds')} or ${path.join(root, 'build', 'Release')}. ` +
-        'Build it from source: install a C++ compiler, make and python3, then run `npm rebuild kernel-lock` ' +
-        '(or `npx node-gyp rebuild` inside the package directory).',
+      `kernel-lock: no native binary for this system. Looked for ${lookedFor(root)}; found none. ` + buildHint(),
+      { cause },
+    );
+  }
+  try {
+    return require(file) as NativeBinding;
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+    throw new Error(
+      `kernel-lock: the native binary ${file} does not load on this system (${reason}). ` +
+        `Looked for ${lookedFor(root)}. ` +
+        buildHint(),
       { cause },
     );
   }
 }
 
-function libcName(): string {
+// Where node-gyp-build looks, in its order, for this very process.
+function lookedFor(root: string): string {
+  const libc = libcTag();
+  const prebuild = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, `kernel-lock.${libc}.node`);
+  const local = path.join(root, 'build', 'Release', 'kernel_lock.node');
+  const napi = process.versions.napi ?? 'none';
+  return (
+    `a local build ${local}, then a prebuilt ${prebuild} ` +
+    `(platform ${process.platform}, arch ${process.arch}, libc ${libcDescription(libc)}, ` +
+    `N-API ${NAPI_VERSION} needed / ${napi} offered by Node ${process.versions.node})`
+  );
+}
+
+function buildHint(): string {
+  return (
+    'Build it from source: install python3, make and a C++17 compiler ' +
+    '(Debian/Ubuntu: apt-get install python3 make g++; Alpine: apk add python3 make g++; macOS: xcode-select --install), ' +
+    'then run `npm rebuild kernel-lock --build-from-source` in your project ' +
+    '(or `npx node-gyp rebuild` inside node_modules/kernel-lock). ' +
+    'If your npm blocks install scripts, allow them for kernel-lock ("allowScripts": {"kernel-lock": true} in package.json).'
+  );
+}
+
+// The libc tag node-gyp-build and prebuildify use: Alpine means musl.
+function libcTag(): 'glibc' | 'musl' {
+  return process.platform === 'linux' && existsSync('/etc/alpine-release') ? 'musl' : 'glibc';
+}
+
+function libcDescription(tag: 'glibc' | 'musl'): string {
+  if (process.platform !== 'linux') return 'system';
   const report = process.report?.getReport?.() as { header?: { glibcVersionRuntime?: string } } | undefined;
   const glibc = report?.header?.glibcVersionRuntime;
-  return glibc ? `glibc ${glibc}` : 'musl or other';
+  return glibc ? `glibc ${glibc}` : tag;
 }
 
 /** The addon, loaded once per thread (the addon is context-aware). */

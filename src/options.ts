@@ -54,6 +54,9 @@ const KINDS: readonly LockKind[] = ['flock', 'ofd', 'posix'];
 const MODES: readonly LockMode[] = ['exclusive', 'shared'];
 const OPTION_NAMES = new Set(['mode', 'kind', 'timeout', 'signal', 'owner', 'range', 'removeOnRelease']);
 
+/** An absolute path that path.resolve would return unchanged. */
+const NORMAL_ABSOLUTE = /^\/(?!.*\/\/)(?!.*\/\.\.?(?:\/|$))(?:.*[^/])?$/s;
+
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'bigint') return `${value}n`;
@@ -68,7 +71,10 @@ export function normalizePath(input: unknown): { path: string | Buffer; display:
     if (input.includes('\0')) {
       throw new TypeError(`kernel-lock: path must not contain NUL bytes, got ${describe(input)}`);
     }
-    const absolute = path.resolve(input);
+    // path.resolve is the costliest step of validation; skip it for paths
+    // that are already absolute and normal (no "//", "/./", "/../", no
+    // trailing slash), which is what callers pass in hot loops.
+    const absolute = NORMAL_ABSOLUTE.test(input) ? input : path.resolve(input);
     return { path: absolute, display: absolute };
   }
   if (Buffer.isBuffer(input)) {

@@ -2,10 +2,12 @@
 // it. The kernel lock is the truth; the record only explains it, so it is
 // written in place (no ftruncate on the hot path, see native/lock_ops.cc) and
 // read defensively: bounded, never throwing, garbage meaning "no record".
-import { closeSync, constants, openSync, readSync } from 'node:fs';
-import { open as openAsync } from 'node:fs/promises';
+import { closeSync, constants, fstat, fstatSync, open, openSync, read, readSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { inodeKey } from './held-locks.js';
 import { processIdentity } from './identity.js';
 import type { LockKind, LockMode } from './options.js';
+import { closeUnlessPosixHeld } from './posix-table.js';
 
 /** Marks records written by kernel-lock (legacy markers lack it). */
 export const RECORD_FORMAT = 'kernel-lock/1';
@@ -33,8 +35,22 @@ export interface OwnerRecord {
   threadId?: number;
 }
 
+/**
+ * The argv field is cut to this many bytes of JSON. With the owner label
+ * (at most 256 characters, ~1.5 KiB of JSON in the worst case) and the
+ * fixed fields, a record then always fits the 4 KiB the native layer copies
+ * and readers read; a longer one would be cut into invalid JSON.
+ */
+const MAX_ARGV_JSON_BYTES = 1536;
+
 let staticPart: string | undefined;
 let staticPid = 0;
+
+function boundedArgv(argv: readonly string[]): string[] {
+  const kept = [...argv];
+  while (kept.length > 0 && Buffer.byteLength(JSON.stringify(kept)) > MAX_ARGV_JSON_BYTES) kept.pop();
+  return kept;
+}
 
 function identityJson(): string {
   const id = processIdentity();
@@ -46,7 +62,7 @@ function identityJson(): string {
       hostname: id.hostname,
       bootId: id.bootId,
       pidNamespace: id.pidNamespace,
-      argv: id.argv,
+      argv: boundedArgv(id.argv),
     };
     if (id.threadId !== null) fields.threadId = id.threadId;
     staticPart = JSON.stringify(fields).slice(0, -1);
@@ -57,9 +73,24 @@ function identityJson(): string {
 
 /** The record for an acquisition by this process, as one line of JSON. */
 export function formatRecord(kind: LockKind, mode: LockMode, owner: string | undefined): string {
+  // The record is rebuilt at most once per millisecond per (kind, mode,
+  // owner): Date#toISOString and JSON.stringify would otherwise be a visible
+  // share of an uncontended acquisition, which costs ~10 µs in all.
+  const now = Date.now();
+  if (now === last.ms && kind === last.kind && mode === last.mode && owner === last.owner) return last.record;
   const label = owner === undefined ? '' : `,"owner":${JSON.stringify(owner.slice(0, MAX_OWNER_LENGTH))}`;
-  return `${identityJson()},"createdAt":"${new Date().toISOString()}"${label},"kind":"${kind}","mode":"${mode}"}\n`;
+  const record = `${identityJson()},"createdAt":"${new Date(now).toISOString()}"${label},"kind":"${kind}","mode":"${mode}"}\n`;
+  last = { ms: now, kind, mode, owner, record };
+  return record;
 }
+
+let last: { ms: number; kind: LockKind; mode: LockMode; owner: string | undefined; record: string } = {
+  ms: -1,
+  kind: 'flock',
+  mode: 'exclusive',
+  owner: undefined,
+  record: '',
+};
 
 const KINDS = new Set(['flock', 'ofd', 'posix']);
 const MODES = new Set(['exclusive', 'shared']);
@@ -115,7 +146,19 @@ export function isKernelLockRecord(record: OwnerRecord | null): boolean {
 
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK; // libuv adds O_CLOEXEC itself
 
-/** Reads a lock file's record synchronously; null when missing or unreadable. */
+const openAsync = promisify(open);
+const readAsync = promisify(read);
+const fstatAsync = promisify(fstat);
+
+// Closing any descriptor of a file drops this process's POSIX locks on it,
+// so the close goes through the posix table, which defers it while this
+// thread holds such a lock. Checked at close time: an acquisition may have
+// happened while an asynchronous read was in flight.
+function closeReader(fd: number, dev: number, ino: number): void {
+  closeUnlessPosixHeld(inodeKey(dev, ino), () => closeSync(fd));
+}
+
+/** Reads a lock file's record synchronously (at most MAX_RECORD_BYTES); null when missing or unreadable. */
 export function readRecordSync(path: string | Buffer): OwnerRecord | null {
   let fd: number;
   try {
@@ -123,32 +166,38 @@ export function readRecordSync(path: string | Buffer): OwnerRecord | null {
   } catch {
     return null;
   }
+  let dev = -1;
+  let ino = -1;
   try {
+    ({ dev, ino } = fstatSync(fd));
     const buffer = Buffer.alloc(MAX_RECORD_BYTES);
     const length = readSync(fd, buffer, 0, buffer.length, 0);
     return parseRecord(buffer.subarray(0, length));
   } catch {
     return null;
   } finally {
-    closeSync(fd);
+    closeReader(fd, dev, ino);
   }
 }
 
-/** Reads a lock file's record; null when missing or unreadable. */
+/** Reads a lock file's record (at most MAX_RECORD_BYTES); null when missing or unreadable. */
 export async function readRecord(path: string | Buffer): Promise<OwnerRecord | null> {
-  let file: Awaited<ReturnType<typeof openAsync>>;
+  let fd: number;
   try {
-    file = await openAsync(path, READ_FLAGS);
+    fd = await openAsync(path, READ_FLAGS);
   } catch {
     return null;
   }
+  let dev = -1;
+  let ino = -1;
   try {
+    ({ dev, ino } = await fstatAsync(fd));
     const buffer = Buffer.alloc(MAX_RECORD_BYTES);
-    const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
+    const { bytesRead } = await readAsync(fd, buffer, 0, buffer.length, 0);
     return parseRecord(buffer.subarray(0, bytesRead));
   } catch {
     return null;
   } finally {
-    await file.close();
+    closeReader(fd, dev, ino);
   }
 }

@@ -18,6 +18,8 @@ interface InodeEntry {
   fd: number;
   /** Other descriptors opened on this inode, closed when the entry empties. */
   deferred: number[];
+  /** Closers of descriptors opened elsewhere (record reads), run when the entry empties. */
+  foreign: (() => void)[];
   /** True while one handle of this process holds (or is acquiring) the lock. */
   busy: boolean;
   queue: Waiter[];
@@ -33,7 +35,7 @@ export function joinEntry(path: string | Buffer): InodeEntry {
   const key = inodeKey(out[Out.dev]!, out[Out.ino]!);
   let entry = entries.get(key);
   if (entry === undefined) {
-    entry = { key, fd, deferred: [], busy: false, queue: [], users: 0 };
+    entry = { key, fd, deferred: [], foreign: [], busy: false, queue: [], users: 0 };
     entries.set(key, entry);
   } else {
     // Closing this descriptor now would drop the lock another handle holds.
@@ -49,7 +51,8 @@ export function takeTurn(entry: InodeEntry, signal: AbortSignal | undefined, dea
     entry.busy = true;
     return Promise.resolve(true);
   }
-  if (deadline <= performance.now()) return Promise.resolve(false);
+  // An already-aborted signal never fires 'abort' again: answer now.
+  if (signal?.aborted || deadline <= performance.now()) return Promise.resolve(false);
   return new Promise<boolean>((resolve) => {
     let timer: NodeJS.Timeout | undefined;
     const waiter: Waiter = {
@@ -68,8 +71,15 @@ export function takeTurn(entry: InodeEntry, signal: AbortSignal | undefined, dea
       if (timer !== undefined) clearTimeout(timer);
       signal?.removeEventListener('abort', giveUp);
     };
+    // Re-checked against the clock: a timer may fire early (libuv's cached
+    // loop time), and the turn must not be given up before the deadline.
+    const armTimer = (): void => {
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) giveUp();
+      else timer = setTimeout(armTimer, Math.min(Math.ceil(remaining), 0x7fffffff));
+    };
     entry.queue.push(waiter);
-    if (Number.isFinite(deadline)) timer = setTimeout(giveUp, Math.max(0, deadline - performance.now()));
+    if (Number.isFinite(deadline)) armTimer();
     signal?.addEventListener('abort', giveUp, { once: true });
   });
 }
@@ -108,7 +118,20 @@ export function leaveEntry(entry: InodeEntry, closeShared: boolean): void {
   entries.delete(entry.key);
   for (const fd of entry.deferred) native.close(fd);
   entry.deferred.length = 0;
+  for (const close of entry.foreign) close();
+  entry.foreign.length = 0;
   if (closeShared) native.close(entry.fd);
+}
+
+/**
+ * Closes a descriptor opened outside this table (to read an owner record,
+ * say) — unless this thread holds posix locks on its inode, because then the
+ * close would drop them all: it is closed when the inode's last user leaves.
+ */
+export function closeUnlessPosixHeld(key: InodeKey, close: () => void): void {
+  const entry = entries.get(key);
+  if (entry === undefined) close();
+  else entry.foreign.push(close);
 }
 
 /** The shared descriptor for an inode this process has open for posix locks, if any. */

@@ -94,3 +94,52 @@ export function holdInChild(
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Asks a holdInChild() holder to release properly (removeOnRelease applies) and waits until it has. */
+export async function releaseInChild(holder: Holder): Promise<void> {
+  const released = lineFrom(holder.child, 'released');
+  holder.child.stdin?.write('release\n');
+  await released;
+}
+
+/** Runs a Node fixture to completion and returns its last stdout line parsed as JSON. */
+export function runFixture(
+  name: string,
+  args: string[],
+  options: { nodeArgs?: string[]; uid?: number; gid?: number; timeoutMs?: number } = {},
+): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), fixture(name), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      uid: options.uid,
+      gid: options.gid,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      const last = stdout.trim().split('\n').pop() ?? '';
+      try {
+        resolve(JSON.parse(last) as Record<string, unknown>);
+      } catch {
+        reject(
+          new Error(`${name} exited (${code ?? signal}) without a JSON line; stdout: ${stdout}; stderr: ${stderr}`),
+        );
+      }
+    });
+  });
+}
+
+/** One tryLock() from a separate process: "locked", "busy" or an error report. */
+export async function probeInChild(lockPath: string, options: object = {}): Promise<string> {
+  const report = await runFixture('core-probe.mjs', [lockPath, JSON.stringify(options)]);
+  if (report.result === 'error') throw new Error(`probe failed: ${String(report.message)}`);
+  return String(report.result);
+}

@@ -1,0 +1,201 @@
+/*
+ * The physical floor: the syscall sequence kernel-lock makes for one lock
+ * cycle, in plain C with nothing around it, so the Node figures can be read
+ * as "how far above what the kernel itself costs".
+ *
+ *   open(O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK) + fstat
+ *   flock(LOCK_EX|LOCK_NB)
+ *   fstat + lstat (the path still names the locked inode)
+ *   pwrite(owner record, offset 0)
+ *   [fstat + lstat + unlink]  only in "unlink" mode (removeOnRelease)
+ *   close               (releases the lock)
+ *
+ * Modes (built by bench/run.mjs with `cc -O2`):
+ *   floor cycle <path> <unlink 0|1> <duration ms>
+ *       uncontended cycles for the duration; prints one line of per-cycle ns.
+ *   floor serve <path> <unlink 0|1> [flock|ofd|posix]
+ *       the bench's child protocol on stdin/stdout (see bench/worker.mjs):
+ *       "acquire" -> "waiting <ns>" then "acquired <ns>" (blocking lock of
+ *       the given kind; ofd and posix lock the whole file with fcntl),
+ *       "release" -> "released <ns>", "cycle" (acquire + release),
+ *       "append <data file> <ms> <start ns>" -> from the start instant on,
+ *       appends one line under the lock per cycle for <ms>; "count <n>";
+ *       "exit".
+ * Timestamps are CLOCK_MONOTONIC, the clock behind process.hrtime.bigint().
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char kRecord[] =
+    "{\"format\":\"kernel-lock/1\",\"pid\":12345,\"starttime\":123456,\"hostname\":\"bench\","
+    "\"bootId\":\"00000000-0000-0000-0000-000000000000\",\"pidNamespace\":\"pid:[4026531836]\","
+    "\"argv\":[\"node\",\"bench\"],\"createdAt\":\"2026-01-01T00:00:00.000Z\",\"kind\":\"flock\","
+    "\"mode\":\"exclusive\"}\n";
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char* what) {
+  perror(what);
+  exit(2);
+}
+
+enum kind { kFlock, kOfd, kPosix };
+static enum kind lock_kind = kFlock;
+
+static int lock_fd(int fd, int blocking) {
+  if (lock_kind == kFlock) return flock(fd, LOCK_EX | (blocking ? 0 : LOCK_NB));
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  int cmd = lock_kind == kOfd ? (blocking ? F_OFD_SETLKW : F_OFD_SETLK) : (blocking ? F_SETLKW : F_SETLK);
+  int rc = fcntl(fd, cmd, &fl);
+  if (rc != 0 && errno == EACCES) errno = EWOULDBLOCK;
+  return rc;
+}
+
+/* Opens, locks (blocking or not), verifies and writes the record. Returns the
+ * fd, or -1 when a non-blocking attempt found the lock busy. */
+static int acquire(const char* path, int blocking) {
+  for (;;) {
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+    if (fd < 0) die("open");
+    struct stat by_fd, by_path;
+    if (fstat(fd, &by_fd) != 0) die("fstat");
+    if (lock_fd(fd, blocking) != 0) {
+      if (errno == EWOULDBLOCK && !blocking) {
+        close(fd);
+        return -1;
+      }
+      die("flock");
+    }
+    if (fstat(fd, &by_fd) != 0) die("fstat");
+    if (lstat(path, &by_path) != 0 || by_path.st_ino != by_fd.st_ino || by_path.st_dev != by_fd.st_dev) {
+      close(fd); /* unlinked or replaced while we waited: start over */
+      continue;
+    }
+    if (pwrite(fd, kRecord, sizeof kRecord - 1, 0) < 0) die("pwrite");
+    return fd;
+  }
+}
+
+static void release(const char* path, int fd, int do_unlink) {
+  if (do_unlink) {
+    /* As kernel-lock does: unlink only while the path still names our inode. */
+    struct stat by_fd, by_path;
+    if (fstat(fd, &by_fd) != 0) die("fstat");
+    if (lstat(path, &by_path) == 0 && by_path.st_ino == by_fd.st_ino && by_path.st_dev == by_fd.st_dev &&
+        unlink(path) != 0)
+      die("unlink");
+  }
+  if (close(fd) != 0) die("close");
+}
+
+static int cycle(const char* path, int do_unlink, double duration_ms) {
+  size_t cap = 1 << 16, n = 0;
+  uint64_t* samples = malloc(cap * sizeof *samples);
+  if (samples == NULL) die("malloc");
+  uint64_t end = now_ns() + (uint64_t)(duration_ms * 1e6);
+  for (;;) {
+    uint64_t t0 = now_ns();
+    if (t0 >= end) break;
+    int fd = acquire(path, 0);
+    if (fd < 0) {
+      fprintf(stderr, "lock busy in an uncontended run\n");
+      return 2;
+    }
+    release(path, fd, do_unlink);
+    uint64_t t1 = now_ns();
+    if (n == cap) {
+      cap *= 2;
+      samples = realloc(samples, cap * sizeof *samples);
+      if (samples == NULL) die("realloc");
+    }
+    samples[n++] = t1 - t0;
+  }
+  for (size_t i = 0; i < n; ++i) printf(i == 0 ? "%llu" : " %llu", (unsigned long long)samples[i]);
+  printf("\n");
+  free(samples);
+  return 0;
+}
+
+static long append(const char* path, int do_unlink, const char* data, double duration_ms, uint64_t start_ns) {
+  char head[32];
+  int out = open(data, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (out < 0) die("open data");
+  /* Two writes per line, as bench/worker.mjs does, so broken exclusion shows. */
+  int len = snprintf(head, sizeof head, "%d ", (int)getpid());
+  uint64_t now = now_ns();
+  if (start_ns > now) {
+    struct timespec ts = {(time_t)((start_ns - now) / 1000000000u), (long)((start_ns - now) % 1000000000u)};
+    nanosleep(&ts, NULL);
+  }
+  uint64_t end = now_ns() + (uint64_t)(duration_ms * 1e6);
+  long count = 0;
+  while (now_ns() < end) {
+    int fd = acquire(path, 1);
+    if (write(out, head, (size_t)len) != len || write(out, "append\n", 7) != 7) die("write");
+    release(path, fd, do_unlink);
+    ++count;
+  }
+  close(out);
+  return count;
+}
+
+static int serve(const char* path, int do_unlink) {
+  char line[4096 + 64];
+  int fd = -1;
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  printf("ready %d\n", (int)getpid());
+  while (fgets(line, sizeof line, stdin) != NULL) {
+    if (strncmp(line, "acquire", 7) == 0) {
+      printf("waiting %llu\n", (unsigned long long)now_ns());
+      fd = acquire(path, 1);
+      printf("acquired %llu\n", (unsigned long long)now_ns());
+    } else if (strncmp(line, "release", 7) == 0) {
+      uint64_t t = now_ns();
+      release(path, fd, do_unlink);
+      fd = -1;
+      printf("released %llu\n", (unsigned long long)t);
+    } else if (strncmp(line, "cycle", 5) == 0) {
+      printf("waiting %llu\n", (unsigned long long)now_ns());
+      int held = acquire(path, 1);
+      printf("acquired %llu\n", (unsigned long long)now_ns());
+      release(path, held, do_unlink);
+      printf("cycled\n");
+    } else if (strncmp(line, "append ", 7) == 0) {
+      char data[4096];
+      double ms;
+      unsigned long long start;
+      if (sscanf(line + 7, "%4095s %lf %llu", data, &ms, &start) != 3) die("append arguments");
+      printf("count %ld\n", append(path, do_unlink, data, ms, start));
+    } else if (strncmp(line, "exit", 4) == 0) {
+      break;
+    }
+  }
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc >= 5 && strcmp(argv[1], "cycle") == 0) return cycle(argv[2], atoi(argv[3]), atof(argv[4]));
+  if (argc >= 4 && strcmp(argv[1], "serve") == 0) {
+    if (argc >= 5 && strcmp(argv[4], "ofd") == 0) lock_kind = kOfd;
+    if (argc >= 5 && strcmp(argv[4], "posix") == 0) lock_kind = kPosix;
+    return serve(argv[2], atoi(argv[3]));
+  }
+  fprintf(stderr, "usage: floor cycle|serve <path> <unlink 0|1> ...\n");
+  return 2;
+}

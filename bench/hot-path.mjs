@@ -1,0 +1,148 @@
+#!/usr/bin/env node
+// Where the uncontended cycle's time goes: the same lock cycle measured layer
+// by layer, from the C floor up to `await lock()` + `await release()`, in
+// interleaved rounds. Each line's difference to the one above is what that
+// layer costs. `node bench/hot-path.mjs [keep|remove] [rounds] [src dir]`.
+// (Internal modules are bundled from src/, or from a modified copy given as
+// the third argument to try a change, with esbuild into node_modules/.cache.)
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { summarize } from './stats.mjs';
+
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(benchDir, '..');
+const buildDir = path.join(benchDir, '.build');
+// Generated JavaScript goes where the linter does not look.
+const bundleDir = path.join(root, 'node_modules', '.cache', 'kernel-lock-bench');
+const mode = process.argv[2] === 'remove' ? 'remove' : 'keep';
+const rounds = Number(process.argv[3] ?? 10);
+const srcDir = path.resolve(process.argv[4] ?? path.join(root, 'src'));
+const roundMs = 50;
+const removeOnRelease = mode === 'remove';
+const require = createRequire(import.meta.url);
+
+fs.mkdirSync(bundleDir, { recursive: true });
+const tag = srcDir === path.join(root, 'src') ? 'src' : path.basename(srcDir);
+const entry = path.join(bundleDir, `hot-path-entry-${tag}.ts`);
+fs.writeFileSync(
+  entry,
+  [
+    `export { native, out, Flag } from '${path.join(srcDir, 'native.ts')}';`,
+    `export { normalizeOptions } from '${path.join(srcDir, 'options.ts')}';`,
+    `export { formatRecord } from '${path.join(srcDir, 'owner-record.ts')}';`,
+    `export { lock, lockSync } from '${path.join(srcDir, 'acquire.ts')}';`,
+  ].join('\n'),
+);
+const bundle = path.join(bundleDir, `hot-path-bundle-${tag}.mjs`);
+// The bundle sits in bench/.build, two levels below the root like dist/ is one:
+// point the addon loader at the root explicitly.
+require('esbuild').buildSync({
+  entryPoints: [entry],
+  outfile: bundle,
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  logLevel: 'error',
+  banner: { js: `import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);` },
+  define: { 'import.meta.url': JSON.stringify(pathToFileURL(path.join(root, 'dist', 'x.js')).href) },
+});
+const k = await import(pathToFileURL(bundle).href);
+
+const lockPath = path.join(buildDir, `hot-path-${mode}.lock`);
+const flags = k.Flag.flock;
+const releaseFlags = flags | (removeOnRelease ? k.Flag.unlink : 0);
+const fixedRecord = k.formatRecord('flock', 'exclusive', undefined);
+const opts = { kind: 'flock', removeOnRelease };
+
+const layers = [
+  ['C floor (same syscalls)', null],
+  [
+    'native.acquire + native.release, record prebuilt',
+    () => {
+      const fd = k.native.acquire(lockPath, flags, 0, 0, fixedRecord);
+      k.native.release(fd, lockPath, releaseFlags, 0, 0);
+    },
+  ],
+  [
+    '+ formatRecord() per cycle',
+    () => {
+      const fd = k.native.acquire(lockPath, flags, 0, 0, k.formatRecord('flock', 'exclusive', undefined));
+      k.native.release(fd, lockPath, releaseFlags, 0, 0);
+    },
+  ],
+  [
+    '+ normalizeOptions() per cycle',
+    () => {
+      const req = k.normalizeOptions(lockPath, opts, Number.POSITIVE_INFINITY);
+      const fd = k.native.acquire(req.path, req.flags, 0, 0, k.formatRecord('flock', 'exclusive', undefined));
+      k.native.release(fd, req.path, releaseFlags, 0, 0);
+    },
+  ],
+  [
+    'lockSync() + releaseSync()',
+    () => {
+      k.lockSync(lockPath, opts).releaseSync();
+    },
+  ],
+  [
+    'await lock() + handle.releaseSync()',
+    async () => {
+      (await k.lock(lockPath, opts)).releaseSync();
+    },
+  ],
+  [
+    'await lock() + await handle.release()',
+    async () => {
+      await (await k.lock(lockPath, opts)).release();
+    },
+  ],
+];
+
+async function runLayer(fn) {
+  const samples = [];
+  const end = performance.now() + roundMs;
+  const isAsync = fn.constructor.name === 'AsyncFunction';
+  while (performance.now() < end) {
+    const t0 = process.hrtime.bigint();
+    if (isAsync) await fn();
+    else fn();
+    samples.push(Number(process.hrtime.bigint() - t0) / 1e3);
+  }
+  return samples;
+}
+
+function floorRun() {
+  const floor = path.join(buildDir, 'floor');
+  if (!fs.existsSync(floor)) {
+    fs.mkdirSync(buildDir, { recursive: true });
+    spawnSync('cc', ['-O2', '-o', floor, path.join(benchDir, 'floor.c')], { stdio: 'inherit' });
+  }
+  const run = spawnSync(floor, ['cycle', lockPath, removeOnRelease ? '1' : '0', String(roundMs)], {
+    encoding: 'utf8',
+  });
+  return run.stdout
+    .trim()
+    .split(' ')
+    .map((ns) => Number(ns) / 1e3);
+}
+
+const samples = layers.map(() => []);
+for (let round = -1; round < rounds; round++) {
+  for (let i = 0; i < layers.length; i++) {
+    const got = layers[i][1] ? await runLayer(layers[i][1]) : floorRun();
+    if (round >= 0) samples[i].push(...got); // round -1 warms up
+  }
+}
+console.log(
+  `${path.relative(root, srcDir)}: uncontended flock cycle, ${mode}-file, ${rounds}×${roundMs} ms per layer, p50 µs (Δ to the line above)`,
+);
+let previous = null;
+for (let i = 0; i < layers.length; i++) {
+  const { p50, n } = summarize(samples[i]);
+  const delta = previous === null ? '' : ` (${p50 - previous >= 0 ? '+' : ''}${(p50 - previous).toFixed(2)})`;
+  console.log(`${layers[i][0].padEnd(48)} ${p50.toFixed(2).padStart(7)}${delta}  n=${n}`);
+  previous = p50;
+}

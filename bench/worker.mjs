@@ -1,0 +1,155 @@
+// A bench child process: holds, waits for or hammers a lock with one
+// contender, and reports on stdout, one line per event, written with
+// writeSync so a child that then blocks its thread in a synchronous wait has
+// already said so. Timestamps are process.hrtime.bigint() (CLOCK_MONOTONIC on
+// Linux), comparable across processes.
+//
+//   serve <contender> <path>      then commands on stdin (see serve())
+import fs from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import readline from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { contender } from './contenders.mjs';
+
+const [mode, id, ...args] = process.argv.slice(2);
+const now = () => process.hrtime.bigint();
+const say = (line) => fs.writeSync(1, `${line}\n`);
+
+function rssBytes() {
+  return process.memoryUsage.rss();
+}
+
+// Commands: "use <contender> <path>" (switch; the bench reuses a pool of
+// these processes across contenders), "acquire", "release", "cycle" (acquire
+// then release at once: drains waiters), "append <data> <ms> <start ns>"
+// (throughput: from the given monotonic instant on), "readfile <counts>
+// <samples> <stall ms> <probe>", "scale <dir> <count> <waiters>", "exit".
+async function serve(id, lockPath) {
+  let acquire = await contender(id).load();
+  let release = null;
+  say(`ready ${process.pid}`);
+  const lines = readline.createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    const [command, ...words] = line.split(' ');
+    if (command === 'use') {
+      acquire = await contender(words[0]).load();
+      lockPath = words[1];
+      say('using');
+    } else if (command === 'acquire') {
+      say(`waiting ${now()}`);
+      release = await acquire(lockPath);
+      say(`acquired ${now()}`);
+    } else if (command === 'release') {
+      const t = now();
+      await release();
+      release = null;
+      say(`released ${t}`);
+    } else if (command === 'cycle') {
+      say(`waiting ${now()}`);
+      const drop = await acquire(lockPath);
+      say(`acquired ${now()}`);
+      await drop();
+      say('cycled');
+    } else if (command === 'readfile') {
+      const [counts, samples, stallMs, probe] = words;
+      await readfileLatency(acquire, lockPath, counts.split(',').map(Number), Number(samples), Number(stallMs), probe);
+    } else if (command === 'scale') {
+      await scale(acquire, lockPath, words[0], Number(words[1]), Number(words[2]));
+    } else if (command === 'append') {
+      say(`count ${await append(acquire, lockPath, words[0], Number(words[1]), BigInt(words[2]))}`);
+    } else if (command === 'exit') {
+      break;
+    }
+  }
+  process.exit(0);
+}
+
+async function append(acquire, lockPath, dataPath, durationMs, startNs) {
+  const out = fs.openSync(dataPath, 'a');
+  // Two writes per line: if the lock ever let two appenders in at once, their
+  // halves would interleave and the parent's check of every line would fail.
+  const head = `${process.pid} `;
+  const wait = Number(startNs - now()) / 1e6;
+  if (wait > 0) await sleep(wait);
+  const end = performance.now() + durationMs;
+  let count = 0;
+  while (performance.now() < end) {
+    const release = await acquire(lockPath);
+    fs.writeSync(out, head);
+    fs.writeSync(out, 'append\n');
+    await release();
+    count++;
+  }
+  fs.closeSync(out);
+  return count;
+}
+
+// fs.promises.readFile latency while acquisitions of a lock held by another
+// process are pending in this process, for each (cumulative) waiter count.
+// A read slower than `stallMs` is a stall (the threadpool is exhausted):
+// every later count is then reported stalled too, without waiting again.
+async function readfileLatency(acquire, lockPath, counts, samples, stallMs, probe) {
+  const pending = [];
+  let stalled = false;
+  for (const waiters of counts) {
+    if (stalled) {
+      say(`result ${JSON.stringify({ latenciesUs: [], stalled })}`);
+      continue;
+    }
+    // Each waiter lets go as soon as it is served, so the process drains
+    // (and can be reused) once the holder releases.
+    while (pending.length < waiters) pending.push(acquire(lockPath).then((release) => release()));
+    await sleep(waiters > 0 ? 200 : 0); // let the waits reach the kernel
+    const latencies = [];
+    for (let i = 0; i < samples; i++) {
+      const t0 = now();
+      const read = await Promise.race([readFile(probe).then(() => true), sleep(stallMs).then(() => false)]);
+      if (!read) {
+        stalled = true;
+        break;
+      }
+      latencies.push(Number(now() - t0) / 1e3);
+    }
+    say(`result ${JSON.stringify({ latenciesUs: latencies, stalled })}`);
+  }
+  await Promise.all(pending);
+  say('drained');
+}
+
+// Holds `count` distinct locks (time, RSS), releases them, then starts
+// `waiters` acquisitions of one lock held by another process and reports
+// each as it is served; the parent releases the holder after "waiting".
+async function scale(acquire, lockPath, dir, count, waiters) {
+  globalThis.gc?.();
+  const rssBefore = rssBytes();
+  const releases = [];
+  const t0 = now();
+  for (let i = 0; i < count; i++) releases.push(await acquire(path.join(dir, `lock-${i}`)));
+  const acquireMs = Number(now() - t0) / 1e6;
+  const rssHeld = rssBytes();
+  const t1 = now();
+  for (const release of releases) await release();
+  const releaseMs = Number(now() - t1) / 1e6;
+  say(`many ${JSON.stringify({ count, acquireMs, releaseMs, rssDeltaBytes: rssHeld - rssBefore, rssHeld })}`);
+  if (waiters === 0) return;
+  const served = [];
+  const all = [];
+  for (let i = 0; i < waiters; i++) {
+    all.push(
+      acquire(lockPath).then(async (release) => {
+        served.push(now());
+        say('served');
+        await release();
+      }),
+    );
+  }
+  say(`waiting ${now()}`);
+  await Promise.all(all);
+  let last = 0n;
+  for (const at of served) if (at > last) last = at;
+  say(`crowd ${JSON.stringify({ served: served.length, lastServed: String(last) })}`);
+}
+
+if (mode !== 'serve') throw new Error(`unknown mode ${mode}`);
+await serve(id, args[0]);

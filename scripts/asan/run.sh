@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs the native-heavy test files against the ASan+UBSan build of the addon
+# (scripts/asan/build.sh) and writes their vitest report to
+# test-results/asan.json, where scripts/summarize-results.mjs counts it.
+# Exits non-zero when a test fails or any sanitizer report was written,
+# including one from a child process whose exit status no test looked at.
+#
+# Node-specific settings (see docs/GUARANTEES.md, "Native hygiene"):
+# - LD_PRELOAD=libasan.so: node itself is not instrumented, and the ASan
+#   runtime must be the first library in the process, before the addon is
+#   dlopen()ed ("ASan runtime does not come first in initial library list").
+#   Every child process (workers, holders, flock(1), unshare) inherits it.
+# - detect_leaks=0: at exit Node and V8 deliberately leave the isolate, the
+#   platform threads, ICU and OpenSSL state allocated, so LeakSanitizer would
+#   report thousands of blocks that are not ours. Leaks of the addon are
+#   covered instead by the flatness tests (RSS, descriptors, threads over
+#   100 000 cycles) and by RAII in the native code.
+# - KERNEL_LOCK_PREBUILD=build-asan: node-gyp-build's <NAME>_PREBUILD
+#   override, so the library loads build-asan/build/Release/kernel_lock.node.
+set -uo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+mkdir -p test-results
+scripts/asan/build.sh || exit 1
+if grep -i 'warning' build-asan/build.log; then
+  echo 'asan: the addon build printed warnings' >&2
+  exit 1
+fi
+logs="$root/build-asan/reports"
+rm -rf "$logs" && mkdir -p "$logs"
+files=()
+# The files that drive the native code hardest per second: waiter threads
+# and their interruption (timeouts, aborts, signals, exit with waits
+# pending), every open/lock error path (path buffers, special files), and
+# option values at their limits. Chaos and load stay out: under ASan a Node
+# start costs seconds, and they start hundreds of processes.
+for f in test/lock-basics.test.ts test/reliability/native-build.test.ts test/reliability/lifecycle.test.ts \
+  test/reliability/hostile-input.test.ts test/property/options.test.ts; do
+  [ -f "$f" ] && files+=("$f")
+done
+# CI unset: with CI=true vitest.config.ts adds its own JSON reporter, which
+# would overwrite npm test's test-results/vitest.json.
+env -u CI LD_PRELOAD="$(gcc -print-file-name=libasan.so)" \
+  ASAN_OPTIONS="detect_leaks=0:log_path=$logs/asan" \
+  UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan" \
+  KERNEL_LOCK_PREBUILD="$root/build-asan" \
+  KERNEL_LOCK_CYCLES=3000 \
+  npx vitest run "${files[@]}" --reporter=default --reporter=json --outputFile.json=test-results/asan.json
+status=$?
+if [ -n "$(ls -A "$logs")" ]; then
+  echo 'asan: sanitizer reports were written:' >&2
+  for report in "$logs"/*; do
+    echo "--- $report" >&2
+    head -60 "$report" >&2
+  done
+  status=1
+fi
+exit "$status"

@@ -1,0 +1,45 @@
+// `kernel-lock sweep <dir>`: remove unheld lock files, safely.
+import { parseArgs } from 'node:util';
+import { describeInspection, printable } from '../inspect/format.js';
+import { inspectSync } from '../inspect/inspect.js';
+import { sweepSync } from '../inspect/sweep.js';
+import { UsageError } from './usage.js';
+
+/** Identifies the JSON document `sweep --json` prints. */
+export const SWEEP_SCHEMA = 'kernel-lock/sweep/1';
+
+/** Runs `sweep`; resolves with the exit status. */
+export async function sweepCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      json: { type: 'boolean', default: false },
+      'dry-run': { type: 'boolean', default: false },
+      suffix: { type: 'string', default: '.lock' },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError('sweep needs exactly one directory', 'sweep');
+  if (values.suffix === '') throw new UsageError('--suffix must not be empty', 'sweep');
+  const dryRun = values['dry-run'];
+  const result = sweepSync(positionals[0]!, { suffix: values.suffix, dryRun });
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ schema: SWEEP_SCHEMA, dryRun, ...result }, null, 2)}\n`);
+  } else {
+    const verb = dryRun ? 'would remove' : 'removed';
+    for (const file of result.removed) process.stdout.write(`${verb}  ${printable(file, 4096)}\n`);
+    for (const kept of result.kept) {
+      let why = kept.detail;
+      if (kept.reason === 'held') {
+        try {
+          why = describeInspection(inspectSync(kept.path));
+        } catch {
+          // keep the sweep's own words
+        }
+      }
+      process.stdout.write(`kept  ${printable(kept.path, 4096)}: ${printable(why, 400)}\n`);
+    }
+    process.stdout.write(`${verb} ${result.removed.length}, kept ${result.kept.length}\n`);
+  }
+  return result.kept.some((k) => k.reason === 'error') ? 1 : 0;
+}

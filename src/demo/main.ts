@@ -1,0 +1,196 @@
+// `kernel-lock demo`: replays the reported barrage (30 agent invocations on
+// one session, one of them sabotaged) in a temporary sessions directory,
+// with the legacy marker protocol and with kernel-lock, and prints what
+// changed. The hidden modes `--invocation`, `--client` and `--gateway` are
+// the child processes it starts (see workers.ts).
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { BACKENDS, type Backend, type DemoConfig, demoConfig } from './config.js';
+import { pidNamespacesAvailable } from './processes.js';
+import { kernelLockRowOk, renderReport, rowNote } from './report.js';
+import { type RunRow, runScenario, SCENARIOS, type Scenario } from './scenarios.js';
+import { clientMain, gatewayMain, invocationMain } from './workers.js';
+
+const HELP = `Usage: kernel-lock demo [--quick] [--timeout MS] [--json] [--scenarios a,b,c,d,e] [--keep]
+
+Replays the reported failure: sequential agent invocations on one session,
+each taking the session write lock, appending a begin line, working, appending
+an end line and releasing; one invocation is sabotaged per scenario:
+  (a) SIGKILLed while holding            (b) the same, in another pid namespace
+  (c) alive in another pid namespace, writing slowly (the others must wait)
+  (d) orphaned: its client is killed, it lives on holding the lock
+  (e) a gateway runs turns in-process; one hangs and is abandoned
+Each scenario runs with a faithful baseline of the legacy marker lock and
+with kernel-lock; the table shows invocations succeeded, overlapping writers,
+torn transcript lines, seconds lost and the first error.
+
+  --quick          CI size: 10 invocations, 30 ms turns, 1 s lock timeout
+  --timeout MS     lock acquisition timeout (default 2000; 10000 is the real one)
+  --json           print the results as JSON on stdout (progress stays on stderr)
+  --scenarios LIST run only these scenarios (comma-separated letters)
+  --keep           keep the temporary sessions directory
+
+(b) and (c) need \`unshare --pid\` (root or user namespaces); elsewhere they are
+skipped with a note, except under CI (CI set), where that is a failure.
+Exit status: 0 when every kernel-lock row shows no overlapping writer, no torn
+line, and full success in (a), (b), (c) and (e); 1 otherwise; 2 on usage error.`;
+
+function hidden(argv: string[]): Promise<number> | null {
+  const [mode, json] = argv;
+  if (json === undefined) return null;
+  if (mode === '--invocation') return invocationMain(JSON.parse(json));
+  if (mode === '--client') return clientMain(JSON.parse(json));
+  if (mode === '--gateway') return gatewayMain(JSON.parse(json));
+  return null;
+}
+
+interface Progress {
+  update(text: string): void;
+  done(text: string): void;
+}
+
+function progress(): Progress {
+  const tty = process.stderr.isTTY === true;
+  return {
+    update(text) {
+      if (tty) process.stderr.write(`\r\u001b[2K${text}`);
+    },
+    done(text) {
+      process.stderr.write(tty ? `\r\u001b[2K${text}\n` : `${text}\n`);
+    },
+  };
+}
+
+function parse(
+  argv: string[],
+): { help: true } | { help: false; config: DemoConfig; json: boolean; keep: boolean; scenarios: Scenario[] } {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      timeout: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      scenarios: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) return { help: true };
+  let timeoutMs: number | undefined;
+  if (values.timeout !== undefined) {
+    timeoutMs = Number(values.timeout);
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 100 || timeoutMs > 600_000) {
+      throw new Error(`--timeout must be a whole number of milliseconds from 100 to 600000, got ${values.timeout}`);
+    }
+  }
+  let scenarios = [...SCENARIOS];
+  if (values.scenarios !== undefined) {
+    const wanted = values.scenarios.split(',').map((s) => s.trim().toLowerCase());
+    const unknown = wanted.filter((w) => !SCENARIOS.some((s) => s.id === w));
+    if (unknown.length > 0) throw new Error(`--scenarios: unknown scenario ${unknown.join(', ')} (use a, b, c, d, e)`);
+    scenarios = SCENARIOS.filter((s) => wanted.includes(s.id));
+  }
+  return {
+    help: false,
+    config: demoConfig({ quick: values.quick === true, timeoutMs }),
+    json: values.json === true,
+    keep: values.keep === true,
+    scenarios,
+  };
+}
+
+function skippedRow(scenario: Scenario, backend: Backend, config: DemoConfig, why: string): RunRow {
+  return {
+    scenario: scenario.id,
+    title: scenario.title,
+    backend,
+    expected: config.invocations - (scenario.victimExpected ? 0 : 1),
+    succeeded: 0,
+    overlappingWriters: 0,
+    tornLines: 0,
+    secondsLost: 0,
+    firstError: null,
+    transcript: { lines: 0, tornLines: 0, overlappingWriters: 0, overlaps: [] },
+    results: [],
+    stderr: [],
+    skipped: why,
+    wallSeconds: 0,
+  };
+}
+
+/** Runs `kernel-lock demo` with its arguments; resolves with the exit code. */
+export async function runDemo(argv: string[]): Promise<number> {
+  const args = argv[0] === 'demo' ? argv.slice(1) : argv;
+  const child = hidden(args);
+  if (child !== null) return child;
+  let options: ReturnType<typeof parse>;
+  try {
+    options = parse(args);
+  } catch (error) {
+    process.stderr.write(`kernel-lock demo: ${(error as Error).message}\n\n${HELP}\n`);
+    return 2;
+  }
+  if (options.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const { config, scenarios } = options;
+  const root = realpathSync(mkdtempSync(path.join(tmpdir(), 'kernel-lock-demo-')));
+  const namespaces = scenarios.some((s) => s.needsPidNamespace) ? pidNamespacesAvailable() : true;
+  const inCi = Boolean(process.env.CI);
+  const noNamespaces =
+    'unshare --pid does not work here (it needs root or unprivileged user namespaces); this scenario places the victim in another pid namespace';
+  const status = progress();
+  const rows: RunRow[] = [];
+  let failed = false;
+  const total = scenarios.length * BACKENDS.length;
+  const started = performance.now();
+  try {
+    for (const scenario of scenarios) {
+      for (const backend of BACKENDS) {
+        const label = `[${rows.length + 1}/${total}] (${scenario.id}) ${scenario.title}, ${backend}`;
+        if (scenario.needsPidNamespace && !namespaces) {
+          rows.push(skippedRow(scenario, backend, config, inCi ? `FAILED in CI: ${noNamespaces}` : noNamespaces));
+          if (inCi) failed = true;
+          status.done(`${label}: skipped (no pid namespaces)`);
+          continue;
+        }
+        const onInvocation = (inv: number): void => {
+          const elapsed = ((performance.now() - started) / 1000).toFixed(0);
+          status.update(`${label}: invocation ${inv}/${config.invocations} (${elapsed}s)`);
+        };
+        const row = await runScenario(scenario, backend, config, root, onInvocation);
+        rows.push(row);
+        status.done(
+          `${label}: ${row.succeeded}/${row.expected} ok, ${row.overlappingWriters} overlapping, ${row.tornLines} torn (${row.wallSeconds.toFixed(1)}s)`,
+        );
+      }
+    }
+  } finally {
+    if (!options.keep) rmSync(root, { recursive: true, force: true });
+  }
+  const kernelOk = rows.every(kernelLockRowOk);
+  if (!kernelOk) failed = true;
+  const header =
+    `kernel-lock demo: ${config.invocations} sequential invocations per run, ${config.workMs} ms turns, ` +
+    `lock timeout ${config.timeoutMs} ms${config.quick ? ' (quick mode)' : ''}; sessions in ${root}${options.keep ? '' : ' (removed)'}`;
+  if (options.json) {
+    const payload = {
+      config,
+      sessionsDir: root,
+      ok: !failed,
+      wallSeconds: (performance.now() - started) / 1000,
+      rows: rows.map((row) => ({ ...row, note: rowNote(row, config) })),
+    };
+    process.stdout.write(`${JSON.stringify(payload, null, 2)}\n`);
+  } else {
+    process.stdout.write(`${renderReport(rows, scenarios, config, header)}\n`);
+    if (!kernelOk)
+      process.stdout.write('\nFAILED: a kernel-lock row shows an overlap, a torn line or a lost invocation.\n');
+  }
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,16 @@
+// Inspection: who holds a lock, from the kernel; scanning a directory; the safe sweep.
+export { commandText, describeInspection, formatDuration, printable } from './format.js';
+export { type InspectOptions, inspect, inspectSync } from './inspect.js';
+export type { RecordScope } from './process-info.js';
+export { type ScanOptions, scan, scanSync } from './scan.js';
+export {
+  type KeptReason,
+  type SweepOptions,
+  type SweepOutcome,
+  type SweepResult,
+  type SweptKept,
+  sweep,
+  sweepFile,
+  sweepSync,
+} from './sweep.js';
+export type { DescriptorProcess, LockHolder, LockInspection, LockState, RecordProcessView } from './types.js';

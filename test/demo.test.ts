@@ -1,0 +1,155 @@
+// The barrage demo: its transcript analysis, the legacy baseline it compares
+// against, and a full quick run whose kernel-lock rows must be clean.
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { acquireLegacyLock } from '../src/demo/legacy-marker.js';
+import { analyzeTranscript } from '../src/demo/transcript.js';
+import { root, tempDir } from './helpers.js';
+
+const line = (inv: number, ev: string): string => `${JSON.stringify({ inv, ev })}\n`;
+
+describe('transcript analysis', () => {
+  it('counts a begin inside another open turn, and torn lines', () => {
+    const clean = [1, 2, 3].map((i) => line(i, 'begin') + line(i, 'end')).join('');
+    expect(analyzeTranscript(clean)).toMatchObject({ lines: 6, tornLines: 0, overlappingWriters: 0 });
+    // 2 begins while 1 is open (1 writes again later); 3's begin is after 1's last line.
+    const overlapped = line(1, 'begin') + line(2, 'begin') + line(1, 'end') + line(2, 'end') + line(3, 'begin');
+    expect(analyzeTranscript(overlapped).overlappingWriters).toBe(1);
+    // A turn that never writes again (abandoned, fenced) is not open.
+    expect(analyzeTranscript(line(1, 'begin') + line(2, 'begin') + line(2, 'end')).overlappingWriters).toBe(0);
+    const half = line(1, 'chunk');
+    const torn = half.slice(0, 10) + line(2, 'begin') + half.slice(10);
+    expect(analyzeTranscript(line(1, 'begin') + torn).tornLines).toBe(2);
+  });
+});
+
+describe('legacy baseline (the protocol kernel-lock replaces)', () => {
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => {
+    ({ dir, cleanup } = tempDir('kernel-lock-legacy-'));
+  });
+  afterEach(() => cleanup());
+
+  it('waits for a live pid and times out with the legacy message', async () => {
+    const lockPath = path.join(dir, 's.jsonl.lock');
+    const held = await acquireLegacyLock({ lockPath });
+    await expect(acquireLegacyLock({ lockPath, timeoutMs: 300 })).rejects.toThrow(
+      `session file locked (timeout 300ms): pid=${process.pid} ${lockPath}`,
+    );
+    await held.release();
+    const again = await acquireLegacyLock({ lockPath, timeoutMs: 300 });
+    await again.release();
+  });
+
+  it('reclaims a dead pid at once, but waits on a fresh pid-less marker (`unknown`)', async () => {
+    const lockPath = path.join(dir, 's.jsonl.lock');
+    const dead = spawn('true');
+    await new Promise((resolve) => dead.once('exit', resolve));
+    writeFileSync(lockPath, JSON.stringify({ pid: dead.pid, createdAt: new Date().toISOString() }));
+    const reclaimed = await acquireLegacyLock({ lockPath, timeoutMs: 300 });
+    await reclaimed.release();
+    writeFileSync(lockPath, '{}');
+    await expect(acquireLegacyLock({ lockPath, timeoutMs: 300 })).rejects.toThrow(
+      `session file locked (timeout 300ms): unknown ${lockPath}`,
+    );
+  });
+});
+
+interface Row {
+  scenario: string;
+  backend: string;
+  expected: number;
+  succeeded: number;
+  overlappingWriters: number;
+  tornLines: number;
+  firstError: string | null;
+  skipped?: string;
+  results: Array<{ inv: number; ok: boolean }>;
+}
+
+/** Runs the built CLI; resolves with its exit status and output. */
+function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [path.join(root, 'dist', 'cli.js'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+describe('kernel-lock demo: usage and pid namespaces', () => {
+  it('prints help, and rejects unknown options with status 2', async () => {
+    const help = await runCli(['demo', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('--quick');
+    const bad = await runCli(['demo', '--bogus']);
+    expect(bad.code).toBe(2);
+  });
+
+  it('without unshare, skips (b) and (c) with a reason, but fails under CI', async () => {
+    const { CI: _ci, ...rest } = process.env;
+    const noUnshare = { ...rest, PATH: '/nonexistent' };
+    const local = await runCli(['demo', '--quick', '--json', '--scenarios', 'b,c'], noUnshare);
+    expect(local.code, local.stderr).toBe(0);
+    const rows = (JSON.parse(local.stdout) as { rows: Row[] }).rows;
+    expect(rows).toHaveLength(4);
+    for (const row of rows) expect(row.skipped).toMatch(/unshare --pid does not work here/);
+    const ci = await runCli(['demo', '--quick', '--json', '--scenarios', 'b'], { ...noUnshare, CI: 'true' });
+    expect(ci.code).toBe(1);
+    expect((JSON.parse(ci.stdout) as { rows: Row[] }).rows[0]!.skipped).toMatch(/^FAILED in CI/);
+  });
+});
+
+describe('kernel-lock demo --quick', () => {
+  it('kernel-lock rows: no overlapping writer, no torn line, full success in (a), (b), (c), (e)', async () => {
+    const started = performance.now();
+    const { code, stdout, stderr } = await runCli(['demo', '--quick', '--json']);
+    const seconds = (performance.now() - started) / 1000;
+    expect(stdout.trimStart().startsWith('{'), `no JSON report (exit ${code}); stderr:\n${stderr}`).toBe(true);
+    const report = JSON.parse(stdout) as { ok: boolean; rows: Row[]; config: { victim: number } };
+    expect(report.rows).toHaveLength(10);
+    for (const scenario of ['a', 'b', 'c', 'd', 'e']) {
+      const legacy = report.rows.find((r) => r.scenario === scenario && r.backend === 'legacy');
+      const kernel = report.rows.find((r) => r.scenario === scenario && r.backend === 'kernel-lock');
+      expect(legacy, scenario).toBeDefined();
+      expect(kernel, scenario).toBeDefined();
+      if (kernel!.skipped !== undefined) {
+        // Only pid-namespace scenarios may be skipped, and never in CI.
+        expect(process.env.CI, kernel!.skipped).toBeFalsy();
+        expect(['b', 'c']).toContain(scenario);
+        continue;
+      }
+      const failures = JSON.stringify(kernel!.results.filter((r) => !r.ok));
+      expect(kernel!.overlappingWriters, `(${scenario}) overlapping writers`).toBe(0);
+      expect(kernel!.tornLines, `(${scenario}) torn lines`).toBe(0);
+      if (scenario !== 'd')
+        expect(kernel!.succeeded, `(${scenario}) succeeded; failures: ${failures}`).toBe(kernel!.expected);
+    }
+    // (d): a live orphan keeps the lock either way; kernel-lock's error keeps the legacy prefix and names it.
+    const orphan = report.rows.find((r) => r.scenario === 'd' && r.backend === 'kernel-lock')!;
+    expect(orphan.succeeded).toBeLessThan(orphan.expected);
+    const match = /^session file locked \(timeout 1000ms\): pid=(\d+) (\S+\.jsonl\.lock) (.+)$/s.exec(
+      orphan.firstError!,
+    );
+    expect(match, orphan.firstError!).not.toBeNull();
+    expect(match![3]).toContain(match![1]!);
+    expect(stderr).toContain('[10/10]'); // progress
+    expect(report.ok).toBe(true);
+    expect(code, stderr).toBe(0);
+    // Well under 90 s on an idle 2-core machine; the bound leaves room for a loaded one.
+    expect(seconds).toBeLessThan(120);
+  }, 180_000);
+});

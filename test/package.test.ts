@@ -1,0 +1,388 @@
+// The published package, as a consumer gets it: `npm pack` (which runs
+// prepack: fresh dist/ and a fresh prebuilt binary), then an offline install
+// of the tarball into a brand-new project, with no compiler on PATH, once with
+// npm's default settings and once with --ignore-scripts. Whatever the consumer
+// runs (ESM, CJS, the CLI, the type checker) must work from the prebuild alone.
+// Last, a project whose platform has no prebuild builds it from the tarball's
+// native/ sources. CPU: about 30 s of it is `npm pack` (tsup + one compile).
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lineFrom, root, tempDir } from './helpers.js';
+
+const work = tempDir('kernel-lock-package-');
+const stage = path.join(work.dir, 'stage');
+const tools = path.join(work.dir, 'tools');
+const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+const libc = existsSync('/etc/alpine-release') ? 'musl' : 'glibc';
+const prebuild = `prebuilds/${process.platform}-${process.arch}/kernel-lock.${libc}.node`;
+const typescript = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+
+let tarball = '';
+let npmCache = '';
+
+// The environment of `npm test` is full of npm_* variables (npm_config_local_prefix
+// among them) that would make a child npm act on this checkout instead.
+function withoutNpmVariables(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name) && name !== 'INIT_CWD'),
+  );
+}
+
+/**
+ * A new project depending on the tarball only, with a lockfile pinning its
+ * dependencies to the versions (and integrity) this checkout's lockfile has.
+ * WHY the lockfile: `npm install` from a lockfile (a clean clone in CI) caches
+ * the dependencies' tarballs but not their registry metadata, and without
+ * metadata an offline install cannot resolve `node-addon-api@^8.5.0`; with
+ * the lockfile it needs only the tarballs, which are in the cache.
+ */
+function writeConsumer(project: string): void {
+  const rootLock = JSON.parse(readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, unknown>;
+  };
+  const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+    license: string;
+    engines: unknown;
+    os: string[];
+    bin: unknown;
+    dependencies: Record<string, string>;
+  };
+  const { dependencies } = manifest;
+  const spec = `file:${path.relative(project, tarball)}`;
+  const packages: Record<string, unknown> = {
+    '': { name: 'consumer', version: '1.0.0', dependencies: { 'kernel-lock': spec } },
+    'node_modules/kernel-lock': {
+      version: pkg.version,
+      resolved: spec,
+      hasInstallScript: true,
+      license: manifest.license,
+      dependencies,
+      engines: manifest.engines,
+      os: manifest.os,
+      bin: manifest.bin,
+    },
+  };
+  for (const name of Object.keys(dependencies)) {
+    const locked = rootLock.packages[`node_modules/${name}`];
+    if (locked === undefined) throw new Error(`package-lock.json has no node_modules/${name}`);
+    packages[`node_modules/${name}`] = locked;
+  }
+  const consumer = { name: 'consumer', version: '1.0.0', private: true, dependencies: { 'kernel-lock': spec } };
+  writeFileSync(path.join(project, 'package.json'), JSON.stringify(consumer, null, 2));
+  const lock = { name: 'consumer', version: '1.0.0', lockfileVersion: 3, requires: true, packages };
+  writeFileSync(path.join(project, 'package-lock.json'), JSON.stringify(lock, null, 2));
+}
+
+/** A consumer's environment: HOME (npm's cache) and a PATH with no compiler. */
+function consumerEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { HOME: process.env.HOME, PATH: tools, TMPDIR: process.env.TMPDIR, LANG: 'C', PREBUILDS_ONLY: '1', ...extra };
+}
+
+function run(cmd: string, args: string[], cwd: string, env = consumerEnv()) {
+  const result = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: 60_000 });
+  const output = `$ ${cmd} ${args.join(' ')}\n${result.stdout}${result.stderr}`;
+  return { status: result.status, stdout: result.stdout, output };
+}
+
+// Build products and scratch space: what a clean clone does not have.
+const notInClone = new Set([
+  'node_modules',
+  '.git',
+  'build',
+  'build-asan',
+  'dist',
+  'prebuilds',
+  'test-results',
+  'coverage',
+  '.build',
+]);
+
+/** Copies the checkout as a clean clone would have it; files vanishing mid-copy (scratch of running tests) are skipped. */
+function copyCheckout(from: string, to: string): void {
+  mkdirSync(to, { recursive: true });
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    if (notInClone.has(entry.name) || entry.name.endsWith('.tgz')) continue;
+    const source = path.join(from, entry.name);
+    const target = path.join(to, entry.name);
+    try {
+      if (entry.isDirectory()) copyCheckout(source, target);
+      else if (entry.isFile()) copyFileSync(source, target);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+}
+
+beforeAll(() => {
+  // Pack a copy of the checkout (everything a clean clone has, no build
+  // products) so prepack's rebuild of dist/ and prebuilds/ never rewrites
+  // files that other test files are loading at this moment.
+  copyCheckout(root, stage);
+  symlinkSync(path.join(root, 'node_modules'), path.join(stage, 'node_modules'), 'dir');
+  const env = withoutNpmVariables();
+  execFileSync('npm', ['pack', '--pack-destination', work.dir], { cwd: stage, env, stdio: 'pipe' });
+  tarball = path.join(work.dir, `kernel-lock-${pkg.version}.tgz`);
+  // The cache `npm install` of this checkout filled: the consumer's
+  // dependencies (node-addon-api, node-gyp-build) come from there, offline.
+  // Asked with this process's own environment: that is the npm that ran the tests.
+  npmCache = execFileSync('npm', ['config', 'get', 'cache'], { cwd: root, encoding: 'utf8' }).trim();
+
+  // A PATH holding node, npm and the shell npm runs scripts with, nothing else:
+  // no gcc, g++, cc, c++, make.
+  mkdirSync(tools);
+  for (const tool of ['node', 'npm', 'npx', 'sh']) {
+    const found = execFileSync('/bin/sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
+    symlinkSync(found, path.join(tools, tool));
+  }
+}, 240_000);
+
+afterAll(() => work.cleanup());
+
+describe('npm pack', () => {
+  it('contains exactly dist/, prebuilds/, native/, binding.gyp and the docs', () => {
+    const dryRun = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: stage,
+      env: withoutNpmVariables(),
+      encoding: 'utf8',
+    });
+    const files = (JSON.parse(dryRun) as [{ files: { path: string }[] }])[0].files.map((file) => file.path).sort();
+
+    const allowed = [
+      /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|binding\.gyp)$/,
+      /^native\/[a-z_]+\.(cc|h)$/,
+      /^prebuilds\/[a-z0-9]+-[a-z0-9]+\/kernel-lock\.(glibc|musl)\.node$/,
+      /^dist\/(index|session)\.(js|cjs|d\.ts|d\.cts|cjs\.map)$/,
+      /^dist\/cli\.js(\.map)?$/,
+      /^dist\/[a-z0-9-]+-[A-Z0-9]+\.(js|cjs)(\.map)?$/, // chunks shared by the entries
+    ];
+    expect(files.filter((file) => !allowed.some((pattern) => pattern.test(file)))).toEqual([]);
+
+    const nativeSources = readdirSync(path.join(root, 'native')).map((name) => `native/${name}`);
+    const required = [
+      'package.json',
+      'README.md',
+      'LICENSE',
+      'CHANGELOG.md',
+      'binding.gyp',
+      ...nativeSources,
+      prebuild,
+      ...['index', 'session'].flatMap((entry) => ['js', 'cjs', 'd.ts', 'd.cts'].map((ext) => `dist/${entry}.${ext}`)),
+      'dist/cli.js',
+    ];
+    expect(required.filter((file) => !files.includes(file))).toEqual([]);
+
+    // The tarball `npm pack` wrote holds the same list.
+    const inTarball = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map((entry) => entry.replace(/^package\//, ''))
+      .sort();
+    expect(inTarball).toEqual(files);
+  });
+
+  it('has no compiler on the consumer PATH', () => {
+    const probe = spawnSync(
+      '/bin/sh',
+      ['-c', 'command -v g++ || command -v gcc || command -v cc || command -v c++ || command -v make'],
+      {
+        env: consumerEnv(),
+        encoding: 'utf8',
+      },
+    );
+    expect(probe.stdout).toBe('');
+    expect(probe.status).not.toBe(0);
+  });
+});
+
+const esmScript = `
+import { createRequire } from 'node:module';
+import { LockHandle, lock, tryLockSync } from 'kernel-lock';
+import * as session from 'kernel-lock/session';
+
+const file = process.argv[2];
+const handle = await lock(file, { owner: 'esm consumer' });
+if (!(handle instanceof LockHandle)) throw new Error('lock() did not return a LockHandle');
+if (tryLockSync(file) !== null) throw new Error('a second lock was granted while held');
+await handle.release();
+const again = tryLockSync(file);
+if (again === null) throw new Error('not free after release');
+again.releaseSync();
+// import and require must share one copy of the library and its state,
+// and offer the same names.
+const required = createRequire(import.meta.url)('kernel-lock');
+if (required.LockHandle !== LockHandle) throw new Error('two copies loaded');
+const esmNames = Object.keys(await import('kernel-lock')).sort().join();
+const cjsNames = Object.keys(required).filter((name) => name !== '__esModule').sort().join();
+if (esmNames !== cjsNames) throw new Error('import offers ' + esmNames + ' but require offers ' + cjsNames);
+console.log('esm ok', typeof session);
+`;
+
+const cjsScript = `
+const { LockHandle, lockSync, tryLockSync } = require('kernel-lock');
+const session = require('kernel-lock/session');
+
+const file = process.argv[2];
+const handle = lockSync(file, { owner: 'cjs consumer' });
+if (!(handle instanceof LockHandle)) throw new Error('lockSync() did not return a LockHandle');
+if (tryLockSync(file) !== null) throw new Error('a second lock was granted while held');
+handle.releaseSync();
+const again = tryLockSync(file);
+if (again === null) throw new Error('not free after release');
+again.releaseSync();
+console.log('cjs ok', typeof session);
+`;
+
+const holderScript = `
+import { lock } from 'kernel-lock';
+const handle = await lock(process.argv[2], { owner: 'package test' });
+console.log('held', process.pid);
+process.stdin.resume();
+process.stdin.on('end', () => handle.release().then(() => process.exit(0)));
+`;
+
+const typedEsm = `
+import { type LockHandle, type LockOptions, LockTimeoutError, lock, tryLockSync, withLock } from 'kernel-lock';
+import * as session from 'kernel-lock/session';
+
+const options: LockOptions = { mode: 'shared', kind: 'flock', timeout: 100, owner: 'typed' };
+const handle: LockHandle = await lock('typed.lock', options);
+const path: string = handle.path;
+await handle.release();
+const maybe: LockHandle | null = tryLockSync('typed.lock');
+const result: number = await withLock('typed.lock', async () => 42);
+const isTimeout = (error: unknown): boolean => error instanceof LockTimeoutError;
+// @ts-expect-error -- the types are real: an unknown mode is rejected
+await lock('typed.lock', { mode: 'sideways' });
+export { isTimeout, maybe, path, result, session };
+`;
+
+const typedCjs = `
+import kernelLock = require('kernel-lock');
+import session = require('kernel-lock/session');
+
+const handle: kernelLock.LockHandle = kernelLock.lockSync('typed.lock', { kind: 'posix' });
+handle.releaseSync();
+const code: string = kernelLock.ELOCKED;
+// @ts-expect-error -- the types are real: an unknown kind is rejected
+kernelLock.lockSync('typed.lock', { kind: 'sideways' });
+export = { code, session };
+`;
+
+describe.each([
+  // The installed files are the same either way (only whether the install
+  // script ran differs), so the CLI and the types are checked once.
+  { name: 'default npm settings', installFlags: [] as string[], everything: true },
+  { name: '--ignore-scripts', installFlags: ['--ignore-scripts'], everything: false },
+])('a fresh consumer project installing the tarball offline with $name', ({ installFlags, everything }) => {
+  let project = '';
+
+  beforeAll(() => {
+    project = path.join(work.dir, `consumer-${installFlags.length}`);
+    mkdirSync(project);
+    writeConsumer(project);
+    const install = run('npm', ['install', '--offline', '--cache', npmCache, ...installFlags], project);
+    expect(install.status, install.output).toBe(0);
+    writeFileSync(path.join(project, 'esm.mjs'), esmScript);
+    writeFileSync(path.join(project, 'cjs.cjs'), cjsScript);
+    writeFileSync(path.join(project, 'holder.mjs'), holderScript);
+  }, 120_000);
+
+  it('installed the prebuilt binary and compiled nothing', () => {
+    expect(existsSync(path.join(project, 'node_modules', 'kernel-lock', prebuild))).toBe(true);
+    expect(existsSync(path.join(project, 'node_modules', 'kernel-lock', 'build'))).toBe(false);
+  });
+
+  it('works from import (ESM) and from require (CJS)', () => {
+    const esm = run('node', ['esm.mjs', 'esm.lock'], project);
+    expect(esm.stdout, esm.output).toBe('esm ok object\n');
+    const cjs = run('node', ['cjs.cjs', 'cjs.lock'], project);
+    expect(cjs.stdout, cjs.output).toBe('cjs ok object\n');
+  });
+
+  if (!everything) return;
+
+  it('runs the CLI through npx: --version and status', async () => {
+    const version = run('npx', ['--offline', 'kernel-lock', '--version'], project);
+    expect(version.status, version.output).toBe(0);
+    expect(version.stdout.trim(), version.output).toMatch(
+      new RegExp(`^(kernel-lock )?v?${pkg.version.replaceAll('.', '\\.')}$`),
+    );
+
+    const lockFile = path.join(project, 'status.lock');
+    const holder: ChildProcess = spawn('node', ['holder.mjs', lockFile], { cwd: project, env: consumerEnv() });
+    try {
+      const pid = (await lineFrom(holder, 'held ')).split(' ')[1]!;
+      const held = run('npx', ['--offline', 'kernel-lock', 'status', lockFile], project);
+      expect(held.status, held.output).toBe(1);
+      expect(held.stdout, held.output).toContain(pid);
+    } finally {
+      holder.stdin?.end();
+      await new Promise((resolve) => holder.once('exit', resolve));
+    }
+    const free = run('npx', ['--offline', 'kernel-lock', 'status', lockFile], project);
+    expect(free.status, free.output).toBe(0);
+  });
+
+  it('type-checks a typed consumer: ESM (nodenext) and CommonJS (.cts)', () => {
+    writeFileSync(path.join(project, 'typed.mts'), typedEsm);
+    writeFileSync(path.join(project, 'typed.cts'), typedCjs);
+    writeFileSync(
+      path.join(project, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          target: 'ES2022',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false,
+          types: ['node'],
+          typeRoots: [path.join(root, 'node_modules', '@types')],
+        },
+        files: ['typed.mts', 'typed.cts'],
+      }),
+    );
+    const tsc = run('node', [typescript, '--noEmit', '-p', 'tsconfig.json'], project);
+    expect(tsc.status, tsc.output).toBe(0);
+  });
+});
+
+describe('a platform without a prebuilt binary', () => {
+  it('builds from the shipped native/ sources and binding.gyp when the install script runs', () => {
+    const project = path.join(work.dir, 'consumer-from-source');
+    mkdirSync(project);
+    writeConsumer(project);
+    const env = { ...withoutNpmVariables(), ...localNodeHeaders() };
+    const install = run('npm', ['install', '--offline', '--cache', npmCache, '--ignore-scripts'], project, env);
+    expect(install.status, install.output).toBe(0);
+    // What an unsupported platform looks like to node-gyp-build: no prebuild fits.
+    rmSync(path.join(project, 'node_modules', 'kernel-lock', 'prebuilds'), { recursive: true });
+
+    const rebuild = run('npm', ['rebuild', 'kernel-lock', '--offline', '--foreground-scripts'], project, env);
+    expect(rebuild.status, rebuild.output).toBe(0);
+    expect(existsSync(path.join(project, 'node_modules', 'kernel-lock', 'build', 'Release', 'kernel_lock.node'))).toBe(
+      true,
+    );
+    writeFileSync(path.join(project, 'cjs.cjs'), cjsScript);
+    const cjs = run('node', ['cjs.cjs', 'cjs.lock'], project, env);
+    expect(cjs.stdout, cjs.output).toBe('cjs ok object\n');
+  }, 120_000);
+});
+
+// node-gyp would download Node's headers; official Node builds ship them next
+// to the binary, so point it there and stay offline.
+function localNodeHeaders(): NodeJS.ProcessEnv {
+  const prefix = path.resolve(path.dirname(process.execPath), '..');
+  return existsSync(path.join(prefix, 'include', 'node', 'common.gypi')) ? { npm_config_nodedir: prefix } : {};
+}
