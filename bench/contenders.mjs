@@ -35,7 +35,10 @@ const PROPER_OPTIONS = {
 
 let kernelLock;
 async function kl() {
-  kernelLock ??= await import(pathToFileURL(path.join(root, 'dist', 'index.js')).href);
+  // KERNEL_LOCK_BENCH_DIST names another build of kernel-lock (an ESM entry
+  // whose package root holds its own build/Release) to measure a change.
+  const entry = process.env.KERNEL_LOCK_BENCH_DIST ?? path.join(root, 'dist', 'index.js');
+  kernelLock ??= await import(pathToFileURL(path.resolve(entry)).href);
   return kernelLock;
 }
 

@@ -347,9 +347,10 @@ export async function threadpoolHealth(cfg, specs, dir, pool) {
     const [holder, reader] = await pool.enlist(spec, lockPath, 2);
     const byWaiters = {};
     let clean = false;
+    let holderIdle = false;
     try {
       await acquireNow(holder);
-      reader.send(`readfile ${cfg.waiterCounts.join(',')} ${cfg.samples} ${cfg.stallMs} ${probe}`);
+      reader.send(`readfile ${cfg.waiterCounts.join(',')} ${cfg.samples} ${cfg.stallMs} ${probe} ${cfg.settleMs}`);
       for (const waiters of cfg.waiterCounts) {
         const result = JSON.parse(await reader.next('result', 120_000));
         byWaiters[waiters] = { stalled: result.stalled, stallMs: cfg.stallMs, ...summarize(result.latenciesUs) };
@@ -357,12 +358,16 @@ export async function threadpoolHealth(cfg, specs, dir, pool) {
       results[spec.id] = { byWaiters };
       holder.send('release');
       await holder.next('released');
-      await reader.next('drained', cfg.drainMs);
-      clean = true;
+      // Dozens of pollers drain slowly (their backoff reaches a second): a
+      // new process is cheaper than waiting for them.
+      holderIdle = true;
+      if (spec.wait !== Wait.poll) await reader.next('drained', cfg.drainMs);
+      clean = spec.wait !== Wait.poll;
     } catch (error) {
       results[spec.id] ??= { na: `failed: ${error.message}` };
     } finally {
-      await pool.dismiss([holder, reader], { idle: clean });
+      await pool.dismiss([holder], { idle: holderIdle });
+      await pool.dismiss([reader], { idle: clean });
     }
   }
   return { results };

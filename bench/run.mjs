@@ -50,7 +50,7 @@ const CONFIG = quick
         maxPrewarm: 40,
       },
       waitingCost: { waiters: 4, holdMs: 250, settleMs: 100, quietMs: 300, drainMs: 10_000 },
-      threadpoolHealth: { waiterCounts: [0, 8, 64], samples: 20, stallMs: 200, drainMs: 10_000 },
+      threadpoolHealth: { waiterCounts: [0, 8, 64], samples: 20, stallMs: 200, settleMs: 50, drainMs: 10_000 },
       throughput: { processes: 4, rounds: 1, durationMs: 200 },
       scale: { locks: 500, waiters: 64, settleMs: 100, timeoutMs: 2000 },
     }
@@ -66,7 +66,13 @@ const CONFIG = quick
         maxPrewarm: 40,
       },
       waitingCost: { waiters: 16, holdMs: 5000, settleMs: 500, quietMs: 3000, drainMs: 30_000 },
-      threadpoolHealth: { waiterCounts: [0, 8, 64], samples: 200, stallMs: 2000, drainMs: 30_000 },
+      threadpoolHealth: {
+        waiterCounts: [0, 8, 64],
+        samples: 200,
+        stallMs: 2000,
+        settleMs: 200,
+        drainMs: 30_000,
+      },
       throughput: { processes: 4, rounds: 3, durationMs: 1000 },
       scale: { locks: 10_000, waiters: 256, settleMs: 1000, timeoutMs: 30_000 },
     };

@@ -24,7 +24,7 @@ function rssBytes() {
 // these processes across contenders), "acquire", "release", "cycle" (acquire
 // then release at once: drains waiters), "append <data> <ms> <start ns>"
 // (throughput: from the given monotonic instant on), "readfile <counts>
-// <samples> <stall ms> <probe>", "scale <dir> <count> <waiters>", "exit".
+// <samples> <stall ms> <probe> <settle ms>", "scale <dir> <count> <waiters>", "exit".
 async function serve(id, lockPath) {
   let acquire = await contender(id).load();
   let release = null;
@@ -52,8 +52,9 @@ async function serve(id, lockPath) {
       await drop();
       say('cycled');
     } else if (command === 'readfile') {
-      const [counts, samples, stallMs, probe] = words;
-      await readfileLatency(acquire, lockPath, counts.split(',').map(Number), Number(samples), Number(stallMs), probe);
+      const [counts, samples, stallMs, probe, settleMs] = words;
+      const numbers = [Number(samples), Number(stallMs), Number(settleMs)];
+      await readfileLatency(acquire, lockPath, counts.split(',').map(Number), ...numbers, probe);
     } else if (command === 'scale') {
       await scale(acquire, lockPath, words[0], Number(words[1]), Number(words[2]));
     } else if (command === 'append') {
@@ -89,7 +90,7 @@ async function append(acquire, lockPath, dataPath, durationMs, startNs) {
 // process are pending in this process, for each (cumulative) waiter count.
 // A read slower than `stallMs` is a stall (the threadpool is exhausted):
 // every later count is then reported stalled too, without waiting again.
-async function readfileLatency(acquire, lockPath, counts, samples, stallMs, probe) {
+async function readfileLatency(acquire, lockPath, counts, samples, stallMs, settleMs, probe) {
   const pending = [];
   let stalled = false;
   for (const waiters of counts) {
@@ -100,7 +101,7 @@ async function readfileLatency(acquire, lockPath, counts, samples, stallMs, prob
     // Each waiter lets go as soon as it is served, so the process drains
     // (and can be reused) once the holder releases.
     while (pending.length < waiters) pending.push(acquire(lockPath).then((release) => release()));
-    await sleep(waiters > 0 ? 200 : 0); // let the waits reach the kernel
+    await sleep(waiters > 0 ? settleMs : 0); // let the waits reach the kernel
     const latencies = [];
     for (let i = 0; i < samples; i++) {
       const t0 = now();

@@ -236,11 +236,12 @@ class KernelLockAddon : public Napi::Addon<KernelLockAddon> {
         // it best; and no wait may start on one.
         if (::fstat(fd.get(), &opened.st) != 0) return ThrowErrno(env, errno, "fstat");
         if (CheckRegular(opened.st, &opened) != 0) return ThrowOpen(env, opened);
+        if (CheckFileSystem(fd.get(), &opened) != 0) return ThrowOpen(env, opened);
       }
       if (err == EWOULDBLOCK) {
         SetOut(kOutDev, static_cast<double>(opened.st.st_dev));
         SetOut(kOutIno, static_cast<double>(opened.st.st_ino));
-        SetOut(kOutReadOnly, opened.read_only ? 1 : 0);
+        SetOut(kOutReadOnly, opened.read_only ? opened.write_err : 0);
         if ((flags & kKeepOnBusy) == 0) return Napi::Number::New(env, -1);
         Track(fd.get());
         return Napi::Number::New(env, -(fd.release() + 2.0));
@@ -251,10 +252,11 @@ class KernelLockAddon : public Napi::Addon<KernelLockAddon> {
       err = PathNamesFd(fd.get(), path, &same, &st);
       if (err != 0) return ThrowErrno(env, err, "lstat");
       if (CheckRegular(st, &opened) != 0) return ThrowOpen(env, opened);
+      if (CheckFileSystem(fd.get(), &opened) != 0) return ThrowOpen(env, opened);
       if (!same) continue;  // unlinked or replaced under us: the lock guards nothing
       SetOut(kOutDev, static_cast<double>(st.st_dev));
       SetOut(kOutIno, static_cast<double>(st.st_ino));
-      SetOut(kOutReadOnly, opened.read_only ? 1 : 0);
+      SetOut(kOutReadOnly, opened.read_only ? opened.write_err : 0);
       SetOut(kOutRetries, attempt);
       WriteOwnerRecord(info[4], fd.get(), req, opened.read_only, st.st_size);
       Track(fd.get());
@@ -274,7 +276,7 @@ class KernelLockAddon : public Napi::Addon<KernelLockAddon> {
     if (!fd.valid()) return ThrowOpen(env, opened);
     SetOut(kOutDev, static_cast<double>(opened.st.st_dev));
     SetOut(kOutIno, static_cast<double>(opened.st.st_ino));
-    SetOut(kOutReadOnly, opened.read_only ? 1 : 0);
+    SetOut(kOutReadOnly, opened.read_only ? opened.write_err : 0);
     Track(fd.get());
     return Napi::Number::New(env, fd.release());
   }

@@ -4,6 +4,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 #if defined(__linux__)
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #endif
 
@@ -84,6 +86,7 @@ const char* FileTypeName(FileType type) {
     case FileType::kCharDevice: return "character device";
     case FileType::kBlockDevice: return "block device";
     case FileType::kSymlink: return "symbolic link";
+    case FileType::kKernelFile: return "kernel pseudo-file (procfs, sysfs, cgroupfs...)";
     case FileType::kOther: return "special file";
   }
   return "special file";
@@ -119,6 +122,7 @@ UniqueFd OpenLockFile(const char* path, OpenResult* result, bool check_type) {
       fd.reset(::open(path, O_RDONLY | kBase));
       if (fd.valid()) {
         result->read_only = true;
+        result->write_err = err;
       } else if (errno == ELOOP || errno == ENXIO) {
         err = errno;
       }
@@ -138,7 +142,38 @@ UniqueFd OpenLockFile(const char* path, OpenResult* result, bool check_type) {
     return UniqueFd();
   }
   if (CheckRegular(result->st, result) != 0) return UniqueFd();
+  if (CheckFileSystem(fd.get(), result) != 0) return UniqueFd();
   return fd;
+}
+
+int CheckFileSystem(int fd, OpenResult* result) {
+#if defined(__linux__)
+  struct statfs fs;
+  if (::fstatfs(fd, &fs) != 0) return 0;  // cannot tell; the type check already passed
+  switch (static_cast<unsigned long>(fs.f_type)) {
+    case PROC_SUPER_MAGIC:
+    case SYSFS_MAGIC:
+    case CGROUP_SUPER_MAGIC:
+    case CGROUP2_SUPER_MAGIC:
+    case DEBUGFS_MAGIC:
+    case TRACEFS_MAGIC:
+    case SECURITYFS_MAGIC:
+    case BPF_FS_MAGIC:
+    case SELINUX_MAGIC:
+    case EFIVARFS_MAGIC:
+    case PSTOREFS_MAGIC:
+    case 0x62656570:  // configfs (no constant in linux/magic.h)
+      result->err = EINVAL;
+      result->syscall = "fstatfs";
+      result->type = FileType::kKernelFile;
+      return EINVAL;
+    default: return 0;
+  }
+#else
+  (void)fd;
+  (void)result;
+  return 0;
+#endif
 }
 
 int TryLock(int fd, const LockRequest& req) {

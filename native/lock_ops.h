@@ -33,7 +33,7 @@ struct LockRequest {
 LockRequest DecodeRequest(uint32_t flags, double start, double length);
 
 // Why an open failed when the path exists but is not a lockable file.
-enum class FileType { kRegular, kDirectory, kFifo, kSocket, kCharDevice, kBlockDevice, kSymlink, kOther };
+enum class FileType { kRegular, kDirectory, kFifo, kSocket, kCharDevice, kBlockDevice, kSymlink, kKernelFile, kOther };
 const char* FileTypeName(FileType type);
 
 struct OpenResult {
@@ -41,6 +41,7 @@ struct OpenResult {
   const char* syscall = "open";        // which call failed
   FileType type = FileType::kRegular;  // set when err == EINVAL from the type check
   bool read_only = false;              // opened O_RDONLY because the file was not writable
+  int write_err = 0;                   // why it was not writable (EACCES, EROFS, EPERM)
   struct stat st {};                   // fstat of the opened descriptor
 };
 
@@ -53,6 +54,11 @@ UniqueFd OpenLockFile(const char* path, OpenResult* result, bool check_type = tr
 
 // Fails (EINVAL, with result->type set) unless `st` describes a regular file.
 int CheckRegular(const struct stat& st, OpenResult* result);
+
+// Rejects files on kernel pseudo file systems (procfs, sysfs, cgroupfs...):
+// they can look like regular files, and writing an owner record into one
+// would be a write into a kernel setting, not a lock file. Returns 0 or EINVAL.
+int CheckFileSystem(int fd, OpenResult* result);
 
 // One non-blocking attempt. Returns 0 when locked, EWOULDBLOCK when someone
 // else holds a conflicting lock, or another errno.

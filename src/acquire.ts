@@ -33,10 +33,16 @@ function syscallOf(req: LockRequest): string {
   return req.kind === 'flock' ? 'flock' : 'fcntl';
 }
 
-function makeHandle(req: LockRequest, fd: number, readOnly: boolean, posix?: InodeEntry): LockHandle {
+/**
+ * `readOnly` is 0 for a writable descriptor, else the errno (EACCES, EROFS)
+ * that made the library fall back to a read-only one: that errno, not the
+ * write that was never attempted, is why the owner record is missing.
+ */
+function makeHandle(req: LockRequest, fd: number, readOnly: number, posix?: InodeEntry): LockHandle {
   const key = inodeKey(out[Out.dev]!, out[Out.ino]!);
   noteAcquired(key);
-  const init = { request: req, fd, key, readOnly, recordErrno: out[Out.recordErr]! };
+  const recordErrno = readOnly !== 0 && req.mode === 'exclusive' ? readOnly : out[Out.recordErr]!;
+  const init = { request: req, fd, key, readOnly: readOnly !== 0, recordErrno };
   return new LockHandle(posix ? { ...init, posix } : init);
 }
 
@@ -114,9 +120,9 @@ function kernelWait(req: LockRequest, fd: number, started: number, abandon: () =
 }
 
 /** Finishes a granted wait: false when the file was replaced and the caller must start over. */
-function finish(req: LockRequest, fd: number, readOnly: boolean, record: string | undefined): boolean {
+function finish(req: LockRequest, fd: number, readOnly: number, record: string | undefined): boolean {
   try {
-    return native.finish(fd, req.path, req.flags | (readOnly ? Flag.readOnly : 0), req.start, req.length, record);
+    return native.finish(fd, req.path, req.flags | (readOnly !== 0 ? Flag.readOnly : 0), req.start, req.length, record);
   } catch (error) {
     throw fromNative(error, req.display);
   }
@@ -129,15 +135,17 @@ function finish(req: LockRequest, fd: number, readOnly: boolean, record: string 
 async function lockWhole(req: LockRequest, record: string | undefined, first: number): Promise<LockHandle> {
   const started = performance.now();
   for (let result = first; ; result = attempt(req, record, req.timeout > 0)) {
-    if (result >= 0) return makeHandle(req, result, out[Out.readOnly] === 1);
+    if (result >= 0) return makeHandle(req, result, out[Out.readOnly]!);
     if (result === -1) throw await timeoutError(req, started);
     const fd = -(result + 2);
-    const readOnly = out[Out.readOnly] === 1;
+    const readOnly = out[Out.readOnly]!;
     // Closing the descriptor releases whatever the kernel may have granted.
     await kernelWait(req, fd, started, () => native.close(fd));
     let same: boolean;
     try {
-      same = finish(req, fd, readOnly, record);
+      // A fresh record: createdAt is when the lock was granted, not when
+      // lock() was called (inspect's "held for" is computed from it).
+      same = finish(req, fd, readOnly, recordFor(req));
     } catch (error) {
       native.close(fd);
       throw error;
@@ -161,7 +169,6 @@ function unlockQuietly(fd: number, req: LockRequest): void {
 async function lockPosix(req: LockRequest): Promise<LockHandle> {
   const started = performance.now();
   const deadline = started + req.timeout;
-  const record = recordFor(req);
   for (;;) {
     let entry: InodeEntry;
     try {
@@ -169,7 +176,7 @@ async function lockPosix(req: LockRequest): Promise<LockHandle> {
     } catch (error) {
       throw fromNative(error, req.display);
     }
-    const readOnly = out[Out.readOnly] === 1;
+    const readOnly = out[Out.readOnly]!;
     let ourTurn = false;
     let locked = false;
     let handed = false;
@@ -189,7 +196,7 @@ async function lockPosix(req: LockRequest): Promise<LockHandle> {
         await kernelWait(req, entry.fd, started, () => native.unlock(entry.fd, req.flags, req.start, req.length));
         locked = true;
       }
-      if (finish(req, entry.fd, readOnly, record)) {
+      if (finish(req, entry.fd, readOnly, recordFor(req))) {
         handed = true;
         return makeHandle(req, entry.fd, readOnly, entry);
       }
@@ -221,7 +228,7 @@ export function lock(path: string | Buffer, options?: LockOptions): Promise<Lock
     if (req.kind === 'posix') return lockPosix(req);
     const record = recordFor(req);
     const result = attempt(req, record, req.timeout > 0);
-    if (result >= 0) return Promise.resolve(makeHandle(req, result, out[Out.readOnly] === 1));
+    if (result >= 0) return Promise.resolve(makeHandle(req, result, out[Out.readOnly]!));
     return lockWhole(req, record, result);
   } catch (error) {
     return Promise.reject(error);
@@ -258,7 +265,7 @@ export function tryLockSync(path: string | Buffer, options?: TryLockOptions): Lo
   const req = normalizeOptions(path, options, 0);
   if (req.kind === 'posix') return tryLockPosix(req);
   const result = attempt(req, recordFor(req), false);
-  return result >= 0 ? makeHandle(req, result, out[Out.readOnly] === 1) : null;
+  return result >= 0 ? makeHandle(req, result, out[Out.readOnly]!) : null;
 }
 
 function tryLockPosix(req: LockRequest): LockHandle | null {
@@ -268,7 +275,7 @@ function tryLockPosix(req: LockRequest): LockHandle | null {
   } catch (error) {
     throw fromNative(error, req.display);
   }
-  const readOnly = out[Out.readOnly] === 1;
+  const readOnly = out[Out.readOnly]!;
   let ourTurn = false;
   let locked = false;
   let handed = false;
@@ -317,10 +324,10 @@ export function lockSync(path: string | Buffer, options?: LockSyncOptions): Lock
   const record = recordFor(req);
   for (;;) {
     const result = attempt(req, record, req.timeout > 0);
-    if (result >= 0) return makeHandle(req, result, out[Out.readOnly] === 1);
+    if (result >= 0) return makeHandle(req, result, out[Out.readOnly]!);
     if (result === -1) throw timeoutErrorSync(req, started);
     const fd = -(result + 2);
-    const readOnly = out[Out.readOnly] === 1;
+    const readOnly = out[Out.readOnly]!;
     if (req.kind === 'flock' && heldHere(inodeKey(out[Out.dev]!, out[Out.ino]!)) > 0) {
       native.close(fd);
       throw selfDeadlockError(req.display);
@@ -330,7 +337,7 @@ export function lockSync(path: string | Buffer, options?: LockSyncOptions): Lock
     try {
       const remaining = Math.max(0, req.timeout - (performance.now() - started));
       status = native.waitSync(fd, req.flags, req.start, req.length, remaining);
-      if (status === 0) same = finish(req, fd, readOnly, record);
+      if (status === 0) same = finish(req, fd, readOnly, recordFor(req));
     } catch (error) {
       native.close(fd);
       throw fromNative(error, req.display);
@@ -343,7 +350,6 @@ export function lockSync(path: string | Buffer, options?: LockSyncOptions): Lock
 
 function lockSyncPosix(req: LockRequest): LockHandle {
   const started = performance.now();
-  const record = recordFor(req);
   for (;;) {
     let entry: InodeEntry;
     try {
@@ -351,7 +357,7 @@ function lockSyncPosix(req: LockRequest): LockHandle {
     } catch (error) {
       throw fromNative(error, req.display);
     }
-    const readOnly = out[Out.readOnly] === 1;
+    const readOnly = out[Out.readOnly]!;
     let ourTurn = false;
     let locked = false;
     let handed = false;
@@ -372,7 +378,7 @@ function lockSyncPosix(req: LockRequest): LockHandle {
           throw timeoutErrorSync(req, started);
         }
       }
-      if (finish(req, entry.fd, readOnly, record)) {
+      if (finish(req, entry.fd, readOnly, recordFor(req))) {
         handed = true;
         return makeHandle(req, entry.fd, readOnly, entry);
       }

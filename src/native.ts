@@ -21,6 +21,7 @@ export const Flag = {
 } as const;
 
 /** Slots of the shared result array; must match OutSlot in native/addon.cc. */
+/** `readOnly` holds 0, or the errno (EACCES, EROFS) that forced a read-only descriptor. */
 export const Out = { dev: 0, ino: 1, recordErr: 2, readOnly: 3, retries: 4 } as const;
 
 export interface NativeBinding {

@@ -140,11 +140,13 @@ export function normalizeOptions(
       );
     }
   }
-  const mode = opts.mode ?? 'exclusive';
+  // Only undefined means "absent": null is a mistake worth reporting, as it
+  // is for owner, signal and range.
+  const mode = opts.mode === undefined ? 'exclusive' : opts.mode;
   if (!MODES.includes(mode)) {
     throw new TypeError(`kernel-lock: option mode must be 'exclusive' or 'shared', got ${describe(mode)}`);
   }
-  const kind = opts.kind ?? 'flock';
+  const kind = opts.kind === undefined ? 'flock' : opts.kind;
   if (!KINDS.includes(kind)) {
     throw new TypeError(`kernel-lock: option kind must be 'flock', 'ofd' or 'posix', got ${describe(kind)}`);
   }
@@ -156,7 +158,7 @@ export function normalizeOptions(
     error.code = 'ERR_KERNEL_LOCK_UNSUPPORTED';
     throw error;
   }
-  const timeout = opts.timeout ?? defaultTimeout;
+  const timeout = opts.timeout === undefined ? defaultTimeout : opts.timeout;
   if (typeof timeout !== 'number') {
     throw new TypeError(`kernel-lock: option timeout must be a number of milliseconds, got ${describe(timeout)}`);
   }
@@ -173,7 +175,7 @@ export function normalizeOptions(
   if (owner !== undefined && typeof owner !== 'string') {
     throw new TypeError(`kernel-lock: option owner must be a string, got ${describe(owner)}`);
   }
-  const removeOnRelease = opts.removeOnRelease ?? true;
+  const removeOnRelease = opts.removeOnRelease === undefined ? true : opts.removeOnRelease;
   if (typeof removeOnRelease !== 'boolean') {
     throw new TypeError(`kernel-lock: option removeOnRelease must be a boolean, got ${describe(removeOnRelease)}`);
   }

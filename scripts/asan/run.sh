@@ -21,6 +21,17 @@ set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 mkdir -p test-results
+if [ -f /etc/alpine-release ] || (ldd --version 2>&1 | grep -qi musl); then
+  # gcc ships no sanitizer runtime for musl: there is nothing to run here.
+  # Said loudly rather than skipped silently; the glibc jobs run it.
+  echo 'asan: not applicable on musl libc (no ASan/UBSan runtime); run on a glibc system'
+  exit 0
+fi
+libasan="$(gcc -print-file-name=libasan.so)"
+if [ ! -f "$libasan" ]; then
+  echo "asan: libasan.so not found (gcc -print-file-name gave '$libasan'); install libasan (Debian: part of gcc)" >&2
+  exit 1
+fi
 scripts/asan/build.sh || exit 1
 if grep -i 'warning' build-asan/build.log; then
   echo 'asan: the addon build printed warnings' >&2
@@ -40,7 +51,7 @@ for f in test/lock-basics.test.ts test/reliability/native-build.test.ts test/rel
 done
 # CI unset: with CI=true vitest.config.ts adds its own JSON reporter, which
 # would overwrite npm test's test-results/vitest.json.
-env -u CI LD_PRELOAD="$(gcc -print-file-name=libasan.so)" \
+env -u CI LD_PRELOAD="$libasan" \
   ASAN_OPTIONS="detect_leaks=0:log_path=$logs/asan" \
   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan" \
   KERNEL_LOCK_PREBUILD="$root/build-asan" \

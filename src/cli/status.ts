@@ -6,6 +6,7 @@ import { commandText, effectiveHolder, formatDuration, mainHolder, printable } f
 import { finishInspections, inspectPending, newContext, type PendingInspection } from '../inspect/inspect.js';
 import { lockFileNames } from '../inspect/scan.js';
 import type { LockInspection } from '../inspect/types.js';
+import { terminalSafeJson } from './json.js';
 import { renderTable } from './table.js';
 import { UsageError } from './usage.js';
 
@@ -93,7 +94,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
       process.stderr.write(`kernel-lock: note: ${printable(target, 4096)} does not exist\n`);
   }
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ schema: STATUS_SCHEMA, locks: inspections }, null, 2)}\n`);
+    process.stdout.write(`${terminalSafeJson({ schema: STATUS_SCHEMA, locks: inspections })}\n`);
   } else if (inspections.length === 0) {
     process.stdout.write('no lock files found\n');
   } else {

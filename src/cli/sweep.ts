@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { describeInspection, printable } from '../inspect/format.js';
 import { inspectSync } from '../inspect/inspect.js';
 import { sweepSync } from '../inspect/sweep.js';
+import { terminalSafeJson } from './json.js';
 import { UsageError } from './usage.js';
 
 /** Identifies the JSON document `sweep --json` prints. */
@@ -24,7 +25,7 @@ export async function sweepCommand(argv: string[]): Promise<number> {
   const dryRun = values['dry-run'];
   const result = sweepSync(positionals[0]!, { suffix: values.suffix, dryRun });
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ schema: SWEEP_SCHEMA, dryRun, ...result }, null, 2)}\n`);
+    process.stdout.write(`${terminalSafeJson({ schema: SWEEP_SCHEMA, dryRun, ...result })}\n`);
   } else {
     const verb = dryRun ? 'would remove' : 'removed';
     for (const file of result.removed) process.stdout.write(`${verb}  ${printable(file, 4096)}\n`);

@@ -32,8 +32,10 @@ const KIND_BY_NAME: Record<string, LockKind> = { FLOCK: 'flock', OFDLCK: 'ofd', 
 export function fileKey(dev: bigint, ino: bigint): FileKey {
   // glibc's gnu_dev_major/gnu_dev_minor: 12+ bits of major and 20+ bits of
   // minor are interleaved in the 64-bit value.
-  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
-  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  // The masks are bounded to 32 bits as in glibc: an unbounded ~0xff would
+  // pull the major's high bits into the minor.
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & 0xfffff000n);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & 0xffffff00n);
   return `${major}:${minor}:${ino}`;
 }
 

@@ -95,7 +95,7 @@ export function sweepFile(
     return { path: display, action: 'kept', reason: 'error', detail: converted.message };
   }
   if (fd === -1) return { path: display, action: 'kept', reason: 'held', detail: 'a flock lock is held' };
-  const readOnly = out[Out.readOnly] === 1;
+  const readOnly = out[Out.readOnly] !== 0;
   let fcntlFree: boolean;
   try {
     // A read-only descriptor can only take a shared fcntl lock, which other

@@ -7,8 +7,8 @@
 import { statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { tryLockSync } from '../acquire.js';
 import { processIdentity, readStartTime } from '../identity.js';
+import { sweepFile } from '../inspect/sweep.js';
 import { type OwnerRecord, readRecordSync } from '../owner-record.js';
 import { DEFAULT_STALE_MS, resolvePositiveMs } from './durations.js';
 import { LEGACY_MARKER_POLICIES, type LegacyMarkerPolicy, liveLegacyHolder, recordAgeMs } from './legacy-markers.js';
@@ -75,17 +75,23 @@ function mtimeOf(file: string): number | null {
 }
 
 /**
- * Probes the kernel lock without waiting. With `remove`, a free file is
- * unlinked while its lock is held (the safe sweep protocol). Returns whether
+ * Probes the kernel lock without waiting, through the sweep protocol: flock
+ * and fcntl holders alike count, nothing is written into the file, and with
+ * `remove` a free file is unlinked while its lock is held. Returns whether
  * the lock was held and whether the file was removed.
  */
 function probe(lockPath: string, remove: boolean): { held: boolean; removed: boolean } {
-  // Exclusive probe for removal (it writes our record, then unlinks); a
-  // shared one for a dry run, which writes nothing and leaves the file.
-  const handle = remove ? tryLockSync(lockPath) : tryLockSync(lockPath, { mode: 'shared', removeOnRelease: false });
-  if (handle === null) return { held: true, removed: false };
-  handle.releaseSync();
-  return { held: false, removed: remove };
+  const outcome = sweepFile(lockPath, { dryRun: !remove });
+  switch (outcome.action) {
+    case 'removed':
+      return { held: false, removed: true };
+    case 'would-remove':
+    case 'missing':
+      return { held: false, removed: false };
+    default:
+      if (outcome.reason === 'held' || outcome.reason === 'held-by-self') return { held: true, removed: false };
+      throw new Error(outcome.detail);
+  }
 }
 
 /**

@@ -2,7 +2,7 @@
 // that names the path and the cause (or, where locking is legitimate, work
 // and report what it could not do), and leave nothing behind: no new file,
 // no changed file, no descriptor, no thread.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -20,7 +20,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { lock, lockSync, parseRecord, tryLock } from '../../src/index.js';
 import { readRecord } from '../../src/owner-record.js';
-import { fdCount, holdInChild, tempDir, threadCount } from '../helpers.js';
+import { fdCount, holdInChild, root, tempDir, threadCount } from '../helpers.js';
 import { runNode } from './fixtures/run-child.js';
 
 const NOBODY = 65534;
@@ -54,9 +54,9 @@ interface Expected {
 /** Every entry point fails the same clear way and leaves the directory, descriptors and threads as they were. */
 async function expectCleanFailure(lockPath: string, expected: Expected, options: object = {}): Promise<void> {
   const attempts: [string, () => unknown][] = [
-    ['lock', () => lock(lockPath, { timeout: 1000, ...options })],
+    ['lock', () => lock(lockPath, { timeout: 30_000, ...options })],
     ['tryLock', () => tryLock(lockPath, options)],
-    ['lockSync', () => lockSync(lockPath, { timeout: 1000, ...options })],
+    ['lockSync', () => lockSync(lockPath, { timeout: 30_000, ...options })],
   ];
   for (const [name, attempt] of attempts) {
     const before = { fds: fdCount(), threads: threadCount(), files: snapshot(dir) };
@@ -72,8 +72,9 @@ async function expectCleanFailure(lockPath: string, expected: Expected, options:
     expect(error!.message).toContain(path.resolve(lockPath));
     expect(error!.path).toBe(path.resolve(lockPath));
     expect(error!.message).toMatch(expected.hint);
-    // "no hang": a FIFO or socket must be rejected at once, not waited on.
-    expect(performance.now() - started).toBeLessThan(900);
+    // "no hang": a FIFO or socket must be rejected at once, not waited on
+    // (the bound is generous for a loaded machine; a hang would be forever).
+    expect(performance.now() - started).toBeLessThan(5000);
     expect({ fds: fdCount(), threads: threadCount(), files: snapshot(dir) }).toEqual(before);
   }
 }
@@ -185,9 +186,12 @@ describe('read-only places', () => {
     );
     expect(result.json, result.stderr).toMatchObject({ readOnly: true, busy: true, sharedOk: true });
     const { recordError, ofd } = result.json as {
-      recordError: { message: string };
+      recordError: { code: string; message: string };
       ofd: { code: string; message: string };
     };
+    // The record is missing because the file was not writable: say that, not
+    // what a write through the read-only descriptor would have said (EBADF).
+    expect(recordError.code).toBe('EACCES');
     expect(recordError.message).toContain(lockPath);
     // An exclusive fcntl lock needs a writable descriptor: say so, and suggest flock.
     expect(ofd.code).toBe('EBADF');
@@ -210,7 +214,11 @@ describe('read-only places', () => {
         shellSetup: `mount --bind ${dir} ${dir} && mount -o remount,bind,ro ${dir}`,
       },
     );
-    expect(result.json, result.stderr).toMatchObject({ readOnly: true, missing: { code: 'EROFS' } });
+    expect(result.json, result.stderr).toMatchObject({
+      readOnly: true,
+      recordError: 'EROFS',
+      missing: { code: 'EROFS' },
+    });
     const missing = (result.json as { missing: { message: string } }).missing;
     expect(missing.message).toContain(path.join(dir, 'missing.lock'));
     expect(missing.message).toMatch(/read-only.*create it in advance/);
@@ -334,6 +342,32 @@ describe('awkward paths', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('/proc/sys and /sys files look regular but are refused (EINVAL) and never written', async () => {
+    // As root, an owner record written into /proc/sys/kernel/domainname would
+    // set the domain name. Run in a private UTS namespace so a regression
+    // cannot touch the host's.
+    const result = await runNode(
+      `const before = (await import('node:fs')).readFileSync('/proc/sys/kernel/domainname', 'utf8');
+       const out = { before };
+       for (const p of ['/proc/sys/kernel/domainname', '/sys/kernel/mm/transparent_hugepage/enabled']) {
+         try { (await kl.lock(p, { timeout: 0 })).releaseSync(); out[p] = 'locked'; }
+         catch (e) { out[p] = { code: e.code, fileType: e.fileType, message: e.message }; }
+       }
+       out.after = (await import('node:fs')).readFileSync('/proc/sys/kernel/domainname', 'utf8');
+       report(out);`,
+      { wrap: ['unshare', '--uts'] },
+    );
+    const json = result.json as Record<string, { code: string; fileType: string; message: string } | string>;
+    expect(json, result.stderr).toMatchObject({
+      '/proc/sys/kernel/domainname': { code: 'EINVAL' },
+      '/sys/kernel/mm/transparent_hugepage/enabled': { code: 'EINVAL' },
+    });
+    expect(json.after).toBe(json.before);
+    const refusal = json['/proc/sys/kernel/domainname'] as { fileType: string; message: string };
+    expect(refusal.fileType).toMatch(/kernel pseudo-file/);
+    expect(refusal.message).toContain('/proc/sys/kernel/domainname');
+  });
+
   it('/proc: a magic link is refused (ELOOP), a /proc directory is refused (EISDIR)', async () => {
     await expect(lock('/proc/self/fd/0', { timeout: 0 })).rejects.toMatchObject({ code: 'ELOOP' });
     await expect(lock('/proc/self', { timeout: 0 })).rejects.toMatchObject({ code: 'ELOOP' });
@@ -411,6 +445,27 @@ describe('hostile owner records', () => {
       expect(error.message).toContain(`pid ${holder.pid}`);
       expect(error.message).toContain('red');
       expect(error.message).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+    } finally {
+      await holder.kill();
+    }
+  });
+
+  it('the CLI (kernel-lock status) strips control characters from a hostile label; --json escapes them', async () => {
+    const lockPath = path.join(dir, 'cli.lock');
+    const evil = '\x1b]0;pwned\x07\x1b[2J\x1b[31mred\r\nFAKE LOG LINE\u202egnp.exe\u009b';
+    const holder = await holdInChild(lockPath, { owner: evil });
+    try {
+      const cli = path.join(root, 'dist', 'cli.js');
+      const human = spawnSync(process.execPath, [cli, 'status', lockPath], { encoding: 'utf8' });
+      expect(human.status).toBe(1); // held
+      expect(human.stdout).toContain('FAKE LOG LINE');
+      expect(human.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+      expect(human.stdout.trim().split('\n')).toHaveLength(2); // header and one row: no forged line
+      const json = spawnSync(process.execPath, [cli, 'status', '--json', lockPath], { encoding: 'utf8' });
+      // JSON.stringify escapes C0 controls; DEL and C1 controls (U+009B is a
+      // CSI for some terminals) pass through raw today: reported in issue 5.
+      expect(json.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/);
+      expect(JSON.stringify(JSON.parse(json.stdout))).toContain('FAKE LOG LINE');
     } finally {
       await holder.kill();
     }

@@ -41,7 +41,7 @@ describe('signals and exits with waits pending', () => {
           child.kill(signal);
           const result = await exited;
           expect(result.signal).toBe(signal);
-          expect(result.at - sent).toBeLessThan(2000);
+          expect(result.at - sent).toBeLessThan(5000);
         }
         // A SIGTERM handler that calls process.exit(): the addon's teardown
         // interrupts and joins the waiter threads instead of hanging on them.
@@ -51,7 +51,7 @@ describe('signals and exits with waits pending', () => {
         child.kill('SIGTERM');
         const result = await exited;
         expect(result.code).toBe(3);
-        expect(result.at - sent).toBeLessThan(2000);
+        expect(result.at - sent).toBeLessThan(5000);
       } finally {
         await held.release();
       }
@@ -80,7 +80,7 @@ describe('signals and exits with waits pending', () => {
       const result = await exited;
       expect(result.code).toBe(1);
       const handle = await waiting;
-      expect(performance.now() - result.at).toBeLessThan(2000);
+      expect(performance.now() - result.at).toBeLessThan(5000);
       await handle.release();
     });
   }
