@@ -6,6 +6,8 @@
 // (native/waiter.cc); the kernel wakes it when the holder releases or dies.
 // A timeout or an AbortSignal interrupts that thread; a lock granted in the
 // race with the cancellation is dropped at once.
+
+import { onAbort } from './abort-listeners.js';
 import { abortError, fromNative, LockTimeoutError, selfDeadlockError, systemError } from './errors.js';
 import { LockHandle } from './handle.js';
 import { heldHere, inodeKey, noteAcquired } from './held-locks.js';
@@ -72,11 +74,11 @@ function kernelWait(req: LockRequest, fd: number, started: number, abandon: () =
     let cancelled: 'timeout' | 'abort' | null = null;
     let timer: NodeJS.Timeout | undefined;
     let id = 0;
+    let unsubscribe: (() => void) | undefined;
     const cancel = (why: 'timeout' | 'abort'): void => {
       cancelled ??= why;
       native.cancelWait(id);
     };
-    const onAbort = (): void => cancel('abort');
     // setTimeout measures from libuv's cached loop time, which lags behind
     // when the loop is busy, so a timer can fire a little early: re-check
     // against the clock and re-arm, so a wait never gives up before its
@@ -88,7 +90,7 @@ function kernelWait(req: LockRequest, fd: number, started: number, abandon: () =
     };
     const onDone = (status: number): void => {
       if (timer !== undefined) clearTimeout(timer);
-      req.signal?.removeEventListener('abort', onAbort);
+      unsubscribe?.();
       if (status === 0 && cancelled === null) {
         resolve();
         return;
@@ -115,7 +117,7 @@ function kernelWait(req: LockRequest, fd: number, started: number, abandon: () =
       return;
     }
     if (Number.isFinite(req.timeout)) armTimer();
-    req.signal?.addEventListener('abort', onAbort, { once: true });
+    if (req.signal) unsubscribe = onAbort(req.signal, () => cancel('abort'));
   });
 }
 

@@ -5,6 +5,8 @@
 // closing every other descriptor opened on that inode until the last user
 // is gone, and makes a second in-process acquisition queue for its turn
 // instead of silently "succeeding" on a lock the process already owns.
+
+import { onAbort } from './abort-listeners.js';
 import { type InodeKey, inodeKey } from './held-locks.js';
 import { native, Out, out } from './native.js';
 
@@ -61,6 +63,7 @@ export function takeTurn(entry: InodeEntry, signal: AbortSignal | undefined, dea
         resolve(true);
       },
     };
+    let unsubscribe: (() => void) | undefined;
     const giveUp = (): void => {
       const index = entry.queue.indexOf(waiter);
       if (index >= 0) entry.queue.splice(index, 1);
@@ -69,7 +72,7 @@ export function takeTurn(entry: InodeEntry, signal: AbortSignal | undefined, dea
     };
     const done = (): void => {
       if (timer !== undefined) clearTimeout(timer);
-      signal?.removeEventListener('abort', giveUp);
+      unsubscribe?.();
     };
     // Re-checked against the clock: a timer may fire early (libuv's cached
     // loop time), and the turn must not be given up before the deadline.
@@ -80,7 +83,7 @@ export function takeTurn(entry: InodeEntry, signal: AbortSignal | undefined, dea
     };
     entry.queue.push(waiter);
     if (Number.isFinite(deadline)) armTimer();
-    signal?.addEventListener('abort', giveUp, { once: true });
+    if (signal) unsubscribe = onAbort(signal, giveUp);
   });
 }
 

@@ -86,6 +86,33 @@ describe('timeout and abort', () => {
     expect(await probeInChild(file, { removeOnRelease: false })).toBe('locked'); // the file did not exist
   });
 
+  it('one AbortSignal shared by 16 waiters aborts them all, with no listener-leak warning', async () => {
+    const file = path.join(dir, 'shared-signal.lock');
+    const holder = await lock(file, { removeOnRelease: false });
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => {
+      warnings.push(warning.name);
+    };
+    process.on('warning', onWarning);
+    try {
+      const controller = new AbortController();
+      const waits = Array.from({ length: 16 }, () =>
+        lock(file, { signal: controller.signal, removeOnRelease: false }).then(
+          () => 'locked',
+          (error: { code?: string }) => error.code,
+        ),
+      );
+      await sleep(50);
+      controller.abort('enough');
+      expect(await Promise.all(waits)).toEqual(Array(16).fill('ABORT_ERR'));
+      await sleep(10); // warnings are emitted on the next tick
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+      holder.releaseSync();
+    }
+  });
+
   it('a lock granted in the race with a timeout is released, never leaked', async () => {
     const file = path.join(dir, 'race.lock');
     const baseline = await resources();
