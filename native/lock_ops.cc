@@ -4,7 +4,6 @@
 #include <sys/file.h>
 #include <unistd.h>
 #if defined(__linux__)
-#include <linux/magic.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #endif
@@ -148,27 +147,34 @@ UniqueFd OpenLockFile(const char* path, OpenResult* result, bool check_type) {
 
 int CheckFileSystem(int fd, OpenResult* result) {
 #if defined(__linux__)
+  // Literal values, as in linux/magic.h, so older kernel headers that lack
+  // some of the names still build.
+  static constexpr unsigned long kKernelFileSystems[] = {
+      0x9fa0,      // procfs
+      0x62656572,  // sysfs
+      0x27e0eb,    // cgroup
+      0x63677270,  // cgroup2
+      0x64626720,  // debugfs
+      0x74726163,  // tracefs
+      0x73636673,  // securityfs
+      0xcafe4a11,  // bpf
+      0xf97cff8c,  // selinuxfs
+      0xde5e81e4,  // efivarfs
+      0x6165676c,  // pstore
+      0x62656570,  // configfs
+  };
   struct statfs fs;
   if (::fstatfs(fd, &fs) != 0) return 0;  // cannot tell; the type check already passed
-  switch (static_cast<unsigned long>(fs.f_type)) {
-    case PROC_SUPER_MAGIC:
-    case SYSFS_MAGIC:
-    case CGROUP_SUPER_MAGIC:
-    case CGROUP2_SUPER_MAGIC:
-    case DEBUGFS_MAGIC:
-    case TRACEFS_MAGIC:
-    case SECURITYFS_MAGIC:
-    case BPF_FS_MAGIC:
-    case SELINUX_MAGIC:
-    case EFIVARFS_MAGIC:
-    case PSTOREFS_MAGIC:
-    case 0x62656570:  // configfs (no constant in linux/magic.h)
+  const auto type = static_cast<unsigned long>(fs.f_type) & 0xffffffffUL;
+  for (unsigned long kernel : kKernelFileSystems) {
+    if (type == kernel) {
       result->err = EINVAL;
       result->syscall = "fstatfs";
       result->type = FileType::kKernelFile;
       return EINVAL;
-    default: return 0;
+    }
   }
+  return 0;
 #else
   (void)fd;
   (void)result;
