@@ -4,6 +4,7 @@
       "target_name": "kernel_lock",
       "sources": [
         "native/addon.cc",
+        "native/async_waiter.cc",
         "native/interrupt.cc",
         "native/lock_ops.cc",
         "native/waiter.cc"

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "async_waiter.h"
 #include "lock_ops.h"
 #include "unique_fd.h"
 #include "waiter.h"
@@ -32,7 +33,7 @@ constexpr int kMaxVerifyAttempts = 1000;
 
 // Slots of the Float64Array shared with JavaScript for results that do not
 // fit a return value, so the hot path allocates no result object.
-enum OutSlot { kOutDev = 0, kOutIno, kOutRecordErr, kOutReadOnly, kOutRetries, kOutSlots };
+enum OutSlot { kOutDev = 0, kOutIno, kOutRecordErr, kOutReadOnly, kOutSlots };
 
 Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall, const char* detail = nullptr) {
   Napi::Error error = Napi::Error::New(env, detail != nullptr ? detail : syscall);
@@ -69,70 +70,7 @@ bool ReadPath(const Napi::Value& value, char* buffer, size_t size) {
   return true;
 }
 
-class KernelLockAddon;
-
-// A wait whose completion is delivered to JavaScript through a thread-safe
-// function (one per wait: created only on the contended path, and it keeps
-// the event loop alive while the wait is pending, like a timer would).
-//
-// Lifetime, the subtle part. The thread-safe function (TSFN) holds a
-// reference on the napi_env, so at environment teardown (a worker being
-// terminated) Node deletes every TSFN first and only then runs the addon's
-// destructor. A waiter thread still blocked in the kernel would wake up
-// later and call into a TSFN that no longer exists. So the TSFN's own
-// finalizer, which Node runs on the JavaScript thread right before deleting
-// the TSFN, cancels and joins the thread and then deletes the waiter: no
-// thread ever outlives the TSFN it reports to, on every path.
-class AsyncWaiter final : public Waiter {
- public:
-  AsyncWaiter(KernelLockAddon* addon, int fd, LockRequest req, uint32_t id) : Waiter(fd, req), addon_(addon), id_(id) {}
-  ~AsyncWaiter() override {
-    Cancel();
-    Join();
-  }
-
-  // Creates the TSFN and starts the thread; returns 0 or an errno. On
-  // failure no thread runs; whoever owns the waiter then (OwnedByTsfn())
-  // deletes it.
-  int Begin(napi_env env, napi_value callback) {
-    napi_value name;
-    if (napi_create_string_utf8(env, "kernel-lock-wait", NAPI_AUTO_LENGTH, &name) != napi_ok) return ENOMEM;
-    if (napi_create_threadsafe_function(env, callback, nullptr, name, 0, 1, this, &AsyncWaiter::Finalize, this,
-                                        &AsyncWaiter::CallJs, &tsfn_) != napi_ok) {
-      return ENOMEM;
-    }
-    int err = Start();
-    // No thread: drop the only reference; the finalizer deletes the waiter.
-    if (err != 0) napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
-    return err;
-  }
-
-  // Once a TSFN exists, its finalizer owns (and deletes) the waiter.
-  bool OwnedByTsfn() const { return tsfn_ != nullptr; }
-
-  // The addon is going away (defensive: the env reference held by the TSFN
-  // makes the TSFN finalizer run first).
-  void Detach() { addon_ = nullptr; }
-
- protected:
-  void OnDone() override {
-    // Release only after a successful call: when the TSFN is closing, the
-    // call itself already gave up this thread's reference.
-    if (napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking) == napi_ok) {
-      napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
-    }
-  }
-
- private:
-  static void CallJs(napi_env env, napi_value callback, void* context, void* data);
-  static void Finalize(napi_env env, void* data, void* hint);
-
-  KernelLockAddon* addon_;
-  const uint32_t id_;
-  napi_threadsafe_function tsfn_ = nullptr;
-};
-
-class KernelLockAddon : public Napi::Addon<KernelLockAddon> {
+class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRegistry {
  public:
   KernelLockAddon(Napi::Env env, Napi::Object exports) {
     DefineAddon(exports, {
@@ -162,7 +100,7 @@ class KernelLockAddon : public Napi::Addon<KernelLockAddon> {
   ~KernelLockAddon();
 
   // A wait reported its result: forget it (the TSFN finalizer deletes it).
-  void Forget(uint32_t id) { waiters_.erase(id); }
+  void Forget(uint32_t id) override { waiters_.erase(id); }
 
  private:
   Napi::Value SetOutBuffer(const Napi::CallbackInfo& info) {
@@ -257,7 +195,6 @@ class KernelLockAddon : public Napi::Addon<KernelLockAddon> {
       SetOut(kOutDev, static_cast<double>(st.st_dev));
       SetOut(kOutIno, static_cast<double>(st.st_ino));
       SetOut(kOutReadOnly, opened.read_only ? opened.write_err : 0);
-      SetOut(kOutRetries, attempt);
       WriteOwnerRecord(info[4], fd.get(), req, opened.read_only, st.st_size);
       Track(fd.get());
       return Napi::Number::New(env, fd.release());
@@ -483,31 +420,6 @@ KernelLockAddon::~KernelLockAddon() {
   waiters_.clear();
   for (int fd : fds_) ::close(fd);
   fds_.clear();
-}
-
-// On the JavaScript thread, once per wait. env is null while the TSFN is
-// being torn down with the environment; the finalizer then cleans up.
-void AsyncWaiter::CallJs(napi_env env, napi_value callback, void* context, void*) {
-  if (env == nullptr || callback == nullptr) return;
-  auto* waiter = static_cast<AsyncWaiter*>(context);
-  waiter->Join();  // the thread is past its last TSFN call; this takes microseconds
-  if (waiter->addon_ != nullptr) waiter->addon_->Forget(waiter->id_);
-  napi_value status, receiver;
-  if (napi_create_int32(env, waiter->result(), &status) != napi_ok) return;
-  if (napi_get_undefined(env, &receiver) != napi_ok) return;
-  // A throwing callback surfaces as an uncaught exception, as for any callback.
-  napi_call_function(env, receiver, callback, 1, &status, nullptr);
-}
-
-// On the JavaScript thread, right before Node deletes the TSFN: after a
-// normal completion, or at environment teardown while the thread may still
-// be blocked in the kernel. Either way the thread is stopped and joined here.
-void AsyncWaiter::Finalize(napi_env, void* data, void*) {
-  auto* waiter = static_cast<AsyncWaiter*>(data);
-  waiter->Cancel();
-  waiter->Join();
-  if (waiter->addon_ != nullptr) waiter->addon_->Forget(waiter->id_);
-  delete waiter;
 }
 
 }  // namespace

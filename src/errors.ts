@@ -4,17 +4,9 @@
 import os from 'node:os';
 import util from 'node:util';
 import type { LockInspection } from './inspect/types.js';
-import type { OwnerRecord } from './owner-record.js';
 
 /** Error code of LockTimeoutError. */
 export const ELOCKED = 'ELOCKED';
-
-/** What is known about the holder when an acquisition times out. */
-export interface HolderSummary {
-  /** Holder pid, from the kernel when visible, else from the owner record. */
-  pid: number | null;
-  record: OwnerRecord | null;
-}
 
 /** The lock was still held by someone else when the timeout expired. */
 export class LockTimeoutError extends Error {

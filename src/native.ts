@@ -22,7 +22,7 @@ export const Flag = {
 
 /** Slots of the shared result array; must match OutSlot in native/addon.cc. */
 /** `readOnly` holds 0, or the errno (EACCES, EROFS) that forced a read-only descriptor. */
-export const Out = { dev: 0, ino: 1, recordErr: 2, readOnly: 3, retries: 4 } as const;
+export const Out = { dev: 0, ino: 1, recordErr: 2, readOnly: 3 } as const;
 
 export interface NativeBinding {
   readonly ofdSupported: boolean;

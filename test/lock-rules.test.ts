@@ -203,6 +203,26 @@ describe('rule 3: owner record', () => {
   });
 });
 
+describe('rule 3: owner record after a wait', () => {
+  it('records when the lock was granted, not when lock() was called', async () => {
+    const file = path.join(dir, 'granted.lock');
+    const holder = await holdInChild(file, { removeOnRelease: false });
+    const called = Date.now();
+    const waiting = lock(file, { removeOnRelease: false, owner: 'late' });
+    await sleep(400);
+    const killedAt = Date.now();
+    await holder.kill('SIGKILL');
+    const handle = await waiting;
+    const record = parseRecord(readFileSync(file));
+    expect(record).toMatchObject({ pid: process.pid, owner: 'late' });
+    // createdAt feeds inspect()'s "held for": a call-time stamp would make a
+    // fresh holder look 400 ms older than it is.
+    expect(Date.parse(record!.createdAt!)).toBeGreaterThanOrEqual(killedAt);
+    expect(killedAt - called).toBeGreaterThanOrEqual(390);
+    await handle.release();
+  });
+});
+
 describe('rule 4: close-on-exec', () => {
   it('a child spawned while holding does not keep the lock after the parent dies', async () => {
     const file = path.join(dir, 'exec.lock');

@@ -1,0 +1,136 @@
+// The steps every acquisition is made of: one native attempt, a kernel wait
+// on a dedicated thread that a timeout or an AbortSignal can interrupt, the
+// post-wait verification and owner record, the handle, and the errors.
+// acquire.ts (whole-file kinds) and acquire-posix.ts compose them.
+import { onAbort } from './abort-listeners.js';
+import { abortError, fromNative, LockTimeoutError, systemError } from './errors.js';
+import { LockHandle } from './handle.js';
+import { inodeKey, noteAcquired } from './held-locks.js';
+import { describeHolder, describeHolderSync } from './holder.js';
+import { Flag, native, Out, out } from './native.js';
+import type { LockRequest } from './options.js';
+import { formatRecord } from './owner-record.js';
+import type { InodeEntry } from './posix-table.js';
+
+/** setTimeout's longest delay; longer timeouts re-arm. */
+const MAX_TIMER_MS = 0x7fffffff;
+/** EINTR: reported if the native layer says "cancelled" although nobody cancelled. */
+const CANCELLED_ERRNO = 4;
+
+export function recordFor(req: LockRequest): string | undefined {
+  return req.mode === 'exclusive' ? formatRecord(req.kind, req.mode, req.owner) : undefined;
+}
+
+export function syscallOf(req: LockRequest): string {
+  return req.kind === 'flock' ? 'flock' : 'fcntl';
+}
+
+/**
+ * `readOnly` is 0 for a writable descriptor, else the errno (EACCES, EROFS)
+ * that made the library fall back to a read-only one: that errno, not the
+ * write that was never attempted, is why the owner record is missing.
+ */
+export function makeHandle(req: LockRequest, fd: number, readOnly: number, posix?: InodeEntry): LockHandle {
+  const key = inodeKey(out[Out.dev]!, out[Out.ino]!);
+  noteAcquired(key);
+  const recordErrno = readOnly !== 0 && req.mode === 'exclusive' ? readOnly : out[Out.recordErr]!;
+  const init = { request: req, fd, key, readOnly: readOnly !== 0, recordErrno };
+  return new LockHandle(posix ? { ...init, posix } : init);
+}
+
+/** One native acquisition attempt; returns the native result code. */
+export function attempt(req: LockRequest, record: string | undefined, keepOnBusy: boolean): number {
+  try {
+    return native.acquire(req.path, req.flags | (keepOnBusy ? Flag.keepOnBusy : 0), req.start, req.length, record);
+  } catch (error) {
+    throw fromNative(error, req.display);
+  }
+}
+
+export async function timeoutError(req: LockRequest, started: number): Promise<LockTimeoutError> {
+  const waited = performance.now() - started; // before the inspection, which takes time of its own
+  const { detail, holder } = await describeHolder(req);
+  return new LockTimeoutError(req.display, waited, detail, holder);
+}
+
+/**
+ * Waits in the kernel for the lock on `fd`. Resolves when granted. Rejects
+ * with LockTimeoutError, AbortError or a system error; before rejecting it
+ * calls `abandon()`, which must drop any lock the kernel granted in the race
+ * with the cancellation.
+ */
+export function kernelWait(req: LockRequest, fd: number, started: number, abandon: () => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let cancelled: 'timeout' | 'abort' | null = null;
+    let timer: NodeJS.Timeout | undefined;
+    let id = 0;
+    let unsubscribe: (() => void) | undefined;
+    const cancel = (why: 'timeout' | 'abort'): void => {
+      cancelled ??= why;
+      native.cancelWait(id);
+    };
+    // setTimeout measures from libuv's cached loop time, which lags behind
+    // when the loop is busy, so a timer can fire a little early: re-check
+    // against the clock and re-arm, so a wait never gives up before its
+    // deadline. Also re-arms past setTimeout's longest delay.
+    const armTimer = (): void => {
+      const remaining = req.timeout - (performance.now() - started);
+      if (remaining <= 0) cancel('timeout');
+      else timer = setTimeout(armTimer, Math.min(Math.ceil(remaining), MAX_TIMER_MS));
+    };
+    const onDone = (status: number): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      unsubscribe?.();
+      if (status === 0 && cancelled === null) {
+        resolve();
+        return;
+      }
+      // Granted in the race with the cancellation, or failed: either way
+      // drop whatever the kernel gave us before reporting.
+      abandon();
+      if (cancelled === 'abort') reject(abortError(req.signal!, req.display));
+      else if (cancelled === 'timeout') timeoutError(req, started).then(reject, reject);
+      else reject(systemError(status > 0 ? status : CANCELLED_ERRNO, syscallOf(req), req.display));
+    };
+    // A retry (the file was replaced while we waited) can begin after the
+    // signal fired; an 'abort' listener added now would never run.
+    if (req.signal?.aborted) {
+      abandon();
+      reject(abortError(req.signal, req.display));
+      return;
+    }
+    try {
+      id = native.wait(fd, req.flags, req.start, req.length, onDone);
+    } catch (error) {
+      abandon();
+      reject(fromNative(error, req.display));
+      return;
+    }
+    if (Number.isFinite(req.timeout)) armTimer();
+    if (req.signal) unsubscribe = onAbort(req.signal, () => cancel('abort'));
+  });
+}
+
+/** Finishes a granted wait: false when the file was replaced and the caller must start over. */
+export function finish(req: LockRequest, fd: number, readOnly: number, record: string | undefined): boolean {
+  try {
+    return native.finish(fd, req.path, req.flags | (readOnly !== 0 ? Flag.readOnly : 0), req.start, req.length, record);
+  } catch (error) {
+    throw fromNative(error, req.display);
+  }
+}
+
+export function unlockQuietly(fd: number, req: LockRequest): void {
+  try {
+    native.unlock(fd, req.flags, req.start, req.length);
+  } catch {
+    // Unlocking a range we hold cannot fail short of EBADF; the close that
+    // follows (when this was the last user) drops it regardless.
+  }
+}
+
+export function timeoutErrorSync(req: LockRequest, started: number): LockTimeoutError {
+  const waited = performance.now() - started;
+  const { detail, holder } = describeHolderSync(req);
+  return new LockTimeoutError(req.display, waited, detail, holder);
+}
