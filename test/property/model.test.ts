@@ -26,13 +26,23 @@ const peerScript = path.join(
 
 type ActorName = 'A1' | 'A2' | 'B1' | 'B2';
 const ACTORS: readonly ActorName[] = ['A1', 'A2', 'B1', 'B2'];
-type Status = { state: 'idle' } | { state: 'held'; mode: LockMode } | { state: 'pending'; mode: LockMode };
+/** `since` orders the pending acquisitions of one process: posix serves them first come, first served. */
+type Status =
+  | { state: 'idle' }
+  | { state: 'held'; mode: LockMode }
+  | { state: 'pending'; mode: LockMode; since: number };
 
 const sameProcess = (a: ActorName, b: ActorName): boolean => a[0] === b[0];
 
 /** The world as observed: updated by our commands and by grant/abort events. */
 class World {
   readonly status = new Map<ActorName, Status>(ACTORS.map((a) => [a, { state: 'idle' }]));
+  #pendingCount = 0;
+
+  /** Marks `actor` as waiting for `mode`, behind every earlier waiter. */
+  pending(actor: ActorName, mode: LockMode): void {
+    this.status.set(actor, { state: 'pending', mode, since: ++this.#pendingCount });
+  }
   readonly violations: string[] = [];
   constructor(readonly kind: LockKind) {}
 
@@ -71,7 +81,9 @@ class World {
       if (this.kind !== 'posix') return this.allows(a, s.mode);
       // posix: the same-process queue is FIFO; only the first pending of a process can go.
       for (const [other, o] of this.status) {
-        if (other !== a && sameProcess(a, other) && o.state === 'held') return false;
+        if (other === a || !sameProcess(a, other)) continue;
+        if (o.state === 'held') return false;
+        if (o.state === 'pending' && o.since < s.since) return false;
       }
       return ACTORS.filter((b) => b !== a && !sameProcess(a, b)).every((b) => {
         const o = this.status.get(b)!;
@@ -98,7 +110,7 @@ function localActor(world: World, name: ActorName, file: string): Actor {
     },
     async lock(mode) {
       controller = new AbortController();
-      world.status.set(name, { state: 'pending', mode });
+      world.pending(name, mode);
       lock(file, { kind: world.kind, mode, signal: controller.signal }).then(
         (granted) => {
           handle = granted;
@@ -154,7 +166,7 @@ class Peer {
     return {
       tryLock: async (mode) => (await this.command(name, 'tryLock', mode)) === 'granted',
       lock: async (mode) => {
-        world.status.set(name, { state: 'pending', mode });
+        world.pending(name, mode);
         await this.command(name, 'lock', mode);
       },
       release: async () => {
