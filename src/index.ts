@@ -1,10 +1,5 @@
 // kernel-lock: kernel-owned file locks for Node.js.
 
-export type { LockSyncOptions, TryLockOptions } from './acquire.js';
-export { lock, lockSync, tryLock, tryLockSync, withLock } from './acquire.js';
-export type { SystemError } from './errors.js';
-export { AbortError, ELOCKED, LockTimeoutError } from './errors.js';
-export { LockHandle } from './handle.js';
 export type {
   DescriptorProcess,
   InspectOptions,
@@ -30,6 +25,11 @@ export {
   sweepFile,
   sweepSync,
 } from './inspect/index.js';
-export type { LockKind, LockMode, LockOptions, LockRange } from './options.js';
-export type { OwnerRecord } from './owner-record.js';
-export { parseRecord, RECORD_FORMAT } from './owner-record.js';
+export type { LockSyncOptions, TryLockOptions } from './lock/acquire.js';
+export { lock, lockSync, tryLock, tryLockSync, withLock } from './lock/acquire.js';
+export type { SystemError } from './lock/errors.js';
+export { AbortError, ELOCKED, LockTimeoutError } from './lock/errors.js';
+export { LockHandle } from './lock/handle.js';
+export type { LockKind, LockMode, LockOptions, LockRange } from './lock/options.js';
+export type { OwnerRecord } from './lock/owner-record.js';
+export { parseRecord, RECORD_FORMAT } from './lock/owner-record.js';

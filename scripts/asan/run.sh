@@ -45,7 +45,7 @@ files=()
 # pending), every open/lock error path (path buffers, special files), and
 # option values at their limits. Chaos and load stay out: under ASan a Node
 # start costs seconds, and they start hundreds of processes.
-for f in test/lock-basics.test.ts test/reliability/native-build.test.ts test/reliability/lifecycle.test.ts \
+for f in test/lock/basics.test.ts test/reliability/native-build.test.ts test/reliability/lifecycle.test.ts \
   test/reliability/hostile-input.test.ts test/property/options.test.ts; do
   [ -f "$f" ] && files+=("$f")
 done

@@ -7,9 +7,9 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { lock } from '../acquire.js';
-import { LockTimeoutError } from '../errors.js';
-import type { LockHandle } from '../handle.js';
+import { lock } from '../lock/acquire.js';
+import { LockTimeoutError } from '../lock/errors.js';
+import type { LockHandle } from '../lock/handle.js';
 import { UsageError } from './usage.js';
 
 const FORWARDED_SIGNALS: NodeJS.Signals[] = [

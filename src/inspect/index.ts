@@ -1,7 +1,7 @@
 // Inspection: who holds a lock, from the kernel; scanning a directory; the safe sweep.
 export { commandText, describeInspection, formatDuration, printable } from './format.js';
 export { type InspectOptions, inspect, inspectSync } from './inspect.js';
-export type { RecordScope } from './process-info.js';
+export type { RecordScope } from './record-process.js';
 export { type ScanOptions, scan, scanSync } from './scan.js';
 export {
   type KeptReason,

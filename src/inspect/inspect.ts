@@ -9,14 +9,15 @@
 // reads per holder), so the same code serves the synchronous timeout path;
 // the async API simply wraps it and never occupies libuv's threadpool.
 import { lstatSync } from 'node:fs';
-import { heldHere, inodeKey } from '../held-locks.js';
-import { native } from '../native.js';
-import { normalizePath } from '../options.js';
-import { posixDescriptor } from '../posix-table.js';
-import { findDescriptorHolders } from './descriptors.js';
+import { heldHere, inodeKey } from '../lock/held-locks.js';
+import { native } from '../lock/native.js';
+import { normalizePath } from '../lock/options.js';
+import { posixDescriptor } from '../lock/posix-table.js';
+import { findDescriptorHolders } from '../proc/descriptors.js';
+import { type FileKey, fileKey, type ProcLock, type ProcLocks, readProcLocks } from '../proc/proc-locks.js';
+import { ownPidNamespace, type ProcessInfo, pidInProc, processInfo } from '../proc/process-info.js';
 import { closeProbe, openForProbe, type ProbeResult, probe } from './probe.js';
-import { type FileKey, fileKey, type ProcLock, type ProcLocks, readProcLocks } from './proc-locks.js';
-import { ownPidNamespace, type ProcessInfo, pidInProc, processInfo, recordProcess } from './process-info.js';
+import { recordProcess } from './record-process.js';
 import type { DescriptorProcess, LockHolder, LockInspection, LockState } from './types.js';
 
 /** Options of inspect() and scan(). */

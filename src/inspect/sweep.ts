@@ -11,13 +11,13 @@
 // its file.
 import { lstatSync } from 'node:fs';
 import path from 'node:path';
-import { fromNative, systemError } from '../errors.js';
-import { heldHere, inodeKey } from '../held-locks.js';
-import { Flag, native, Out, out } from '../native.js';
-import { normalizePath } from '../options.js';
-import { posixDescriptor } from '../posix-table.js';
-import { fileKey, type ProcLocks, readProcLocks } from './proc-locks.js';
-import { pidInProc } from './process-info.js';
+import { fromNative, systemError } from '../lock/errors.js';
+import { heldHere, inodeKey } from '../lock/held-locks.js';
+import { Flag, native, Out, out } from '../lock/native.js';
+import { normalizePath } from '../lock/options.js';
+import { posixDescriptor } from '../lock/posix-table.js';
+import { fileKey, type ProcLocks, readProcLocks } from '../proc/proc-locks.js';
+import { pidInProc } from '../proc/process-info.js';
 import { lockFileNames } from './scan.js';
 
 /** Options of sweep(). */

@@ -1,9 +1,9 @@
 // The shape of an inspection: what the kernel says about a lock file, and
 // what the file's owner record adds. Every field is plain JSON (no bigint,
 // no Date), because `kernel-lock status --json` prints it as is.
-import type { LockKind, LockMode, LockRange } from '../options.js';
-import type { OwnerRecord } from '../owner-record.js';
-import type { RecordScope } from './process-info.js';
+import type { LockKind, LockMode, LockRange } from '../lock/options.js';
+import type { OwnerRecord } from '../lock/owner-record.js';
+import type { RecordScope } from './record-process.js';
 
 /**
  * - `free`: no kernel lock, whatever the file says.

@@ -5,10 +5,10 @@
 // No signal or exit handlers: the kernel does that cleanup now.
 import { mkdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { lock } from '../acquire.js';
-import { LockTimeoutError } from '../errors.js';
-import type { LockHandle } from '../handle.js';
-import { readRecord } from '../owner-record.js';
+import { lock } from '../lock/acquire.js';
+import { LockTimeoutError } from '../lock/errors.js';
+import type { LockHandle } from '../lock/handle.js';
+import { readRecord } from '../lock/owner-record.js';
 import {
   DEFAULT_MAX_HOLD_MS,
   DEFAULT_STALE_MS,

@@ -7,9 +7,9 @@
 import { statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { processIdentity, readStartTime } from '../identity.js';
 import { sweepFile } from '../inspect/sweep.js';
-import { type OwnerRecord, readRecordSync } from '../owner-record.js';
+import { type OwnerRecord, readRecordSync } from '../lock/owner-record.js';
+import { processIdentity, readStartTime } from '../proc/identity.js';
 import { DEFAULT_STALE_MS, resolvePositiveMs } from './durations.js';
 import { LEGACY_MARKER_POLICIES, type LegacyMarkerPolicy, liveLegacyHolder, recordAgeMs } from './legacy-markers.js';
 

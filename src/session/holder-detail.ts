@@ -3,9 +3,9 @@
 // holder is inspected from the kernel (/proc/locks, a probe, the record); for
 // a live legacy marker they say what we know and why we had to poll.
 import { readFileSync } from 'node:fs';
-import type { LockTimeoutError } from '../errors.js';
 import { effectiveHolder, mainHolder, printable } from '../inspect/format.js';
 import type { LockInspection } from '../inspect/types.js';
+import type { LockTimeoutError } from '../lock/errors.js';
 import type { LiveLegacyHolder } from './legacy-markers.js';
 
 const positivePid = (value: unknown): number | null =>

@@ -8,8 +8,9 @@
 // which legacy processes themselves give up on it. Everything else (garbage,
 // `{}`, a dead or recycled pid, and every record written by kernel-lock)
 // never blocks: for kernel-lock records the kernel lock is the only truth.
-import { readStartTime } from '../identity.js';
-import type { OwnerRecord } from '../owner-record.js';
+
+import type { OwnerRecord } from '../lock/owner-record.js';
+import { readStartTime } from '../proc/identity.js';
 
 /** What acquisition does with legacy-format markers. */
 export type LegacyMarkerPolicy = 'respect-live' | 'ignore';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lock, lockSync, tryLock, tryLockSync } from '../../src/index.js';
-import { normalizeOptions } from '../../src/options.js';
+import { normalizeOptions } from '../../src/lock/options.js';
 import { fdCount, tempDir } from '../helpers.js';
 
 let dir: string;

@@ -3,7 +3,7 @@
 // fields of the right type, and must read back exactly what formatRecord wrote.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatRecord, MAX_OWNER_LENGTH, type OwnerRecord, parseRecord } from '../../src/owner-record.js';
+import { formatRecord, MAX_OWNER_LENGTH, type OwnerRecord, parseRecord } from '../../src/lock/owner-record.js';
 
 const STRING_FIELDS = ['format', 'createdAt', 'hostname', 'bootId', 'pidNamespace', 'owner'] as const;
 const INT_FIELDS = ['pid', 'starttime', 'threadId'] as const;

@@ -1,4 +1,4 @@
-// Property tests of the /proc/locks parser (src/inspect/proc-locks.ts): it
+// Property tests of the /proc/locks parser (src/proc/proc-locks.ts): it
 // reads a kernel file whose format has grown over the years, so it must
 // never throw, must decode the device numbers the way stat() encodes them,
 // and must find the locks this very process holds in the real file.
@@ -7,7 +7,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lock } from '../../src/index.js';
-import { fileKey, parseDeviceInode, parseProcLocks, parseProcLocksLine } from '../../src/inspect/proc-locks.js';
+import { fileKey, parseDeviceInode, parseProcLocks, parseProcLocksLine } from '../../src/proc/proc-locks.js';
 import { tempDir } from '../helpers.js';
 
 let dir: string;

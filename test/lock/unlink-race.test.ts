@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { fixture, lineFrom, tempDir } from './helpers.js';
+import { fixture, lineFrom, tempDir } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;

@@ -1,9 +1,9 @@
 // Describes who holds a lock, for the message of a timeout error: an
 // inspection (the kernel's word on the holder, its liveness and namespace,
 // and the owner record when it matches) turned into words.
-import { describeInspection, printable } from './inspect/format.js';
-import { inspectSync } from './inspect/inspect.js';
-import type { LockInspection } from './inspect/types.js';
+import { describeInspection, printable } from '../inspect/format.js';
+import { inspectSync } from '../inspect/inspect.js';
+import type { LockInspection } from '../inspect/types.js';
 import type { LockRequest } from './options.js';
 
 export { printable };

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { root } from './helpers.js';
+import { root } from '../helpers.js';
 
 describe('native sources on a Unix without Linux extensions', () => {
   it('compile without __linux__, F_OFD_* and SIGRTMIN/SIGRTMAX', () => {

@@ -4,8 +4,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { lock, tryLock } from '../src/index.js';
-import { fdCount, fixture, probeInChild, sleep, tempDir, threadCount } from './helpers.js';
+import { lock, tryLock } from '../../src/index.js';
+import { fdCount, fixture, probeInChild, sleep, tempDir, threadCount } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;

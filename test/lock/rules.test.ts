@@ -4,9 +4,18 @@ import { spawn } from 'node:child_process';
 import { existsSync, fstatSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LockTimeoutError, lock, lockSync, parseRecord, tryLock } from '../src/index.js';
-import { readRecord, readRecordSync } from '../src/owner-record.js';
-import { fixture, holdInChild, lineFrom, probeInChild, releaseInChild, runFixture, sleep, tempDir } from './helpers.js';
+import { LockTimeoutError, lock, lockSync, parseRecord, tryLock } from '../../src/index.js';
+import { readRecord, readRecordSync } from '../../src/lock/owner-record.js';
+import {
+  fixture,
+  holdInChild,
+  lineFrom,
+  probeInChild,
+  releaseInChild,
+  runFixture,
+  sleep,
+  tempDir,
+} from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;

@@ -3,9 +3,9 @@
 import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { LockInspection } from '../src/index.js';
-import { inspect, LockTimeoutError, lock, sweep } from '../src/index.js';
-import { fixture, type Holder, lineFrom, spawnHolder, tempDir } from './helpers.js';
+import type { LockInspection } from '../../src/index.js';
+import { inspect, LockTimeoutError, lock, sweep } from '../../src/index.js';
+import { fixture, type Holder, lineFrom, spawnHolder, tempDir } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;

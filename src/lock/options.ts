@@ -2,18 +2,12 @@
 // a bad call fails with a TypeError or RangeError naming the option, the
 // value and what is accepted.
 import path from 'node:path';
+import type { LockKind, LockMode, LockRange } from '../proc/proc-locks.js';
 import { Flag, native } from './native.js';
 
-/** Which kernel lock to use. */
-export type LockKind = 'flock' | 'ofd' | 'posix';
-/** Exclusive (one holder) or shared (many readers). */
-export type LockMode = 'exclusive' | 'shared';
-
-/** A byte range for `ofd` and `posix` locks; `length` 0 means "to the end of the file, however it grows". */
-export interface LockRange {
-  start: number;
-  length: number;
-}
+// The kernel's own vocabulary (kinds, modes, ranges) is defined once, by the
+// layer that reads the kernel's lock table.
+export type { LockKind, LockMode, LockRange };
 
 /** Options of lock(), tryLock(), lockSync() and withLock(). */
 export interface LockOptions {

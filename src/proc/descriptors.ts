@@ -7,8 +7,7 @@
 // descriptor of every process is costly, so this runs only when needed and
 // stops after a bounded number of reads.
 import { readdirSync, readFileSync } from 'node:fs';
-import type { LockKind } from '../options.js';
-import { type FileKey, parseProcLocksLine } from './proc-locks.js';
+import { type FileKey, type LockKind, parseProcLocksLine } from './proc-locks.js';
 
 /** A process holding a lock through one of its descriptors. */
 export interface DescriptorHolder {

@@ -6,7 +6,16 @@
 // processes that namespace cannot see at all (Linux >= 4.14): such locks are
 // found only by probing (see probe.ts).
 import { readFileSync } from 'node:fs';
-import type { LockKind, LockMode, LockRange } from '../options.js';
+
+/** The kernel's kinds of advisory file lock: flock(2), open-file-description (OFD) and classic POSIX fcntl(2). */
+export type LockKind = 'flock' | 'ofd' | 'posix';
+/** Exclusive (one holder; "WRITE" in /proc/locks) or shared (many readers; "READ"). */
+export type LockMode = 'exclusive' | 'shared';
+/** A byte range of an fcntl lock; `length` 0 means "to the end of the file, however it grows". */
+export interface LockRange {
+  start: number;
+  length: number;
+}
 
 /** One lock as /proc/locks lists it. */
 export interface ProcLock {

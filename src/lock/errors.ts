@@ -3,7 +3,7 @@
 // message that also says what to do about it.
 import os from 'node:os';
 import util from 'node:util';
-import type { LockInspection } from './inspect/types.js';
+import type { LockInspection } from '../inspect/types.js';
 
 /** Error code of LockTimeoutError. */
 export const ELOCKED = 'ELOCKED';

@@ -18,7 +18,7 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lineFrom, root, tempDir } from './helpers.js';
+import { lineFrom, root, tempDir } from '../helpers.js';
 
 const work = tempDir('kernel-lock-package-');
 const stage = path.join(work.dir, 'stage');

@@ -3,10 +3,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { inspect, inspectSync, LockTimeoutError, lock, lockSync, sweep } from '../src/index.js';
-import { describeInspection, formatDuration } from '../src/inspect/format.js';
-import { fileKey, parseDeviceInode, parseProcLocks, parseProcLocksLine } from '../src/inspect/proc-locks.js';
-import { type Holder, holdInChild, tempDir } from './helpers.js';
+import { inspect, inspectSync, LockTimeoutError, lock, lockSync, sweep } from '../../src/index.js';
+import { describeInspection, formatDuration } from '../../src/inspect/format.js';
+import { fileKey, parseDeviceInode, parseProcLocks, parseProcLocksLine } from '../../src/proc/proc-locks.js';
+import { type Holder, holdInChild, tempDir } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;

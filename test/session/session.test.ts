@@ -4,16 +4,16 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { acquireLegacySessionWriteLock } from '../src/demo/legacy-marker.js';
-import { readStartTime } from '../src/identity.js';
-import { parseRecord, tryLockSync } from '../src/index.js';
+import { acquireLegacySessionWriteLock } from '../../src/demo/legacy-marker.js';
+import { parseRecord, tryLockSync } from '../../src/index.js';
+import { readStartTime } from '../../src/proc/identity.js';
 import {
   acquireSessionWriteLock,
   cleanStaleLockFiles,
   resolveSessionLockMaxHoldFromTimeout,
   SessionWriteLockError,
-} from '../src/session/index.js';
-import { fdCount, fixture, type Holder, sleep, spawnHolder, tempDir } from './helpers.js';
+} from '../../src/session/index.js';
+import { fdCount, fixture, type Holder, sleep, spawnHolder, tempDir } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;

@@ -4,7 +4,7 @@ import { execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type Holder, holdInChild, lineFrom, root, sleep, tempDir } from './helpers.js';
+import { type Holder, holdInChild, lineFrom, root, sleep, tempDir } from '../helpers.js';
 
 const CLI = path.join(root, 'dist', 'cli.js');
 

@@ -49,8 +49,11 @@ export interface NativeBinding {
 }
 
 function packageRoot(): string {
-  // src/native.ts and dist/*.js both sit one level below the package root.
-  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  // The nearest directory with a package.json: src/lock/native.ts (tests)
+  // and the bundled dist/*.cjs sit at different depths below the root.
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
 }
 
 // N-API version the addon is compiled against (NAPI_VERSION in binding.gyp).

@@ -3,8 +3,8 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type LockKind, type LockMode, lock, tryLock } from '../src/index.js';
-import { holdInChild, lineFrom, probeInChild, tempDir } from './helpers.js';
+import { type LockKind, type LockMode, lock, tryLock } from '../../src/index.js';
+import { holdInChild, lineFrom, probeInChild, tempDir } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;

@@ -4,8 +4,8 @@
 // read defensively: bounded, never throwing, garbage meaning "no record".
 import { closeSync, constants, fstat, fstatSync, open, openSync, read, readSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { processIdentity } from '../proc/identity.js';
 import { inodeKey } from './held-locks.js';
-import { processIdentity } from './identity.js';
 import type { LockKind, LockMode } from './options.js';
 import { closeUnlessPosixHeld } from './posix-table.js';
 

@@ -4,9 +4,9 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { acquireLegacyLock } from '../src/demo/legacy-marker.js';
-import { analyzeTranscript } from '../src/demo/transcript.js';
-import { root, tempDir } from './helpers.js';
+import { acquireLegacyLock } from '../../src/demo/legacy-marker.js';
+import { analyzeTranscript } from '../../src/demo/transcript.js';
+import { root, tempDir } from '../helpers.js';
 
 const line = (inv: number, ev: string): string => `${JSON.stringify({ inv, ev })}\n`;
 

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LockHandle, LockTimeoutError, lock, lockSync, parseRecord, tryLock, withLock } from '../src/index.js';
-import { holdInChild, tempDir } from './helpers.js';
+import { LockHandle, LockTimeoutError, lock, lockSync, parseRecord, tryLock, withLock } from '../../src/index.js';
+import { holdInChild, tempDir } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;

@@ -5,8 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { lock, lockSync, tryLock, tryLockSync, withLock } from '../src/index.js';
-import { runFixture, tempDir } from './helpers.js';
+import { lock, lockSync, tryLock, tryLockSync, withLock } from '../../src/index.js';
+import { runFixture, tempDir } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;

@@ -4,8 +4,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { lock, sweep, sweepFile } from '../src/index.js';
-import { fixture, type Holder, holdInChild, lineFrom, tempDir } from './helpers.js';
+import { lock, sweep, sweepFile } from '../../src/index.js';
+import { fixture, type Holder, holdInChild, lineFrom, tempDir } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;
