@@ -1,0 +1,331 @@
+// lock() and tryLock() on PostgreSQL advisory locks.
+//
+// Uncontended: one statement on the process's shared session
+// (pg_try_advisory_lock + owner record + fencing token). Contended: the wait
+// runs on the server, in pg_advisory_lock on a session of its own, bounded
+// by lock_timeout = the time left (set in the same statement); the server
+// wakes it when the holder releases or its session ends. Nothing polls, and
+// no client-side clock abandons a wait the server still runs.
+//
+// A timeout, a cancel or an error can race the grant, and a session lock
+// outlives the statement that failed: after every failed wait the session
+// looks in pg_locks and releases what it finds (RELEASE_RACED_SQL) before
+// the session is reused.
+import os from 'node:os';
+import { onAbort } from '../lock/abort-listeners.js';
+import { abortError } from '../lock/errors.js';
+import { PgLockError, PgLockTimeoutError } from './errors.js';
+import { type HeldState, PgLockHandle, releaseHeld } from './handle.js';
+import { describePgInspection, inspectKeys } from './inspect.js';
+import { keyParts, lockKey } from './keys.js';
+import type { PgLockRequest } from './options.js';
+import { type LockSession, PgCode, type Row, sqlState } from './session.js';
+import type { Sessions } from './sessions.js';
+import { grantSql, HEARTBEAT_SQL, RELEASE_RACED_SQL } from './sql.js';
+
+function display(name: string): string {
+  return `pg:${name}`;
+}
+
+/** Waits for `promise` unless `signal` aborts first; a value that arrives late goes to `late`. */
+async function unlessAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  name: string,
+  late: (value: T) => void,
+): Promise<T> {
+  if (signal === undefined) return promise;
+  let stop = (): void => {};
+  const aborted = new Promise<never>((_, reject) => {
+    stop = onAbort(signal, () => reject(abortError(signal, display(name))));
+  });
+  try {
+    return await Promise.race([promise, aborted]);
+  } catch (error) {
+    if (signal.aborted) promise.then(late, () => {});
+    throw error;
+  } finally {
+    stop();
+  }
+}
+
+function grantParams(sessions: Sessions, session: LockSession, key: bigint, req: PgLockRequest): unknown[] {
+  return [
+    key.toString(),
+    session.info.backendStartUs,
+    sessions.settings.namespace,
+    req.name,
+    os.hostname(),
+    process.pid,
+    req.owner ?? null,
+  ];
+}
+
+/** Releases a grant that raced a failed wait; closes the session if even that fails. */
+async function releaseRaced(session: LockSession, key: bigint): Promise<void> {
+  if (session.lostReason !== null) return;
+  const { classid, objid } = keyParts(key);
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      await session.query(RELEASE_RACED_SQL, [key.toString(), String(classid), String(objid)]);
+      return;
+    } catch (error) {
+      if (sqlState(error) === PgCode.queryCanceled && attempt < 2) continue;
+      session.lose(
+        new PgLockError(
+          'ERR_KERNEL_LOCK_PG_CONNECTION',
+          'kernel-lock/pg: could not check for a grant that raced a failed wait; the session was closed (which drops it)',
+          { cause: error },
+        ),
+      );
+      return;
+    }
+  }
+}
+
+/** Turns a granted row into a handle; the key's claim on `session` becomes the held entry. */
+async function install(
+  sessions: Sessions,
+  session: LockSession,
+  key: bigint,
+  req: PgLockRequest,
+  row: Row,
+): Promise<PgLockHandle> {
+  const state: HeldState = {
+    session,
+    key,
+    mode: req.mode,
+    name: req.name,
+    objects: sessions.objects,
+    released: false,
+    controller: new AbortController(),
+    recycle: () => sessions.recycle(session),
+  };
+  session.claims.set(key, {
+    lose(reason) {
+      if (!state.released) state.controller.abort(reason);
+    },
+  });
+  session.changed();
+  if (Number(row.backend_pid) !== session.info.backendPid) {
+    // The grant was made by another server process than the session's own:
+    // a transaction pooler. The lock stays with a server session that other
+    // clients will be handed.
+    const reason = new PgLockError(
+      'ERR_KERNEL_LOCK_PG_POOLER',
+      `kernel-lock/pg: the lock was granted to backend ${row.backend_pid}, not to this session's backend ${session.info.backendPid}: a transaction pooler is in between; connect to PostgreSQL directly`,
+    );
+    session.lose(reason);
+    throw reason;
+  }
+  if (row.collision !== null && row.collision !== undefined) {
+    await releaseHeld(state);
+    throw new PgLockError(
+      'ERR_KERNEL_LOCK_PG_KEY_COLLISION',
+      `kernel-lock/pg: the key of ${JSON.stringify(req.name)} (namespace ${JSON.stringify(sessions.settings.namespace)}) is also held as ${row.collision
+        .split('\n')
+        .map((n) => JSON.stringify(n))
+        .join(', ')}: two names share one 64-bit key; use another namespace for one of them`,
+    );
+  }
+  return new PgLockHandle({
+    state,
+    namespace: sessions.settings.namespace,
+    token: BigInt(row.token ?? '0'),
+    acquiredAtMs: Number(row.acquired_at_ms),
+  });
+}
+
+/** One non-blocking attempt on `session`; null when someone else holds the lock. */
+async function tryOn(
+  sessions: Sessions,
+  session: LockSession,
+  key: bigint,
+  req: PgLockRequest,
+): Promise<PgLockHandle | null> {
+  session.claims.set(key, null);
+  let rows: Row[];
+  try {
+    const params = grantParams(sessions, session, key, req);
+    if (req.mode === 'shared') {
+      const { classid, objid } = keyParts(key);
+      params.push(null, String(classid), String(objid));
+    }
+    rows = await session.query(grantSql(sessions.objects, req.mode, false), params);
+  } catch (error) {
+    // pg_try_advisory_lock may have succeeded before the statement failed.
+    await releaseRaced(session, key);
+    session.claims.delete(key);
+    session.changed();
+    throw session.lostReason ?? error;
+  }
+  if (rows.length === 0) {
+    session.claims.delete(key);
+    session.changed();
+    return null;
+  }
+  return install(sessions, session, key, req, rows[0]!);
+}
+
+async function timeoutError(sessions: Sessions, req: PgLockRequest, key: bigint, started: number): Promise<Error> {
+  const waited = performance.now() - started;
+  try {
+    const shared = await sessions.shared();
+    const [inspection] = await inspectKeys(shared, sessions.objects, {
+      key,
+      name: req.name,
+      namespace: sessions.settings.namespace,
+      selfPids: sessions.selfPids(),
+    });
+    return new PgLockTimeoutError(req.name, waited, describePgInspection(inspection!), inspection!);
+  } catch (error) {
+    return new PgLockTimeoutError(req.name, waited, `(not inspectable: ${(error as Error).message})`, null);
+  }
+}
+
+/** The contended path: a server-side wait on a session of its own. */
+async function waitFor(sessions: Sessions, key: bigint, req: PgLockRequest, started: number): Promise<PgLockHandle> {
+  const left = req.timeout - (performance.now() - started);
+  if (left <= 0) throw await timeoutError(sessions, req, key, started);
+  const session = await unlessAborted(sessions.waiter(), req.signal, req.name, (s) => sessions.recycle(s));
+  // The shared session heartbeats while we wait: this session cannot (its
+  // statement is running), and if the server is gone, the wait is too.
+  const shared = await sessions.shared().catch(() => null);
+  const unwatch = shared?.watch() ?? ((): void => {});
+  session.claims.set(key, null);
+  sessions.waiting.add(session);
+  const params = grantParams(sessions, session, key, req);
+  // lock_timeout is whole milliseconds; 0 would mean "forever".
+  params.push(Number.isFinite(left) ? String(Math.max(1, Math.ceil(left))) : '0');
+  if (req.mode === 'shared') {
+    const { classid, objid } = keyParts(key);
+    params.push(String(classid), String(objid));
+  }
+  let cancelling: Promise<void> | null = null;
+  const stopAbort =
+    req.signal === undefined
+      ? (): void => {}
+      : onAbort(req.signal, () => {
+          cancelling = sessions.cancel(session);
+        });
+  // Not a query timeout: the server bounds the wait (lock_timeout). This
+  // only closes a session whose server stopped answering altogether.
+  const guard = Number.isFinite(left)
+    ? setTimeout(
+        () =>
+          session.lose(
+            new PgLockError(
+              'ERR_KERNEL_LOCK_PG_CONNECTION',
+              `kernel-lock/pg: no answer from PostgreSQL ${sessions.settings.deadPeerMs} ms after a wait's lock_timeout expired; the waiting session was closed`,
+            ),
+          ),
+        left + sessions.settings.deadPeerMs,
+      )
+    : undefined;
+  let rows: Row[] | undefined;
+  let failure: unknown;
+  try {
+    rows = await session.query(grantSql(sessions.objects, req.mode, true), params);
+    if (rows.length === 0) throw new Error('kernel-lock/pg: the server granted the lock but returned no owner record');
+  } catch (error) {
+    rows = undefined;
+    failure = error;
+  } finally {
+    clearTimeout(guard);
+    stopAbort();
+    sessions.waiting.delete(session);
+    unwatch();
+  }
+  // A cancel still on its way would hit the next statement: let it land.
+  if (cancelling !== null) await cancelling;
+  const aborted = req.signal?.aborted === true;
+  if (rows !== undefined) {
+    if (!aborted) return confirm(sessions, session, key, req, rows[0]!);
+    // Granted as the caller gave up: drop it at once.
+    const handle = await install(sessions, session, key, req, rows[0]!).catch(() => null);
+    await handle?.release();
+    throw abortError(req.signal!, display(req.name));
+  }
+  if (session.lostReason !== null) {
+    if (aborted) throw abortError(req.signal!, display(req.name));
+    throw session.lostReason;
+  }
+  await releaseRaced(session, key);
+  session.claims.delete(key);
+  session.changed();
+  sessions.recycle(session);
+  if (aborted) throw abortError(req.signal!, display(req.name));
+  const state = sqlState(failure);
+  if (state === PgCode.lockNotAvailable) throw await timeoutError(sessions, req, key, started);
+  if (state === PgCode.queryCanceled) {
+    throw new PgLockError(
+      'ERR_KERNEL_LOCK_PG_CONNECTION',
+      `kernel-lock/pg: the wait for ${JSON.stringify(req.name)} was cancelled on the server (pg_cancel_backend or an administrator)`,
+      { cause: failure },
+    );
+  }
+  throw failure;
+}
+
+/**
+ * The wait's statement was sent long ago: its reply does not prove the server
+ * heard from this session recently. One heartbeat does, before the caller is
+ * told it holds the lock.
+ */
+async function confirm(
+  sessions: Sessions,
+  session: LockSession,
+  key: bigint,
+  req: PgLockRequest,
+  row: Row,
+): Promise<PgLockHandle> {
+  const handle = await install(sessions, session, key, req, row);
+  if (performance.now() + sessions.settings.heartbeatMs < session.validUntil) return handle;
+  try {
+    const beat = await session.query(HEARTBEAT_SQL);
+    if (Number(beat[0]?.pid) === session.info.backendPid && handle.verify()) return handle;
+  } catch {
+    // falls through: the session is unusable
+  }
+  await handle.release();
+  throw (
+    session.lostReason ??
+    new PgLockError(
+      'ERR_KERNEL_LOCK_PG_LOST',
+      `kernel-lock/pg: the lock ${JSON.stringify(req.name)} was granted, but the session could not be confirmed alive in time; it was released`,
+    )
+  );
+}
+
+/**
+ * Acquires `req` (lock(): waiting up to req.timeout; tryLock(): `once`).
+ * Resolves to null only for a single attempt that found the lock held.
+ */
+export async function acquire(sessions: Sessions, req: PgLockRequest, once: boolean): Promise<PgLockHandle | null> {
+  const started = performance.now();
+  if (req.signal?.aborted) throw abortError(req.signal, display(req.name));
+  const key = lockKey(sessions.settings.namespace, req.name);
+  const shared = await unlessAborted(sessions.shared(), req.signal, req.name, () => {});
+  if (!shared.claims.has(key)) {
+    const handle = await tryOn(sessions, shared, key, req);
+    if (handle !== null) {
+      if (req.signal?.aborted) {
+        await handle.release();
+        throw abortError(req.signal, display(req.name));
+      }
+      return handle;
+    }
+    if (once) return null;
+  } else if (once || req.timeout === 0) {
+    // This process holds the key on its shared session: one attempt on a
+    // session of its own says whether another holder is compatible.
+    const session = await sessions.waiter();
+    const handle = await tryOn(sessions, session, key, req).catch((error: unknown) => {
+      sessions.recycle(session);
+      throw error;
+    });
+    if (handle === null) sessions.recycle(session);
+    if (handle !== null || once) return handle;
+  }
+  return waitFor(sessions, key, req, started);
+}
