@@ -49,8 +49,9 @@ async function unlessAborted<T>(
   }
 }
 
+/** Parameters of grantSql (a wait appends its lock_timeout). */
 function grantParams(sessions: Sessions, session: LockSession, key: bigint, req: PgLockRequest): unknown[] {
-  return [
+  const params: unknown[] = [
     key.toString(),
     session.info.backendStartUs,
     sessions.settings.namespace,
@@ -59,6 +60,11 @@ function grantParams(sessions: Sessions, session: LockSession, key: bigint, req:
     process.pid,
     req.owner ?? null,
   ];
+  if (req.mode === 'shared') {
+    const { classid, objid } = keyParts(key);
+    params.push(String(classid), String(objid));
+  }
+  return params;
 }
 
 /** Releases a grant that raced a failed wait; closes the session if even that fails. */
@@ -146,12 +152,7 @@ async function tryOn(
   session.claims.set(key, null);
   let rows: Row[];
   try {
-    const params = grantParams(sessions, session, key, req);
-    if (req.mode === 'shared') {
-      const { classid, objid } = keyParts(key);
-      params.push(null, String(classid), String(objid));
-    }
-    rows = await session.query(grantSql(sessions.objects, req.mode, false), params);
+    rows = await session.query(grantSql(sessions.objects, req.mode, false), grantParams(sessions, session, key, req));
   } catch (error) {
     // pg_try_advisory_lock may have succeeded before the statement failed.
     await releaseRaced(session, key);
@@ -197,10 +198,6 @@ async function waitFor(sessions: Sessions, key: bigint, req: PgLockRequest, star
   const params = grantParams(sessions, session, key, req);
   // lock_timeout is whole milliseconds; 0 would mean "forever".
   params.push(Number.isFinite(left) ? String(Math.max(1, Math.ceil(left))) : '0');
-  if (req.mode === 'shared') {
-    const { classid, objid } = keyParts(key);
-    params.push(String(classid), String(objid));
-  }
   let cancelling: Promise<void> | null = null;
   const stopAbort =
     req.signal === undefined

@@ -54,14 +54,25 @@ export function schemaSql(schema: string, o: Objects): string[] {
 
 /** The advisory lock key half-words of pg_locks, as one signed 64-bit value. */
 const LOCK_KEY = '((l.classid::int8 << 32) | l.objid::int8)';
+/**
+ * A record belongs to the session `a` that holds the key now: same pid,
+ * and the same backend start where the role may see it (pg_stat_activity
+ * hides backend_start of other roles' sessions unless the role has
+ * pg_read_all_stats). Without it a record could only be mistaken if a
+ * crashed holder's pid were reused by a session that holds the same 64-bit
+ * key without being a kernel-lock session (a kernel-lock session overwrites
+ * the record: the table's key is (key, backend_pid)).
+ */
+const sameSession = (record: string): string =>
+  `(a.backend_start IS NULL OR (extract(epoch FROM a.backend_start) * 1000000)::int8 = ${record}.backend_start_us)`;
 /** The current database, whose advisory locks are the only ones that can conflict with ours. */
 const THIS_DATABASE = '(SELECT oid FROM pg_database WHERE datname = current_database())';
 
 /**
  * The grant statement. Parameters: $1 key, $2 backend_start_us, $3
- * namespace, $4 name, $5 host, $6 pid, $7 owner; for a wait also $8 the
- * lock_timeout in ms (set in the statement itself, before the wait starts:
- * the CTE chain orders it); for a shared lock also $9 classid, $10 objid.
+ * namespace, $4 name, $5 host, $6 pid, $7 owner; for a shared lock also $8
+ * classid, $9 objid; for a wait then the lock_timeout in ms (set in the
+ * statement itself, before the wait starts: the CTE chain orders it).
  *
  * It returns one row when granted (token, acquired_at_ms, backend_pid and,
  * for shared locks, the names of live holders of the same key under another
@@ -74,7 +85,7 @@ export function grantSql(o: Objects, mode: LockMode, wait: boolean): string {
   const ctes: string[] = [];
   let from = '';
   if (wait) {
-    ctes.push(`t AS MATERIALIZED (SELECT set_config('lock_timeout', $8, false) AS v)`);
+    ctes.push(`t AS MATERIALIZED (SELECT set_config('lock_timeout', $${mode === 'shared' ? 10 : 8}, false) AS v)`);
     from = ' FROM t';
   }
   // pg_advisory_lock returns void; comparing its text form keeps the call in
@@ -89,11 +100,11 @@ export function grantSql(o: Objects, mode: LockMode, wait: boolean): string {
   const collision =
     mode === 'shared'
       ? `, (SELECT string_agg(DISTINCT x.namespace || ' / ' || x.name, E'\\n') FROM ${o.owners} x
-   JOIN pg_stat_activity a ON a.pid = x.backend_pid
-    AND (extract(epoch FROM a.backend_start) * 1000000)::int8 = x.backend_start_us
    JOIN pg_locks l ON l.pid = x.backend_pid AND l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
-    AND l.classid = $9::oid AND l.objid = $10::oid AND l.database = ${THIS_DATABASE}
-   WHERE x.key = $1 AND x.backend_pid <> pg_backend_pid() AND (x.namespace <> $3 OR x.name <> $4)) AS collision`
+    AND l.classid = $8::oid AND l.objid = $9::oid AND l.database = ${THIS_DATABASE}
+   LEFT JOIN pg_stat_activity a ON a.pid = x.backend_pid
+   WHERE x.key = $1 AND x.backend_pid <> pg_backend_pid() AND (x.namespace <> $3 OR x.name <> $4)
+    AND ${sameSession('x')}) AS collision`
       : '';
   return `WITH ${ctes.join(',\n')}
 INSERT INTO ${o.owners} AS o (key, backend_pid, backend_start_us, namespace, name, mode, host, pid, owner, token, acquired_at)
@@ -145,8 +156,7 @@ export function inspectSql(o: Objects): string {
   (extract(epoch FROM o.acquired_at) * 1000)::float8 AS acquired_at_ms
 FROM pg_locks l
 LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-LEFT JOIN ${o.owners} o ON l.granted AND o.key = ${LOCK_KEY} AND o.backend_pid = l.pid
-  AND o.backend_start_us = (extract(epoch FROM a.backend_start) * 1000000)::int8
+LEFT JOIN ${o.owners} o ON l.granted AND o.key = ${LOCK_KEY} AND o.backend_pid = l.pid AND ${sameSession('o')}
 WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.database = ${THIS_DATABASE}
   AND ($1::oid IS NULL OR (l.classid = $1::oid AND l.objid = $2::oid))
 ORDER BY 1, l.granted DESC, a.query_start, l.pid`;
