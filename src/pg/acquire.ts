@@ -154,6 +154,7 @@ async function tryOn(
   try {
     rows = await session.query(grantSql(sessions.objects, req.mode, false), grantParams(sessions, session, key, req));
   } catch (error) {
+    session.failed(error);
     // pg_try_advisory_lock may have succeeded before the statement failed.
     await releaseRaced(session, key);
     session.claims.delete(key);
@@ -227,6 +228,7 @@ async function waitFor(sessions: Sessions, key: bigint, req: PgLockRequest, star
   } catch (error) {
     rows = undefined;
     failure = error;
+    session.failed(error);
   } finally {
     clearTimeout(guard);
     stopAbort();

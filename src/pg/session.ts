@@ -118,6 +118,12 @@ export class LockSession {
     }
   }
 
+  /** After a failed statement: when the error ended the session, marks it lost; returns the loss reason, if any. */
+  failed(error: unknown): PgLockError | null {
+    if (this.lostReason === null && endsSession(error)) this.lose(lostConnection(error as Error));
+    return this.lostReason;
+  }
+
   /** Keeps the heartbeat going while a wait elsewhere relies on this session to notice a dead server. */
   watch(): () => void {
     this.#watchers += 1;
@@ -249,6 +255,23 @@ export class LockSession {
     this.#heartbeatTimer = undefined;
     this.#deadlineTimer = undefined;
   }
+}
+
+/**
+ * Did `error` end the session (connection closed or reset, a FATAL from the
+ * server such as a shutdown or pg_terminate_backend), rather than only the
+ * statement (a lock timeout, a cancel, a deadlock)?
+ */
+export function endsSession(error: unknown): boolean {
+  const state = sqlState(error);
+  const severity = (error as { severity?: unknown } | null)?.severity;
+  return (
+    state === undefined ||
+    severity === 'FATAL' ||
+    severity === 'PANIC' ||
+    state.startsWith('08') ||
+    state.startsWith('57P')
+  );
 }
 
 /** The reason a session ended because its connection failed. */
