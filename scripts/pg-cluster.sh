@@ -122,6 +122,11 @@ start() {
   as_server_user "$user" "${bin}/initdb" -D "${dir}/data" -U "$user" --auth=trust --no-sync \
     --no-instructions -E UTF8 --locale=C >"${dir}/initdb.log" 2>&1 ||
     { cat "${dir}/initdb.log" >&2; die "initdb failed"; }
+  if [ "$listen" != 127.0.0.1 ] && [ "$listen" != localhost ]; then
+    # Listening beyond loopback: only ever inside a test's own network
+    # namespace (KERNEL_LOCK_PG_NETNS), whose peers are the test's hosts.
+    echo 'host all all all trust' >>"${dir}/data/pg_hba.conf"
+  fi
   # max_connections: every contended wait holds a session of its own.
   as_server_user "$user" "${bin}/pg_ctl" -D "${dir}/data" -l "${dir}/server.log" -w -t 30 \
     -o "-c listen_addresses='${listen}' -p ${port} -k ${dir}/socket -c max_connections=300 -c shared_buffers=32MB" \

@@ -267,9 +267,10 @@ async function waitFor(sessions: Sessions, key: bigint, req: PgLockRequest, star
 }
 
 /**
- * The wait's statement was sent long ago: its reply does not prove the server
- * heard from this session recently. One heartbeat does, before the caller is
- * told it holds the lock.
+ * The wait's statement may have been sent long ago: its reply does not prove
+ * the server heard from this session recently. When it is too old, one
+ * heartbeat does, before the lock becomes a handle (whose loss deadline
+ * counts from the last such proof) and the caller is told it holds it.
  */
 async function confirm(
   sessions: Sessions,
@@ -278,22 +279,28 @@ async function confirm(
   req: PgLockRequest,
   row: Row,
 ): Promise<PgLockHandle> {
-  const handle = await install(sessions, session, key, req, row);
-  if (performance.now() + sessions.settings.heartbeatMs < session.validUntil) return handle;
-  try {
-    const beat = await session.query(HEARTBEAT_SQL);
-    if (Number(beat[0]?.pid) === session.info.backendPid && handle.verify()) return handle;
-  } catch {
-    // falls through: the session is unusable
+  if (performance.now() + sessions.settings.heartbeatMs >= session.validUntil) {
+    let failure: unknown;
+    try {
+      const beat = await session.query(HEARTBEAT_SQL);
+      if (Number(beat[0]?.pid) !== session.info.backendPid) failure = new Error('the backend changed');
+    } catch (error) {
+      failure = error;
+      session.failed(error);
+    }
+    if (failure !== undefined) {
+      // Ending the session is what releases the grant now.
+      session.lose(
+        new PgLockError(
+          'ERR_KERNEL_LOCK_PG_LOST',
+          `kernel-lock/pg: the lock ${JSON.stringify(req.name)} was granted, but the session could not be confirmed alive (${(failure as Error).message}); the session was closed`,
+          { cause: failure },
+        ),
+      );
+      throw session.lostReason;
+    }
   }
-  await handle.release();
-  throw (
-    session.lostReason ??
-    new PgLockError(
-      'ERR_KERNEL_LOCK_PG_LOST',
-      `kernel-lock/pg: the lock ${JSON.stringify(req.name)} was granted, but the session could not be confirmed alive in time; it was released`,
-    )
-  );
+  return install(sessions, session, key, req, row);
 }
 
 /**

@@ -293,10 +293,18 @@ describe('kernel-lock/pg contract', () => {
     const locks = engine({ deadPeerMs: 1000 });
     expect(locks.timings.lossDeadlineMs).toBe(600);
     const handle = await locks.lock('fresh');
+    // A wait longer than the loss deadline: the grant is confirmed by a
+    // fresh round trip before it is handed over, so it is not "lost" at once.
+    const waiting = locks.lock('fresh', { timeout: 20_000 });
     await sleep(1500);
     expect(handle.verify()).toBe(true);
     expect(handle.signal.aborted).toBe(false);
     await handle.release();
+    const waited = await waiting;
+    await sleep(1000);
+    expect(waited.verify()).toBe(true);
+    expect(waited.signal.aborted).toBe(false);
+    await waited.release();
   });
 
   it('detects a key collision: another name holding the same key is reported, never silently shared', async () => {
