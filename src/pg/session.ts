@@ -169,6 +169,9 @@ export class LockSession {
       for (const entry of entries) entry?.lose(reason);
       this.onEnd?.(this);
     }
+    // Waiting for the goodbye must keep the process alive (an unref'd
+    // socket would let it exit mid-await, losing the caller's exit status).
+    this.#stream()?.ref();
     await this.client.end().catch(() => {});
   }
 
