@@ -12,6 +12,7 @@
 //   arrived, its locks are declared lost: signals abort, verify() turns
 //   false, the socket is destroyed. verify() compares the clock itself, so
 //   it is right even when a blocked event loop delays the timers.
+import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
 import type { SessionInfo } from './client.js';
 import { PgLockError } from './errors.js';
@@ -44,6 +45,18 @@ interface Stream {
   ref(): void;
   unref(): void;
   destroy(): void;
+}
+
+const statementNames = new Map<string, string>();
+
+/** A stable prepared-statement name for `sql`. */
+function statementName(sql: string): string {
+  let name = statementNames.get(sql);
+  if (name === undefined) {
+    name = `kernel_lock_${createHash('sha256').update(sql).digest('hex').slice(0, 16)}`;
+    statementNames.set(sql, name);
+  }
+  return name;
 }
 
 /** One lock session. */
@@ -109,7 +122,12 @@ export class LockSession {
     this.#inflight += 1;
     this.#refresh();
     try {
-      const result = await this.client.query<Row>(sql, params);
+      // Statements with parameters are prepared once per session (named):
+      // planning the grant statement costs more than running it.
+      const result =
+        params === undefined
+          ? await this.client.query<Row>(sql)
+          : await this.client.query<Row>({ name: statementName(sql), text: sql, values: params });
       if (sentAt > this.#freshAt) this.#freshAt = sentAt;
       return result.rows;
     } finally {
