@@ -14,7 +14,7 @@
 // Uses the cluster in $KERNEL_LOCK_PG_URL when set, else starts a private
 // one (scripts/pg-cluster.sh). Writes bench/pg-results.{json,md}.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +38,8 @@ if (!url) {
   const envFile = execFileSync(`${root}/scripts/pg-cluster.sh`, ['start', clusterDir], { encoding: 'utf8' }).trim();
   url = /KERNEL_LOCK_PG_URL='([^']+)'/.exec(readFileSync(envFile, 'utf8'))[1];
 }
-const lockDir = mkdtempSync(path.join(root, 'bench', '.build-pg-'));
+mkdirSync(path.join(benchDir, '.build'), { recursive: true });
+const lockDir = mkdtempSync(path.join(benchDir, '.build', 'pg-'));
 const lockFile = path.join(lockDir, 'bench.lock');
 const engines = [
   { id: 'kernel', label: 'kernel-lock (flock)', args: ['kernel', lockFile] },

@@ -50,6 +50,10 @@ find_bin() {
     echo "$candidate"
     return
   fi
+  if command -v initdb >/dev/null 2>&1; then
+    dirname "$(command -v initdb)"
+    return
+  fi
   return 1
 }
 
@@ -60,10 +64,17 @@ ensure_bin() {
     return
   fi
   [ "$(id -u)" = 0 ] || die "no PostgreSQL server binaries found (pg_config, /usr/lib/postgresql/*/bin); install the postgresql package"
-  echo "pg-cluster: installing postgresql (apt-get)" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2 ||
-    { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2; } ||
-    die "apt-get install postgresql failed"
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "pg-cluster: installing postgresql (apt-get)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2; } ||
+      die "apt-get install postgresql failed"
+  elif command -v apk >/dev/null 2>&1; then
+    echo "pg-cluster: installing postgresql (apk)" >&2
+    apk add --no-cache -q postgresql >&2 || die "apk add postgresql failed"
+  else
+    die "no PostgreSQL server binaries and no apt-get or apk to install them"
+  fi
   find_bin || die "postgresql installed but no server binaries found"
 }
 
@@ -74,8 +85,11 @@ server_user() {
     return
   fi
   if ! id -u klpg >/dev/null 2>&1; then
-    useradd --system --no-create-home --shell /usr/sbin/nologin klpg >&2 ||
-      die "cannot create the system user klpg (useradd)"
+    if command -v useradd >/dev/null 2>&1; then
+      useradd --system --no-create-home --shell /usr/sbin/nologin klpg >&2
+    else
+      adduser -S -D -H klpg >&2 # busybox
+    fi || die "cannot create the system user klpg"
   fi
   echo klpg
 }
@@ -85,8 +99,10 @@ as_server_user() {
   shift
   local prefix=()
   if [ -n "${KERNEL_LOCK_PG_NETNS:-}" ]; then prefix=(ip netns exec "$KERNEL_LOCK_PG_NETNS"); fi
-  if [ "$(id -u)" = 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v runuser >/dev/null 2>&1; then
     "${prefix[@]}" runuser -u "$user" -- "$@"
+  elif [ "$(id -u)" = 0 ]; then
+    "${prefix[@]}" su -s /bin/sh "$user" -c "$(printf '%q ' "$@")"
   else
     "${prefix[@]}" "$@"
   fi
