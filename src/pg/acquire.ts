@@ -27,25 +27,46 @@ function display(name: string): string {
   return `pg:${name}`;
 }
 
-/** Waits for `promise` unless `signal` aborts first; a value that arrives late goes to `late`. */
-async function unlessAborted<T>(
+/**
+ * Waits for a session (`promise`: a connection being opened, perhaps) unless
+ * the signal aborts or the lock's time runs out first; a session that arrives
+ * late goes to `late`. Connecting must not outlast the caller's timeout.
+ */
+async function sessionFor<T>(
   promise: Promise<T>,
-  signal: AbortSignal | undefined,
-  name: string,
+  req: PgLockRequest,
+  started: number,
   late: (value: T) => void,
 ): Promise<T> {
-  if (signal === undefined) return promise;
+  const { signal } = req;
+  // A single attempt (timeout 0) includes connecting; connectionTimeoutMillis bounds that.
+  const left = req.timeout === 0 ? Number.POSITIVE_INFINITY : req.timeout - (performance.now() - started);
+  if (signal === undefined && !Number.isFinite(left)) return promise;
   let stop = (): void => {};
-  const aborted = new Promise<never>((_, reject) => {
-    stop = onAbort(signal, () => reject(abortError(signal, display(name))));
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<never>((_, reject) => {
+    if (signal !== undefined) stop = onAbort(signal, () => reject(abortError(signal, display(req.name))));
+    if (Number.isFinite(left)) {
+      timer = setTimeout(
+        () =>
+          reject(
+            new PgLockError(
+              'ERR_KERNEL_LOCK_PG_CONNECTION',
+              `kernel-lock/pg: no session with PostgreSQL within the lock's timeout (${req.timeout} ms) for ${JSON.stringify(req.name)}: the server is slow to accept connections or unreachable`,
+            ),
+          ),
+        Math.max(0, left),
+      );
+    }
   });
   try {
-    return await Promise.race([promise, aborted]);
+    return await Promise.race([promise, gaveUp]);
   } catch (error) {
-    if (signal.aborted) promise.then(late, () => {});
+    promise.then(late, () => {});
     throw error;
   } finally {
     stop();
+    clearTimeout(timer);
   }
 }
 
@@ -189,7 +210,16 @@ async function timeoutError(sessions: Sessions, req: PgLockRequest, key: bigint,
 async function waitFor(sessions: Sessions, key: bigint, req: PgLockRequest, started: number): Promise<PgLockHandle> {
   const left = req.timeout - (performance.now() - started);
   if (left <= 0) throw await timeoutError(sessions, req, key, started);
-  const session = await unlessAborted(sessions.waiter(), req.signal, req.name, (s) => sessions.recycle(s));
+  let session: LockSession;
+  try {
+    session = await sessionFor(sessions.waiter(), req, started, (s) => sessions.recycle(s));
+  } catch (error) {
+    // The lock was busy and the time ran out while a waiting session connected.
+    if (error instanceof PgLockError && req.timeout - (performance.now() - started) <= 0) {
+      throw await timeoutError(sessions, req, key, started);
+    }
+    throw error;
+  }
   // The shared session heartbeats while we wait: this session cannot (its
   // statement is running), and if the server is gone, the wait is too.
   const shared = await sessions.shared().catch(() => null);
@@ -311,7 +341,7 @@ export async function acquire(sessions: Sessions, req: PgLockRequest, once: bool
   const started = performance.now();
   if (req.signal?.aborted) throw abortError(req.signal, display(req.name));
   const key = lockKey(sessions.settings.namespace, req.name);
-  const shared = await unlessAborted(sessions.shared(), req.signal, req.name, () => {});
+  const shared = await sessionFor(sessions.shared(), req, started, () => {});
   if (!shared.claims.has(key)) {
     const handle = await tryOn(sessions, shared, key, req);
     if (handle !== null) {

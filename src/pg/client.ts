@@ -89,6 +89,7 @@ function where(config: ClientConfig): string {
 export async function openSession(
   connection: Record<string, unknown>,
   settings: PgSettings,
+  opening: Set<Client>,
 ): Promise<{ client: Client; info: SessionInfo }> {
   const pg = loadPg();
   const config: ClientConfig = {
@@ -106,9 +107,12 @@ export async function openSession(
   // session installs its own handler once connected.
   const early = (): void => {};
   client.on('error', early);
+  // Listed while connecting, so that close() can end a connection attempt.
+  opening.add(client);
   try {
     await client.connect();
   } catch (error) {
+    opening.delete(client);
     throw new PgLockError(
       'ERR_KERNEL_LOCK_PG_CONNECTION',
       `kernel-lock/pg: cannot connect to PostgreSQL at ${where(config)}: ${(error as Error).message}`,
@@ -135,6 +139,8 @@ export async function openSession(
   } catch (error) {
     client.end().catch(() => {});
     throw error;
+  } finally {
+    opening.delete(client);
   }
 }
 
@@ -163,4 +169,12 @@ function checkServer(client: Client, info: SessionInfo, standby: boolean, settin
       `kernel-lock/pg: a connection pooler sits between this process and PostgreSQL (the startup message named backend ${announced}, the session runs in backend ${info.backendPid}). Session locks need a session of their own: in transaction mode the pooler gives this session, and its locks, to other clients. Connect to PostgreSQL directly; with a pooler in session mode, pass { allowSessionPooler: true }`,
     );
   }
+}
+
+/**
+ * Ends a connection attempt at once: destroys the socket (client.end() would
+ * wait for a server that may never answer), so connect() rejects now.
+ */
+export function abandon(client: Client): void {
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }

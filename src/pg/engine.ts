@@ -16,27 +16,12 @@ import {
   type PgConnection,
   type PgLockOptions,
   type PgLocksOptions,
+  type PgTimings,
   type PgTryLockOptions,
   rejectWaitOptions,
 } from './options.js';
 import { Sessions } from './sessions.js';
 import { objectsIn } from './sql.js';
-
-/** The timings PgLocks derived from deadPeerMs (see docs/PG.md). */
-export interface PgTimings {
-  /** Server side: tcp_user_timeout; the server ends a silent session no earlier than this after it last heard from it. */
-  deadPeerMs: number;
-  /** Server side: tcp_keepalives_idle, _interval (seconds), _count. */
-  keepalivesIdle: number;
-  keepalivesInterval: number;
-  keepalivesCount: number;
-  /** Server side (PostgreSQL 14+): client_connection_check_interval. */
-  checkIntervalMs: number;
-  /** Client side: a holder's signal aborts when no query sent within this long got a reply. */
-  lossDeadlineMs: number;
-  /** Client side: how often a session holding locks sends a heartbeat. */
-  heartbeatMs: number;
-}
 
 /**
  * Advisory locks on one PostgreSQL database. Connects lazily; close() (or
@@ -54,17 +39,15 @@ export class PgLocks implements LockEngine, AsyncDisposable {
     const settings = normalizeSettings(options);
     this.#sessions = new Sessions(normalizeConnection(connection), settings, objectsIn(settings.schema));
     this.namespace = settings.namespace;
-    const { deadPeerMs, keepalivesIdle, keepalivesInterval, keepalivesCount, checkIntervalMs } = settings;
-    const { lossDeadlineMs, heartbeatMs } = settings;
-    this.timings = Object.freeze({
-      deadPeerMs,
-      keepalivesIdle,
-      keepalivesInterval,
-      keepalivesCount,
-      checkIntervalMs,
-      lossDeadlineMs,
-      heartbeatMs,
-    });
+    const {
+      namespace: _n,
+      schema: _s,
+      createSchema: _c,
+      allowSessionPooler: _a,
+      idleSessions: _i,
+      ...timings
+    } = settings;
+    this.timings = Object.freeze(timings);
   }
 
   /**

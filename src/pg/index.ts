@@ -4,7 +4,7 @@
 export type { EngineLock, EngineLockOptions, EngineTryLockOptions, LockEngine } from '../lock/engine.js';
 export { AbortError, ELOCKED, LockTimeoutError } from '../lock/errors.js';
 export type { LockMode } from '../lock/options.js';
-export { PgLocks, type PgTimings } from './engine.js';
+export { PgLocks } from './engine.js';
 export { PgLockError, type PgLockErrorCode, PgLockTimeoutError } from './errors.js';
 export { PgLockHandle } from './handle.js';
 export { describePgInspection } from './inspect.js';
@@ -15,5 +15,6 @@ export type {
   PgConnectionOptions,
   PgLockOptions,
   PgLocksOptions,
+  PgTimings,
   PgTryLockOptions,
 } from './options.js';

@@ -71,6 +71,12 @@ export interface PgSettings {
   heartbeatMs: number;
 }
 
+/** The timings PgLocks derived from deadPeerMs (see docs/PG.md, "Loss detection"). */
+export type PgTimings = Omit<
+  PgSettings,
+  'namespace' | 'schema' | 'createSchema' | 'allowSessionPooler' | 'idleSessions'
+>;
+
 /** Options of PgLocks.lock(). */
 export interface PgLockOptions {
   /** Default 'exclusive'. */

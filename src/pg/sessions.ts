@@ -3,7 +3,8 @@
 // between sessions, so the session that waited is the one that holds). Idle
 // waiting sessions are kept for reuse for a while.
 
-import { openSession } from './client.js';
+import type { Client } from 'pg';
+import { abandon, openSession } from './client.js';
 import { PgLockError } from './errors.js';
 import { lockKey } from './keys.js';
 import type { PgSettings } from './options.js';
@@ -21,6 +22,8 @@ export class Sessions {
   #schema: Promise<void> | null = null;
   readonly #idle: { session: LockSession; timer: NodeJS.Timeout }[] = [];
   readonly #live = new Set<LockSession>();
+  /** Clients still connecting. */
+  readonly #opening = new Set<Client>();
   /** Waiting sessions with a wait in progress: failed together if the shared session finds the server gone. */
   readonly waiting = new Set<LockSession>();
   #closed: PgLockError | null = null;
@@ -42,7 +45,7 @@ export class Sessions {
   }
 
   async #open(role: 'shared' | 'wait'): Promise<LockSession> {
-    const { client, info } = await openSession(this.#connection, this.settings);
+    const { client, info } = await openSession(this.#connection, this.settings, this.#opening);
     const session = new LockSession(client, info, this.settings, role);
     this.#live.add(session);
     session.onEnd = (ended) => this.#ended(ended);
@@ -185,6 +188,8 @@ export class Sessions {
     this.#closed ??= closedError();
     const reason = this.#closed;
     for (const entry of this.#idle.splice(0)) clearTimeout(entry.timer);
+    // Connection attempts still in progress end now (their callers get an error).
+    for (const client of this.#opening) abandon(client);
     const shared = this.#shared;
     this.#shared = null;
     const sessions = new Set(this.#live);

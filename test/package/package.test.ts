@@ -162,9 +162,10 @@ describe('npm pack', () => {
       /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|binding\.gyp)$/,
       /^native\/[a-z_]+\.(cc|h)$/,
       /^prebuilds\/[a-z0-9]+-[a-z0-9]+\/kernel-lock\.(glibc|musl)\.node$/,
-      /^dist\/(index|session)\.(js|cjs|d\.ts|d\.cts|cjs\.map)$/,
+      /^dist\/(index|session|pg)\.(js|cjs|d\.ts|d\.cts|cjs\.map)$/,
       /^dist\/cli\.js(\.map)?$/,
       /^dist\/[a-z0-9-]+-[A-Z0-9]+\.(js|cjs)(\.map)?$/, // chunks shared by the entries
+      /^dist\/[a-z0-9-]+-[A-Za-z0-9_]+\.d\.cts$/, // type declarations shared by the entries
     ];
     expect(files.filter((file) => !allowed.some((pattern) => pattern.test(file)))).toEqual([]);
 
@@ -177,7 +178,9 @@ describe('npm pack', () => {
       'binding.gyp',
       ...nativeSources,
       prebuild,
-      ...['index', 'session'].flatMap((entry) => ['js', 'cjs', 'd.ts', 'd.cts'].map((ext) => `dist/${entry}.${ext}`)),
+      ...['index', 'session', 'pg'].flatMap((entry) =>
+        ['js', 'cjs', 'd.ts', 'd.cts'].map((ext) => `dist/${entry}.${ext}`),
+      ),
       'dist/cli.js',
     ];
     expect(required.filter((file) => !files.includes(file))).toEqual([]);
@@ -209,8 +212,13 @@ const esmScript = `
 import { createRequire } from 'node:module';
 import { LockHandle, lock, tryLockSync } from 'kernel-lock';
 import * as session from 'kernel-lock/session';
+import { PgLocks } from 'kernel-lock/pg';
 
 const file = process.argv[2];
+// pg is an optional peer dependency, not installed here: the entry loads,
+// and using it says what to install.
+const missing = await new PgLocks('postgresql://nobody@127.0.0.1:1/none').lock('x').catch((e) => e);
+if (missing.code !== 'ERR_KERNEL_LOCK_PG_MISSING') throw new Error('kernel-lock/pg without pg: ' + missing.message);
 const handle = await lock(file, { owner: 'esm consumer' });
 if (!(handle instanceof LockHandle)) throw new Error('lock() did not return a LockHandle');
 if (tryLockSync(file) !== null) throw new Error('a second lock was granted while held');
@@ -254,7 +262,9 @@ process.stdin.on('end', () => handle.release().then(() => process.exit(0)));
 const typedEsm = `
 import { type LockHandle, type LockOptions, LockTimeoutError, lock, tryLockSync, withLock } from 'kernel-lock';
 import * as session from 'kernel-lock/session';
+import { type PgLockHandle, PgLocks } from 'kernel-lock/pg';
 
+const pgLock: Promise<PgLockHandle> = new PgLocks('postgresql://db/app', { deadPeerMs: 5000 }).lock('typed', { timeout: 10 });
 const options: LockOptions = { mode: 'shared', kind: 'flock', timeout: 100, owner: 'typed' };
 const handle: LockHandle = await lock('typed.lock', options);
 const path: string = handle.path;
@@ -264,7 +274,7 @@ const result: number = await withLock('typed.lock', async () => 42);
 const isTimeout = (error: unknown): boolean => error instanceof LockTimeoutError;
 // @ts-expect-error -- the types are real: an unknown mode is rejected
 await lock('typed.lock', { mode: 'sideways' });
-export { isTimeout, maybe, path, result, session };
+export { isTimeout, maybe, path, pgLock, result, session };
 `;
 
 const typedCjs = `

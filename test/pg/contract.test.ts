@@ -4,6 +4,7 @@
 // exclusive modes, timeouts and cancels that leave nothing behind, holders
 // that are named, lost sessions that are reported.
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import os from 'node:os';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -376,6 +377,23 @@ describe('kernel-lock/pg contract', () => {
     expect(error.message).toContain('127.0.0.1:1');
     await locks.close();
     await expect(locks.lock('x')).rejects.toMatchObject({ code: 'ERR_KERNEL_LOCK_PG_CLOSED' });
+  });
+
+  it("bounds connecting by the lock's timeout: a server that accepts but never answers", async () => {
+    const silent = net.createServer(() => {}); // accepts, says nothing
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as net.AddressInfo;
+    const locks = new PgLocks(`postgresql://nobody@127.0.0.1:${port}/none`);
+    const started = performance.now();
+    const error = (await locks.lock('x', { timeout: 300 }).catch((e: unknown) => e)) as PgLockError;
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(error.code).toBe('ERR_KERNEL_LOCK_PG_CONNECTION');
+    expect(error.message).toContain("within the lock's timeout");
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    await expect(locks.lock('x', { signal: controller.signal })).rejects.toMatchObject({ name: 'AbortError' });
+    await locks.close();
+    silent.close();
   });
 
   it('close() ends every session: the server drops their locks, holders are told', async () => {

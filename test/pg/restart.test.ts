@@ -4,7 +4,9 @@
 // for the next lock; fencing tokens keep growing across the crash (the
 // token sequence logs ahead and is recovered past every token handed out).
 // A private cluster: restarting the shared one would disturb other files.
+// It also gets a streaming standby, to which the engine must refuse to lock.
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PgLockError, type PgLockHandle, PgLocks } from '../../dist/pg.js';
 import { clusterScript, type PgTestEnv, pgEnv, startCluster, stopCluster } from './helpers.js';
@@ -72,3 +74,57 @@ for (const mode of ['fast', 'immediate'] as const) {
     await other.close();
   }, 60_000);
 }
+
+it('refuses a standby: its advisory locks would exclude nobody on the primary', async () => {
+  const standby = `${dir}/standby`;
+  const port = env.port + 1000;
+  const asServer = (...args: string[]): void => {
+    execFileSync('runuser', ['-u', env.osUser, '--', ...args], { stdio: 'pipe' });
+  };
+  mkdirSync(`${standby}/socket`, { recursive: true });
+  execFileSync('chown', ['-R', env.osUser, standby]);
+  asServer(
+    `${env.bin}/pg_basebackup`,
+    '-h',
+    `${env.dir}/socket`,
+    '-p',
+    String(env.port),
+    '-U',
+    env.osUser,
+    '-D',
+    `${standby}/data`,
+    '-R',
+    '-X',
+    'stream',
+  );
+  const start = (): void => {
+    try {
+      asServer(
+        `${env.bin}/pg_ctl`,
+        '-D',
+        `${standby}/data`,
+        '-l',
+        `${standby}/server.log`,
+        '-o',
+        `-c listen_addresses='' -p ${port} -k ${standby}/socket -c max_connections=300`,
+        '-w',
+        'start',
+      );
+    } catch (error) {
+      throw new Error(`the standby did not start: ${readFileSync(`${standby}/server.log`, 'utf8').slice(-2000)}`, {
+        cause: error,
+      });
+    }
+  };
+  start();
+  try {
+    const locks = new PgLocks(`postgresql://klpg_app@${encodeURIComponent(`${standby}/socket`)}:${port}/klpg_test`);
+    const error = (await locks.lock('standby').catch((e: unknown) => e)) as PgLockError;
+    expect(error).toBeInstanceOf(PgLockError);
+    expect(error.code).toBe('ERR_KERNEL_LOCK_PG_STANDBY');
+    expect(error.message).toContain('target_session_attrs=read-write');
+    await locks.close();
+  } finally {
+    asServer(`${env.bin}/pg_ctl`, '-D', `${standby}/data`, '-m', 'immediate', '-w', 'stop');
+  }
+}, 60_000);
