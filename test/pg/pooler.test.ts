@@ -59,10 +59,12 @@ logfile = ${dir}/${mode}.log
 pidfile = ${dir}/${mode}.pid
 `,
   );
-  // PgBouncer refuses to run as root: as the cluster's own user.
+  // PgBouncer refuses to run as root: as the cluster's own user, spawned
+  // directly (not through runuser, whose child would outlive a kill).
   const uid = Number(execFileSync('id', ['-u', env.osUser], { encoding: 'utf8' }));
-  for (const file of [dir, ini, users]) chownSync(file, uid, -1);
-  const child = spawn('runuser', ['-u', env.osUser, '--', BOUNCER, ini], { stdio: 'ignore' });
+  const gid = Number(execFileSync('id', ['-g', env.osUser], { encoding: 'utf8' }));
+  for (const file of [dir, ini, users]) chownSync(file, uid, gid);
+  const child = spawn(BOUNCER, [ini], { stdio: 'ignore', uid, gid });
   bouncers.push({ pid: child.pid! });
   for (let i = 0; i < 100; i++) {
     const up = await new Promise<boolean>((resolve) => {
