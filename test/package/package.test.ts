@@ -165,7 +165,7 @@ describe('npm pack', () => {
       /^dist\/(index|session|pg)\.(js|cjs|d\.ts|d\.cts|cjs\.map)$/,
       /^dist\/cli\.js(\.map)?$/,
       /^dist\/[a-z0-9-]+-[A-Z0-9]+\.(js|cjs)(\.map)?$/, // chunks shared by the entries
-      /^dist\/[a-z0-9-]+-[A-Za-z0-9_]+\.d\.cts$/, // type declarations shared by the entries
+      /^dist\/[a-z0-9-]+-[A-Za-z0-9_-]+\.d\.cts$/, // type declarations shared by the entries
     ];
     expect(files.filter((file) => !allowed.some((pattern) => pattern.test(file)))).toEqual([]);
 
