@@ -11,7 +11,11 @@ import { defineConfig } from 'tsup';
 // copy's descriptor silently drops the other's lock. With facades there is
 // exactly one copy, whichever way the package is loaded (test/package.test.ts
 // checks `import` and `require` see the same classes).
-const libraryEntries = { index: 'src/index.ts', session: 'src/session/index.ts' };
+const libraryEntries = {
+  index: 'src/index.ts',
+  session: 'src/session/index.ts',
+  'fs-safe': 'src/openclaw/fs-safe/index.ts',
+};
 
 // The facade names each export (read off the `exports.name = ` lines esbuild
 // writes) rather than `export *`, which would also export CommonJS's
