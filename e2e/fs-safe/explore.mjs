@@ -210,8 +210,19 @@ async function pidnsLive(backend) {
   });
   await until(() => holder.stamps.HOLDING, 60_000, 'holder inside the lock');
   const record = lockFileText(dir);
+  // Any change to the lock file while the holder is paused inside the lock
+  // means someone took it from a live holder (stock: unlinked its marker).
+  let touchedWhileHeld = null;
+  const watcher = watch(dir, (event, name) => {
+    if (name === 'openclaw.json.lock' && touchedWhileHeld === null && holder.stamps.RESUMED === undefined) {
+      touchedWhileHeld = Date.now();
+    }
+  });
   const waiter = configSet(dir, backend, 'gateway.port', '18805');
   const [holderDone, waiterDone] = await Promise.all([holder.exited, waiter.exited]);
+  watcher.close();
+  // The config directory is created again inside the lock: that is when the waiter got in.
+  const waiterInside = waiter.lockingTimes?.[base.lockings];
   const overlap = waiter.stamps.HOLDING !== undefined && waiter.stamps.HOLDING < holder.stamps.RESUMED;
   return {
     scenario: 'pidns-live',
@@ -221,6 +232,9 @@ async function pidnsLive(backend) {
     lockWhileHeld: record,
     holdMs: HOLD_MS,
     waiterAtLockBeforeHolderResumed: (waiter.lockingTimes?.[base.lockings - 1] ?? Infinity) < holder.stamps.RESUMED,
+    lockFileTouchedWhileHolderPausedMsBeforeResume:
+      touchedWhileHeld === null ? null : holder.stamps.RESUMED - touchedWhileHeld,
+    waiterInsideLockMinusHolderResumeMs: waiterInside === undefined ? null : waiterInside - holder.stamps.RESUMED,
     waiterCommitBeforeHolderResumed: overlap,
     waiterCommitMinusHolderResumeMs:
       waiter.stamps.HOLDING && holder.stamps.RESUMED ? waiter.stamps.HOLDING - holder.stamps.RESUMED : null,
