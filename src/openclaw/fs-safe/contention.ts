@@ -34,7 +34,7 @@ function holderPayloadText(lockPath: string): string | null {
 }
 
 function pidIn(message: string): number | null {
-  const match = /held by pid (\d+)/.exec(message);
+  const match = /held by (?:pid |this process \(pid )(\d+)/.exec(message);
   return match ? Number(match[1]) : null;
 }
 
