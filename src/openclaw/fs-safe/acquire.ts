@@ -9,7 +9,6 @@ import { kernelTimeout, markerDelayMs, markerStale, markerTimeout } from './cont
 import { FILE_LOCK_TIMEOUT, FileLockError } from './errors.js';
 import { addEntry, type DomainState, dropReference, type HeldEntry, verifyEntry } from './held.js';
 import { judgeMarker, readLegacyMarker, type StalePolicy } from './legacy-marker.js';
-import { CompromiseMonitor } from './monitor.js';
 import { type ResolvedOptions, resolveOptions } from './options.js';
 import { type LockPaths, resolveLockPaths } from './paths.js';
 import { evaluatePayload } from './payload.js';
@@ -120,13 +119,11 @@ export async function acquireInDomain<T extends Record<string, unknown>>(
   }
   const entry = addEntry(state, {
     handle,
-    ...paths,
+    paths,
     reentrantOwner: options.reentrantOwner,
-    acquiredAt: Date.now(),
     metadata: options.metadata ?? {},
+    onCompromised: options.onCompromised,
+    receiver: options,
   });
-  if (options.onCompromised !== undefined) {
-    entry.monitor = new CompromiseMonitor(handle, options.onCompromised, { ...paths }, options);
-  }
   return handleFor(state, entry);
 }

@@ -5,7 +5,9 @@
 // only adds what fs-safe promises inside a process: owner-scoped reentrancy,
 // heldEntries(), drain() and reset().
 import type { LockHandle } from '../../lock/handle.js';
-import type { CompromiseMonitor } from './monitor.js';
+import { CompromiseMonitor } from './monitor.js';
+import type { LockPaths } from './paths.js';
+import type { SidecarLockCompromisedInfo } from './types.js';
 
 /** One kernel lock held by a domain. */
 export interface HeldEntry {
@@ -47,17 +49,40 @@ export function domain(key: string): DomainState {
   return state;
 }
 
-/** Registers a freshly granted kernel lock. */
-export function addEntry(
-  state: DomainState,
-  init: Omit<HeldEntry, 'refCount' | 'ended' | 'done' | 'resolveDone' | 'monitor'>,
-): HeldEntry {
+/** What the acquisition knows about a freshly granted kernel lock. */
+export interface Grant {
+  handle: LockHandle;
+  paths: LockPaths;
+  reentrantOwner: string | undefined;
+  metadata: Record<string, unknown>;
+  onCompromised: ((info: SidecarLockCompromisedInfo) => void) | undefined;
+  /** The options object: onCompromised is called with it as `this`, as fs-safe does. */
+  receiver: unknown;
+}
+
+/** Registers a freshly granted kernel lock (and its compromise monitor, when asked for). */
+export function addEntry(state: DomainState, grant: Grant): HeldEntry {
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => {
     resolveDone = resolve;
   });
-  const entry: HeldEntry = { ...init, refCount: 1, ended: false, done, resolveDone, monitor: null };
-  state.held.set(init.normalizedTargetPath, entry);
+  const { handle, paths } = grant;
+  const entry: HeldEntry = {
+    handle,
+    ...paths,
+    reentrantOwner: grant.reentrantOwner,
+    refCount: 1,
+    acquiredAt: Date.now(),
+    metadata: grant.metadata,
+    ended: false,
+    done,
+    resolveDone,
+    monitor: null,
+  };
+  if (grant.onCompromised !== undefined) {
+    entry.monitor = new CompromiseMonitor(handle, grant.onCompromised, { ...paths }, grant.receiver);
+  }
+  state.held.set(paths.normalizedTargetPath, entry);
   return entry;
 }
 

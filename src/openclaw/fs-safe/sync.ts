@@ -10,7 +10,6 @@ import { kernelTimeout, markerDelayMs, markerStale, markerTimeout } from './cont
 import { FILE_LOCK_TIMEOUT, FileLockError, suppressedError } from './errors.js';
 import { addEntry, domain, dropReference, type HeldEntry, verifyEntry } from './held.js';
 import { judgeMarkerSync, readLegacyMarker } from './legacy-marker.js';
-import { CompromiseMonitor } from './monitor.js';
 import { resolveOptions } from './options.js';
 import { type LockPaths, resolveLockPathsSync } from './paths.js';
 import { evaluatePayloadSync } from './payload.js';
@@ -105,14 +104,12 @@ export function acquireFileLockSync<TPayload extends Record<string, unknown>>(
   }
   const entry = addEntry(state, {
     handle,
-    ...paths,
+    paths,
     reentrantOwner: options.reentrantOwner,
-    acquiredAt: Date.now(),
     metadata: {},
+    onCompromised: options.onCompromised,
+    receiver: options,
   });
-  if (options.onCompromised !== undefined) {
-    entry.monitor = new CompromiseMonitor(handle, options.onCompromised, { ...paths }, options);
-  }
   return syncHandle(entry);
 }
 

@@ -17,6 +17,7 @@ import {
   withFileLockSync,
 } from '../../../src/openclaw/fs-safe/index.js';
 import { sleep, tempDir } from '../../helpers.js';
+import { failure as failureOf } from './parties.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -27,14 +28,7 @@ afterEach(() => cleanup());
 
 const payload = () => ({ pid: process.pid });
 
-async function failure(run: () => unknown): Promise<FileLockError> {
-  try {
-    await run();
-  } catch (error) {
-    return error as FileLockError;
-  }
-  throw new Error('expected a failure');
-}
+const failure = (run: () => unknown) => failureOf<FileLockError>(run);
 
 describe('owner-scoped reentrancy', () => {
   it('shares the lock with the same reentrantOwner and keeps it until the last reference', async () => {

@@ -43,3 +43,13 @@ export async function attemptIn(impl: Impl, target: string, options: PartyOption
 export function startAttempt(impl: Impl, target: string, options: PartyOptions = {}) {
   return attemptIn(impl, target, options, 60_000);
 }
+
+/** The error `run` fails with (a test failure if it succeeds). */
+export async function failure<E = Error & { code?: unknown }>(run: () => unknown): Promise<E> {
+  try {
+    await run();
+  } catch (error) {
+    return error as E;
+  }
+  throw new Error('expected a failure');
+}

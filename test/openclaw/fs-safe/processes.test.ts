@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { acquireFileLock, type FileLockError } from '../../../src/openclaw/fs-safe/index.js';
 import { type Holder, sleep, tempDir } from '../../helpers.js';
-import { attemptIn, holdIn, releaseHeld, startAttempt } from './parties.js';
+import { attemptIn, failure as failureOf, holdIn, releaseHeld, startAttempt } from './parties.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -25,14 +25,7 @@ const payload = () => ({ pid: process.pid, createdAt: new Date().toISOString() }
 const CONFIG_RETRY = { retries: 80, factor: 1.2, minTimeout: 25, maxTimeout: 250, randomize: true };
 const PIDNS = ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'];
 
-async function failure(run: () => Promise<unknown>): Promise<FileLockError> {
-  try {
-    await run();
-  } catch (error) {
-    return error as FileLockError;
-  }
-  throw new Error('expected a failure');
-}
+const failure = (run: () => unknown) => failureOf<FileLockError>(run);
 
 describe('a dead holder releases at once', () => {
   it('a SIGKILLed holder lets the waiter in within a second, whatever staleMs says', async () => {
