@@ -106,8 +106,14 @@ async function until(predicate, ms, what) {
   }
 }
 
+const stateDirs = [];
+process.on('exit', () => {
+  for (const dir of stateDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 function freshState(name) {
   const dir = `/dev/shm/fs-safe-explore-${process.pid}-${name}`;
+  stateDirs.push(dir);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(path.join(dir, 'home'), { recursive: true });
   // Initialise the config once (uncontended), which also warms the runtime.
