@@ -5,7 +5,7 @@
 // namespace. Each scenario runs in its own state directory; they run
 // side by side. Every process started is ended by its scenario (process
 // groups; `unshare --kill-child` for the namespace).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,6 +29,7 @@ const root = mkdtempSync(path.join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(
 let runtime: InstalledRuntime;
 let model: MockModel;
 const rows = new Map<string, RuntimeRow>();
+let demoRun: { status: number | null; stdout: string; stderr: string };
 const row = (scenario: RuntimeScenarioId, backend: RuntimeBackend): RuntimeRow => {
   const found = rows.get(`${scenario}-${backend}`);
   if (found === undefined) throw new Error(`scenario (${scenario}) ${backend} did not run`);
@@ -74,9 +75,37 @@ beforeAll(async () => {
     runId: `e2e${process.pid}`,
     log,
   };
+  // Alongside: the user-facing command, `kernel-lock demo --runtime`, on scenario (a).
+  const demo = new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(repo, 'dist', 'cli.js'),
+        'demo',
+        '--runtime',
+        'openclaw@2026.4.24',
+        '--scenarios',
+        'a',
+        '--followers',
+        '1',
+        '--json',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.once('close', (status) => resolve({ status, stdout, stderr }));
+  });
   const results = await Promise.all(
     RUNS.map(([id, backend]) => runRuntimeScenario(ctx, RUNTIME_SCENARIOS.find((s) => s.id === id)!, backend)),
   );
+  demoRun = await demo;
   for (const result of results) rows.set(`${result.scenario}-${result.backend}`, result);
   log(`scenarios done\n${renderRuntimeReport(results, runtime.spec)}`);
 }, 600_000);
@@ -136,6 +165,18 @@ describe('openclaw 2026.4.24 on kernel-lock, through --import kernel-lock/opencl
     expect(orphan.namedHolder).toBe(true);
     expect(orphan.firstError).toMatch(/held by pid \d+ \(alive, "[^"]*", held \d+s\)/);
     expect(renderRuntimeReport([...rows.values()], runtime.spec)).toContain('(d) orphan');
+  });
+});
+
+describe('kernel-lock demo --runtime openclaw@2026.4.24', () => {
+  it('runs scenario (a) with both backends and reports it', () => {
+    expect(demoRun.status, demoRun.stderr).toBe(0);
+    const report = JSON.parse(demoRun.stdout) as { ok: boolean; rows: RuntimeRow[] };
+    expect(report.ok).toBe(true);
+    expect(report.rows.map((r) => [r.scenario, r.backend, r.followersOk, r.lockRecord])).toEqual([
+      ['a', 'stock', 1, 'legacy-marker'],
+      ['a', 'kernel-lock', 1, 'kernel-lock'],
+    ]);
   });
 });
 

@@ -38,15 +38,18 @@ function commandLine(argv: readonly string[]): string | null {
 }
 
 function commandOf(pid: number | null, record: OwnerRecord | null): string | null {
-  if (pid !== null) {
-    try {
-      const command = commandLine(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean));
-      if (command !== null) return command;
-    } catch {
-      // gone, or not ours to read: fall back to the record
-    }
+  // A kernel-lock record carries the holder's argv as it was at grant time;
+  // /proc/<pid>/cmdline shows what the process made of it since (Node's
+  // process.title overwrites it: the runtime calls itself "openclaw-agent").
+  if (record?.format !== undefined && record.argv !== undefined && record.argv.length > 0) {
+    return commandLine(record.argv);
   }
-  return commandLine(record?.argv ?? []);
+  if (pid === null) return null;
+  try {
+    return commandLine(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean));
+  } catch {
+    return null; // gone, or not ours to read
+  }
 }
 
 function cut(text: string, max: number): string {

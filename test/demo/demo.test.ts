@@ -153,3 +153,18 @@ describe('kernel-lock demo --quick', () => {
     expect(seconds).toBeLessThan(120);
   }, 180_000);
 });
+
+describe('kernel-lock demo --runtime: arguments (the run itself is in e2e/)', () => {
+  it.each([
+    [['--runtime', 'openclaw'], /--runtime must be openclaw@<exact version>/],
+    [['--runtime', 'openclaw@latest'], /--runtime must be openclaw@<exact version>/],
+    [['--runtime', 'openclaw@2026.4.24', '--scenarios', 'e'], /\(e\) needs a long-lived gateway: simulated mode only/],
+    [['--runtime', 'openclaw@2026.4.24', '--followers', '0'], /--followers must be a whole number from 1 to 10/],
+    [['--runtime', 'openclaw@2026.4.24', '--quick'], /--quick and --timeout belong to the simulated demo/],
+    [['--followers', '2'], /--followers needs --runtime/],
+  ])('%j is a usage error', async (args, message) => {
+    const run = await runCli(['demo', ...args]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(message);
+  });
+});

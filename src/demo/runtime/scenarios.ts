@@ -108,13 +108,17 @@ export interface RuntimeContext {
 const STARTUP_MS = 240_000;
 const SETTLE_MS = 120_000;
 
-/** The lock error line in an invocation's output, if any. */
+/**
+ * The lock error in an invocation's output, if any: the runtime prints it
+ * on a line of its own ("Error: session file locked …") and inside
+ * diagnostic lines (`error="Error: session file locked …"`); the first kind
+ * is preferred, quotes and the "Error: " prefix are dropped.
+ */
 export function lockError(outcome: InvocationOutcome): string | null {
-  const text = `${outcome.stderr}\n${outcome.stdout}`;
-  const at = text.indexOf('session file locked');
-  if (at < 0) return null;
-  const end = text.indexOf('\n', at);
-  return text.slice(at, end < 0 ? undefined : end).trim();
+  const lines = `${outcome.stderr}\n${outcome.stdout}`.split('\n').filter((l) => l.includes('session file locked'));
+  const line = lines.find((l) => !l.includes('="')) ?? lines[0];
+  if (line === undefined) return null;
+  return line.slice(line.indexOf('session file locked')).replace(/"\s*$/, '').trim();
 }
 
 function hookLines(outcomes: InvocationOutcome[]): string[] {
