@@ -67,11 +67,15 @@ function nodePackage(): string {
   return `node-linux-${process.arch}`;
 }
 
-/** npm's environment without the npm_* variables of an enclosing `npm run` (they would redirect the install). */
+/**
+ * npm's environment: this one, less what an enclosing `npm run` adds about
+ * *this* project (its prefix, package and lifecycle), which would redirect
+ * the install here. Settings such as npm_config_registry or npm_config_cache
+ * pass through.
+ */
 function npmEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name) && name !== 'INIT_CWD'),
-  );
+  const project = /^(npm_(lifecycle|package)_|npm_config_(local_)?prefix$|npm_command$|INIT_CWD$)/i;
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !project.test(name)));
 }
 
 function run(command: string, args: string[], cwd: string): Promise<void> {
