@@ -221,7 +221,7 @@ describe('the timeout error inside the runtime', () => {
     expect(holder.command).toContain('probe-error.mjs');
     expect(holder.heldForMs).toBeGreaterThanOrEqual(400);
     expect(out.message).toMatch(
-      /^session file locked \(timeout 500ms\): pid=\d+ .*s\.jsonl\.lock held by pid \d+ \(alive, ".*probe-error\.mjs.*", held \d+ms\)$/,
+      /^session file locked \(timeout 500ms\): pid=\d+ .*s\.jsonl\.lock held by pid \d+ \(alive, ".*probe-error\.mjs.*", held \d+m?s\)$/,
     );
   });
 });

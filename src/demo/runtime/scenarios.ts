@@ -126,10 +126,14 @@ function hookLines(outcomes: InvocationOutcome[]): string[] {
   return [...new Set(lines)];
 }
 
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
+/** The invocation's outcome, SIGKILLing its process group if it has not ended within `ms`. */
 async function settle(invocation: Invocation, ms: number): Promise<InvocationOutcome> {
-  const outcome = await Promise.race([invocation.exited, delay(ms).then(() => null)]);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), ms);
+  });
+  const outcome = await Promise.race([invocation.exited, late]);
+  clearTimeout(timer); // a pending timer would keep the process alive for minutes
   if (outcome !== null) return outcome;
   invocation.killGroup();
   return invocation.exited;
