@@ -7,12 +7,12 @@
 // groups; `unshare --kill-child` for the namespace).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureRuntime, type InstalledRuntime, runtimeCacheDir } from '../../src/demo/runtime/install.js';
+import { freePort } from '../../src/demo/runtime/main.js';
 import { MockModel } from '../../src/demo/runtime/mock-model.js';
 import { renderRuntimeReport } from '../../src/demo/runtime/report.js';
 import {
@@ -38,17 +38,6 @@ const row = (scenario: RuntimeScenarioId, backend: RuntimeBackend): RuntimeRow =
 const log = (line: string): void => {
   process.stderr.write(`[e2e ${((performance.now() - started) / 1000).toFixed(0)}s] ${line}\n`);
 };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 // What the suite runs: the SIGKILLed holder (kernel-lock), the live holder
 // in another pid namespace (both backends: the stock run must show the

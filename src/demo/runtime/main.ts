@@ -31,7 +31,8 @@ export interface RuntimeDemoOptions {
 /** At most this many scenario runs at once (each starts real runtime processes). */
 const PARALLEL = 4;
 
-function freePort(): Promise<number> {
+/** A TCP port nothing listens on right now (for the runtime's gateway attempt, which must fail). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
