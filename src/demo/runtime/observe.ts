@@ -30,7 +30,12 @@ export function processGroup(pgid: number): number[] {
   return pids.sort((a, b) => a - b);
 }
 
-/** Entries of the session transcripts that share their parent with another entry. */
+/**
+ * Entries of the session transcripts that share their parent with another
+ * entry. A root (parentId null) counts as a parent too: a second writer that
+ * started the session in memory before the first wrote it appends a second
+ * header and a second root, which is how the runtime's transcript forks.
+ */
 export function forkedEntries(sessionsDir: string): number {
   let forked = 0;
   let names: string[] = [];
@@ -43,8 +48,10 @@ export function forkedEntries(sessionsDir: string): number {
     const children = new Map<string, number>();
     for (const line of readFileSync(path.join(sessionsDir, name), 'utf8').split('\n')) {
       try {
-        const parent = (JSON.parse(line) as { parentId?: unknown }).parentId;
-        if (typeof parent === 'string') children.set(parent, (children.get(parent) ?? 0) + 1);
+        const entry = JSON.parse(line) as { parentId?: unknown };
+        if (!('parentId' in entry)) continue; // the session header
+        const parent = typeof entry.parentId === 'string' ? entry.parentId : '(root)';
+        children.set(parent, (children.get(parent) ?? 0) + 1);
       } catch {
         // a torn or empty line: not an entry
       }
