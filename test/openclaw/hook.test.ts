@@ -151,7 +151,7 @@ describe('a served module', () => {
       cleanupSignals: [],
     });
     expect(out.message).toMatch(
-      /^session file locked \(timeout 200ms\): pid=\d+ .*s\.jsonl\.lock held by pid \d+ \(alive, "node main\.js", held \d+ms\)$/,
+      /^session file locked \(timeout 200ms\): pid=\d+ .*s\.jsonl\.lock held by pid \d+ \(alive, "node \S*main\.js", held \d+m?s\)$/,
     );
     expect(out.pid).toBeGreaterThan(0);
   });
