@@ -78,7 +78,10 @@ function configSet(stateDir, backend, key, value, { holdMs = '0', prefix = [] } 
     for (const match of String(chunk).matchAll(/^(HOLDING|RESUMED|LOCKING) (\d+) (?:\S+ )?(\d+)$/gm)) {
       run.stamps[match[1]] = Number(match[3]);
       run.stamps[`${match[1]}_count`] = (run.stamps[`${match[1]}_count`] ?? 0) + 1;
-      if (match[1] === 'LOCKING') (run.lockingTimes ??= []).push(Number(match[3]));
+      if (match[1] === 'LOCKING') {
+        run.lockingTimes ??= [];
+        run.lockingTimes.push(Number(match[3]));
+      }
       run.stamps[`${match[1]}_pid`] = Number(match[2]);
     }
   };
@@ -132,7 +135,9 @@ function lockFileText(stateDir) {
 }
 
 function lastLine(text) {
-  const lines = text.split('\n').filter((l) => l.trim() && !/^(HOLDING|RESUMED|LOCKING) /.test(l) && !/postinstall/.test(l));
+  const lines = text
+    .split('\n')
+    .filter((l) => l.trim() && !/^(HOLDING|RESUMED|LOCKING) /.test(l) && !/postinstall/.test(l));
   return lines.at(-1)?.slice(0, 240) ?? '';
 }
 
@@ -166,7 +171,7 @@ async function killed(backend) {
   // unlinks the dead holder's marker; kernel-lock: writes its record at the
   // grant); inotify on the state directory sees both from outside.
   let handover = null;
-  const watcher = watch(dir, (event, name) => {
+  const watcher = watch(dir, (_event, name) => {
     if (handover === null && name === 'openclaw.json.lock') handover = Date.now();
   });
   const killAt = Date.now();
@@ -219,7 +224,7 @@ async function pidnsLive(backend) {
   // Any change to the lock file while the holder is paused inside the lock
   // means someone took it from a live holder (stock: unlinked its marker).
   let touchedWhileHeld = null;
-  const watcher = watch(dir, (event, name) => {
+  const watcher = watch(dir, (_event, name) => {
     if (name === 'openclaw.json.lock' && touchedWhileHeld === null && holder.stamps.RESUMED === undefined) {
       touchedWhileHeld = Date.now();
     }
@@ -254,7 +259,9 @@ async function pidnsLive(backend) {
 const scenarios = { killed, torn, 'pidns-live': pidnsLive };
 const backends = values.backend === 'both' ? ['stock', 'kernel-lock'] : [values.backend];
 const chosen = values.scenario === 'all' ? Object.keys(scenarios) : [values.scenario];
-console.log(`openclaw ${version} (@openclaw/fs-safe ${fsSafeVersion}), node ${spawnSync(values.node, ['-v']).stdout}`.trim());
+console.log(
+  `openclaw ${version} (@openclaw/fs-safe ${fsSafeVersion}), node ${spawnSync(values.node, ['-v']).stdout}`.trim(),
+);
 for (const name of chosen) {
   for (const backend of backends) {
     console.log(`[${t()}] ${name} / ${backend} …`);

@@ -6,6 +6,7 @@
 // Exploration only: it delays the runtime, it changes no lock.
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
+
 const target = process.env.FS_SAFE_HOLD_TARGET;
 const holdMs = Number(process.env.FS_SAFE_HOLD_MS ?? 'Infinity');
 let held = false;
@@ -18,12 +19,19 @@ function resumed() {
 }
 const pause = () =>
   new Promise((resolve) => {
-    if (Number.isFinite(holdMs)) setTimeout(() => { resumed(); resolve(); }, holdMs);
+    if (Number.isFinite(holdMs))
+      setTimeout(() => {
+        resumed();
+        resolve();
+      }, holdMs);
   });
 const hit = (dest) => target && !held && String(dest) === target;
 const renameAsync = fs.promises.rename;
 fs.promises.rename = async function (from, to) {
-  if (hit(to)) { announce('rename'); await pause(); }
+  if (hit(to)) {
+    announce('rename');
+    await pause();
+  }
   return renameAsync.call(this, from, to);
 };
 const renameSync = fs.renameSync;

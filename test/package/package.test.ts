@@ -162,7 +162,8 @@ describe('npm pack', () => {
       /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|binding\.gyp)$/,
       /^native\/[a-z_]+\.(cc|h)$/,
       /^prebuilds\/[a-z0-9]+-[a-z0-9]+\/kernel-lock\.(glibc|musl)\.node$/,
-      /^dist\/(index|session|fs-safe)\.(js|cjs|d\.ts|d\.cts|cjs\.map)$/,
+      /^dist\/(index|session|openclaw|fs-safe)\.(js|cjs|d\.ts|d\.cts|cjs\.map)$/,
+      /^dist\/openclaw\/(register|hooks)\.js(\.map)?$/, // the --import hook (ESM only)
       /^dist\/cli\.js(\.map)?$/,
       /^dist\/[a-z0-9-]+-[A-Z0-9]+\.(js|cjs)(\.map)?$/, // chunks shared by the entries
     ];
@@ -177,9 +178,11 @@ describe('npm pack', () => {
       'binding.gyp',
       ...nativeSources,
       prebuild,
-      ...['index', 'session', 'fs-safe'].flatMap((entry) =>
+      ...['index', 'session', 'openclaw', 'fs-safe'].flatMap((entry) =>
         ['js', 'cjs', 'd.ts', 'd.cts'].map((ext) => `dist/${entry}.${ext}`),
       ),
+      'dist/openclaw/register.js',
+      'dist/openclaw/hooks.js',
       'dist/cli.js',
     ];
     expect(required.filter((file) => !files.includes(file))).toEqual([]);
