@@ -14,6 +14,7 @@ import { defineConfig } from 'tsup';
 const libraryEntries = {
   index: 'src/index.ts',
   session: 'src/session/index.ts',
+  'fs-safe': 'src/openclaw/fs-safe/index.ts',
   openclaw: 'src/openclaw/index.ts',
 };
 
