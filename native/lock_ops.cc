@@ -21,6 +21,22 @@ namespace {
 // would make the lock cost grow with somebody else's garbage.
 constexpr off_t kMaxBlankedSize = 4096;
 
+// A lease file (src/lock/lease-layout.ts) keeps its fencing token in a slot
+// right after the 4 KiB record area. A plain lock() of that file rewrites the
+// record area only: cutting the slot would let the next lease's token go
+// backwards.
+constexpr char kLeaseSlotMagic[] = "kernel-lock-lease/1 ";
+
+bool HasLeaseSlot(int fd, off_t size) {
+  constexpr size_t kLength = sizeof(kLeaseSlotMagic) - 1;
+  if (size < kMaxBlankedSize + static_cast<off_t>(kLength)) return false;
+  char head[kLength];
+  ssize_t n;
+  do n = ::pread(fd, head, kLength, kMaxBlankedSize);
+  while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(kLength) && std::memcmp(head, kLeaseSlotMagic, kLength) == 0;
+}
+
 FileType TypeOf(mode_t mode) {
   if (S_ISREG(mode)) return FileType::kRegular;
   if (S_ISDIR(mode)) return FileType::kDirectory;
@@ -254,9 +270,11 @@ int PathNamesFd(int fd, const char* path, bool* same, struct stat* by_fd_out) {
 int WriteRecord(int fd, const char* data, size_t length, off_t previous_size) {
   size_t total = length;
   std::vector<char> padded;
-  if (previous_size > static_cast<off_t>(length) && previous_size <= kMaxBlankedSize) {
+  const bool keep_tail = previous_size > kMaxBlankedSize && HasLeaseSlot(fd, previous_size);
+  const off_t blank_to = keep_tail ? kMaxBlankedSize : previous_size;
+  if (blank_to > static_cast<off_t>(length) && blank_to <= kMaxBlankedSize) {
     padded.assign(data, data + length);
-    padded.resize(static_cast<size_t>(previous_size), ' ');
+    padded.resize(static_cast<size_t>(blank_to), ' ');
     padded.back() = '\n';
     data = padded.data();
     total = padded.size();
@@ -269,13 +287,22 @@ int WriteRecord(int fd, const char* data, size_t length, off_t previous_size) {
     err = errno;
   } else if (static_cast<size_t>(written) != total) {
     err = ENOSPC;
-  } else if (previous_size > kMaxBlankedSize) {
+  } else if (previous_size > kMaxBlankedSize && !keep_tail) {
     if (::ftruncate(fd, static_cast<off_t>(total)) != 0) err = errno;
   }
   // A torn record is worse than none: readers would see half of ours over
-  // half of someone else's. Empty is unambiguous ("no record").
-  if (err != 0 && ::ftruncate(fd, 0) != 0) {
-    // Nothing more can be done; the record is advisory and err is reported.
+  // half of someone else's. Empty is unambiguous ("no record"); a lease file
+  // keeps its token slot and gets a blank record area instead.
+  if (err != 0) {
+    if (keep_tail) {
+      std::vector<char> blank(static_cast<size_t>(kMaxBlankedSize), ' ');
+      blank.back() = '\n';
+      if (::pwrite(fd, blank.data(), blank.size(), 0) < 0) {
+        // Nothing more can be done; the record is advisory and err is reported.
+      }
+    } else if (::ftruncate(fd, 0) != 0) {
+      // Nothing more can be done; the record is advisory and err is reported.
+    }
   }
   return err;
 }
