@@ -8,7 +8,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { FSWatcher } from 'node:fs';
 import { fromNative } from '../lock/errors.js';
-import type { InodeKey } from '../lock/held-locks.js';
+import { type InodeKey, noteAcquired, noteReleased } from '../lock/held-locks.js';
 import { native } from '../lock/native.js';
 import { LeaseStaleError, type LeaseStaleReason } from './errors.js';
 import { noteFence, takeFence, takeFenceSync } from './fence.js';
@@ -74,6 +74,7 @@ function closeNow(state: LeaseState): void {
   state.closed = true;
   state.watcher?.close();
   state.watcher = null;
+  noteReleased(state.key);
   native.close(state.fd);
 }
 
@@ -162,6 +163,9 @@ export class Lease implements Disposable, AsyncDisposable {
       writes: 0,
     };
     this.#state = state;
+    // Known to this thread as a holder of the file: inspection calls it ours,
+    // and a lockSync() of the same file fails fast instead of hanging on it.
+    noteAcquired(init.key);
     state.watcher = watchLeaseFile(init.fd, init.path, () => {
       try {
         check(state);

@@ -80,6 +80,11 @@ export function formatSlot(slot: TokenSlot): Buffer {
   return bytes;
 }
 
+/** True when `bytes` (read at SLOT_OFFSET) begin like a token slot, valid or not. */
+export function looksLikeSlot(bytes: Buffer): boolean {
+  return bytes.subarray(0, SLOT_MAGIC.length + 1).toString('latin1') === `${SLOT_MAGIC} `;
+}
+
 const SLOT_PATTERN =
   /^(kernel-lock-lease\/1 token=(0|[1-9]\d{0,15}) granted=(0|[1-9]\d{0,15}) takeover-after=(0|[1-9]\d{0,15}|inf)) check=([0-9a-f]{8}) *\n$/;
 
