@@ -115,7 +115,7 @@ export function describeInspection(inspection: LockInspection): string {
   const holder = mainHolder(inspection)!;
   const shared = holder.mode === 'shared' ? ' (shared)' : '';
   if (inspection.state === 'held-by-self') {
-    const parts = recordParts(inspection, false);
+    const parts = [...recordParts(inspection, false), ...leaseParts(inspection)];
     return `held${shared} by this process (pid ${process.pid}${parts.length > 0 ? `, ${parts.join(', ')}` : ''})`;
   }
   const [subject, parts] = subjectAndParts(inspection, holder);
