@@ -122,6 +122,9 @@ export function readSlotUnderFence(fd: number, display: string): TokenSlot {
   return slot ?? EMPTY_SLOT;
 }
 
+/** Reused by every racing read: this thread runs one at a time. */
+const scratch = Buffer.alloc(SLOT_BYTES);
+
 /** Torn reads (a writer in the middle of its pwrite) are retried this often before the slot is called damaged. */
 const TORN_READ_RETRIES = 16;
 
@@ -132,7 +135,8 @@ const TORN_READ_RETRIES = 16;
  */
 export function readSlotRacing(fd: number, display: string): TokenSlot | null {
   for (let attempt = 0; attempt <= TORN_READ_RETRIES; attempt++) {
-    const slot = parseSlot(readAt(fd, SLOT_BYTES, SLOT_OFFSET));
+    const length = readSync(fd, scratch, 0, SLOT_BYTES, SLOT_OFFSET);
+    const slot = parseSlot(scratch.subarray(0, length));
     if (slot !== 'invalid') return slot;
   }
   throw damagedSlotError(display);

@@ -94,7 +94,8 @@ const SLOT_PATTERN =
  * bytes are something else (a torn read, or damage).
  */
 export function parseSlot(bytes: Buffer): TokenSlot | null | 'invalid' {
-  if (bytes.length === 0 || bytes.every((b) => b === 0 || b === 0x20)) return null;
+  // The common case first: a slot starts with the magic's "k".
+  if (bytes[0] !== 0x6b && (bytes.length === 0 || bytes.every((b) => b === 0 || b === 0x20))) return null;
   if (bytes.length !== SLOT_BYTES) return 'invalid';
   const match = SLOT_PATTERN.exec(bytes.toString('latin1'));
   if (match === null || check(match[1]!) !== match[5]) return 'invalid';
