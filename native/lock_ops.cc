@@ -21,21 +21,10 @@ namespace {
 // would make the lock cost grow with somebody else's garbage.
 constexpr off_t kMaxBlankedSize = 4096;
 
-// A lease file (src/lock/lease-layout.ts) keeps its fencing token in a slot
-// right after the 4 KiB record area. A plain lock() of that file rewrites the
-// record area only: cutting the slot would let the next lease's token go
-// backwards.
+// How a lease's token slot begins (src/lock/lease-layout.ts, right after the
+// record area): a plain lock() of a lease file must neither cut the slot nor
+// unlink the file, or the next lease's token could go backwards.
 constexpr char kLeaseSlotMagic[] = "kernel-lock-lease/1 ";
-
-bool HasLeaseSlot(int fd, off_t size) {
-  constexpr size_t kLength = sizeof(kLeaseSlotMagic) - 1;
-  if (size < kMaxBlankedSize + static_cast<off_t>(kLength)) return false;
-  char head[kLength];
-  ssize_t n;
-  do n = ::pread(fd, head, kLength, kMaxBlankedSize);
-  while (n < 0 && errno == EINTR);
-  return n == static_cast<ssize_t>(kLength) && std::memcmp(head, kLeaseSlotMagic, kLength) == 0;
-}
 
 FileType TypeOf(mode_t mode) {
   if (S_ISREG(mode)) return FileType::kRegular;
@@ -82,6 +71,15 @@ int FcntlLock(int fd, int cmd, struct flock* fl) {
 }
 
 }  // namespace
+
+bool HasLeaseSlot(int fd) {
+  constexpr size_t kLength = sizeof(kLeaseSlotMagic) - 1;
+  char head[kLength];
+  ssize_t n;
+  do n = ::pread(fd, head, kLength, kMaxBlankedSize);
+  while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(kLength) && std::memcmp(head, kLeaseSlotMagic, kLength) == 0;
+}
 
 LockRequest DecodeRequest(uint32_t flags, double start, double length) {
   LockRequest req;
@@ -270,7 +268,7 @@ int PathNamesFd(int fd, const char* path, bool* same, struct stat* by_fd_out) {
 int WriteRecord(int fd, const char* data, size_t length, off_t previous_size) {
   size_t total = length;
   std::vector<char> padded;
-  const bool keep_tail = previous_size > kMaxBlankedSize && HasLeaseSlot(fd, previous_size);
+  const bool keep_tail = previous_size > kMaxBlankedSize && HasLeaseSlot(fd);
   const off_t blank_to = keep_tail ? kMaxBlankedSize : previous_size;
   if (blank_to > static_cast<off_t>(length) && blank_to <= kMaxBlankedSize) {
     padded.assign(data, data + length);

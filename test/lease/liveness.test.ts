@@ -109,6 +109,17 @@ describe('liveness from the kernel', () => {
     });
   }
 
+  it('a plain lock() with removeOnRelease never removes a lease file', async () => {
+    const file = path.join(dir, 'kept.lock');
+    (await lease(file)).releaseSync();
+    const plain = await tryLock(file, { removeOnRelease: true });
+    expect(plain).not.toBeNull();
+    plain!.releaseSync();
+    const next = await lease(file);
+    expect(next.token).toBe(2n);
+    next.releaseSync();
+  });
+
   it('lockSync() on a file this thread holds a lease on fails fast instead of hanging', async () => {
     const file = path.join(dir, 'self.lock');
     const held = await lease(file);
