@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench:lease` (about a minute) or `npm run bench:lease -- --quick`.
 // Measures the fenced lease (src/lease/) side by side with a plain ofd
-// lock() in the same run, and writes bench/lease-results.{json,md}:
+// lock() in the same run, and writes bench/results.lease.{json,md}:
 //   1. death to successor: SIGKILL of the holder -> the waiter holds it;
 //   2. takeover: how late after the holder's takeoverAfter the waiter holds
 //      it, and how long until the superseded holder's signal fires;
@@ -242,10 +242,10 @@ async function main() {
     `| \`lease.assertCurrent()\` | ${fmt(run.calls.assertCurrentUs)} |`,
     '',
   ].join('\n');
-  fs.writeFileSync(path.join(benchDir, 'lease-results.json'), `${JSON.stringify(run, null, 2)}\n`);
-  fs.writeFileSync(path.join(benchDir, 'lease-results.md'), md);
+  fs.writeFileSync(path.join(benchDir, 'results.lease.json'), `${JSON.stringify(run, null, 2)}\n`);
+  fs.writeFileSync(path.join(benchDir, 'results.lease.md'), md);
   process.stdout.write(md);
-  log('done: bench/lease-results.json, bench/lease-results.md');
+  log('done: bench/results.lease.json, bench/results.lease.md');
 }
 
 await main();
