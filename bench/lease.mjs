@@ -74,6 +74,14 @@ function start(args) {
 
 const sleep = (t) => new Promise((resolve) => setTimeout(resolve, t));
 
+/** Resolves once the process has exited (at once if it already has). */
+function exited(proc) {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) resolve();
+    else proc.once('exit', resolve);
+  });
+}
+
 async function deathToSuccessor(dir, kind, rounds) {
   const samples = [];
   for (let i = 0; i < rounds; i++) {
@@ -88,7 +96,7 @@ async function deathToSuccessor(dir, kind, rounds) {
     holder.proc.kill('SIGKILL');
     const [, granted] = await waiter.next('granted');
     samples.push(ms(BigInt(granted) - killed));
-    await new Promise((resolve) => waiter.proc.once('exit', resolve));
+    await exited(waiter.proc);
   }
   return summarize(samples);
 }
@@ -108,7 +116,7 @@ async function takeover(dir, rounds, afterMs) {
     late.push(ms(BigInt(granted) - BigInt(held)) - afterMs);
     notice.push(ms(BigInt(aborted) - BigInt(granted)));
     holder.proc.kill('SIGKILL');
-    await new Promise((resolve) => waiter.proc.once('exit', resolve));
+    await exited(waiter.proc);
   }
   return { lateness: summarize(late), notice: summarize(notice) };
 }

@@ -92,8 +92,8 @@ const LEGACY_MARKER_KEYS = new Set(['pid', 'createdAt', 'starttime', 'maxHoldMs'
 
 /** A record area kernel-lock may overwrite: blank, a kernel-lock record, or the runtime's legacy marker. */
 function ourRecordArea(bytes: Buffer): boolean {
+  if (isKernelLockRecord(parseRecord(bytes))) return true; // the common case: a lease or lock record
   if (bytes.every((b) => b === 0 || b === 0x20 || b === 0x0a)) return true;
-  if (isKernelLockRecord(parseRecord(bytes))) return true;
   try {
     const value = JSON.parse(bytes.toString('utf8')) as unknown;
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
