@@ -9,7 +9,7 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { inspect, lease } from '../../src/index.js';
-import { fixture, lineFrom, sleep, tempDir } from '../helpers.js';
+import { fixture, lineFrom, namespaceInitOf, sleep, tempDir } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -33,13 +33,6 @@ function holdInNamespace(args: string[]): ChildProcess {
   return child;
 }
 
-/** The host pid of the namespace's init: the process `unshare --fork` started. */
-function namespaceInit(unshare: ChildProcess): number {
-  const pids = readFileSync(`/proc/${unshare.pid}/task/${unshare.pid}/children`, 'utf8').trim().split(/\s+/);
-  expect(pids).toHaveLength(1);
-  return Number(pids[0]);
-}
-
 describe('a lease holder in another pid namespace', () => {
   it('wedged and still writing, it is superseded after takeoverAfter: its late writes are refused', async () => {
     const file = path.join(dir, 'session.lock');
@@ -48,7 +41,7 @@ describe('a lease holder in another pid namespace', () => {
     const holder = holdInNamespace([file, JSON.stringify({ takeoverAfter: 300 }), transcript, 'wedged:1']);
     const acquired = (await lineFrom(holder, 'acquired')).split(' ');
     expect(acquired[2]).toBe('1'); // pid 1 in its own namespace
-    const init = namespaceInit(holder);
+    const init = namespaceInitOf(holder.pid!);
     const refused = lineFrom(holder, 'refused');
     const aborted = lineFrom(holder, 'aborted');
     const over = lineFrom(holder, 'wedge over');
@@ -101,7 +94,7 @@ describe('a lease holder in another pid namespace', () => {
     const file = path.join(dir, 'death.lock');
     const holder = holdInNamespace([file, JSON.stringify({ takeoverAfter: 60_000 })]);
     const token = BigInt((await lineFrom(holder, 'acquired')).split(' ')[1]!);
-    const init = namespaceInit(holder);
+    const init = namespaceInitOf(holder.pid!);
     const waiting = lease(file, { timeout: 30_000 });
     await sleep(200);
     const killed = performance.now();
