@@ -48,10 +48,12 @@ interface Attempt {
 function takeoverMoment(slot: TokenSlot): number {
   const after = slot.takeoverAfterMs;
   if (!Number.isFinite(after)) return Number.POSITIVE_INFINITY;
-  // The grant time comes from another process's wall clock: bound the wait
-  // by takeoverAfter itself, so a clock set back cannot stretch it. A clock
-  // set forward can only bring a takeover forward, which fencing makes safe.
-  const remaining = Math.min(after, Math.max(0, slot.grantedAtMs + after - Date.now()));
+  // The grant time comes from another process's wall clock, in whole
+  // milliseconds (cut, so one more keeps a takeover from coming early): bound
+  // the wait by takeoverAfter itself, so a clock set back cannot stretch it.
+  // A clock set forward can only bring a takeover forward: fencing keeps
+  // that safe, it is only impolite.
+  const remaining = Math.min(after + 1, Math.max(0, slot.grantedAtMs + 1 + after - Date.now()));
   return performance.now() + remaining;
 }
 

@@ -22,15 +22,28 @@ export function noteFence(key: InodeKey, delta: 1 | -1): void {
 
 const BUSY_DETAIL = "(the fence is held by another holder's fenced write or by a token change)";
 
-/** Takes the fence for write(): resolves once held; rejects with LockTimeoutError or AbortError. */
-export async function takeFence(
+/**
+ * Takes the fence for write(): undefined when taken at once (no promise on
+ * the uncontended path), else a promise that resolves once held or rejects
+ * with LockTimeoutError or AbortError.
+ */
+export function takeFence(
+  fd: number,
+  display: string,
+  timeout: number,
+  signal: AbortSignal | undefined,
+): Promise<void> | undefined {
+  if (signal?.aborted) throw abortError(signal, display);
+  if (tryTake(fd, FENCE, display)) return undefined;
+  return waitForFence(fd, display, timeout, signal);
+}
+
+async function waitForFence(
   fd: number,
   display: string,
   timeout: number,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  if (signal?.aborted) throw abortError(signal, display);
-  if (tryTake(fd, FENCE, display)) return;
   const started = performance.now();
   if (timeout === 0) throw new LockTimeoutError(display, 0, BUSY_DETAIL);
   const end = await waitFor(fd, FENCE, { deadline: started + timeout, takeoverAt: Infinity, signal }, display, () =>

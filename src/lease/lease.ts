@@ -226,7 +226,8 @@ export class Lease implements Disposable, AsyncDisposable {
       const run = async (): Promise<T> => {
         try {
           if (state.stale !== null) throw state.stale;
-          await takeFence(state.fd, state.display, timeout, signal);
+          const waiting = takeFence(state.fd, state.display, timeout, signal);
+          if (waiting !== undefined) await waiting;
           noteFence(state.key, 1);
           try {
             const stale = check(state);

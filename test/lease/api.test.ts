@@ -6,8 +6,8 @@ import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { inspect, LeaseStaleError, lease, sweep, tryLock } from '../../src/index.js';
-import { formatSlot, MAX_TOKEN, SLOT_OFFSET } from '../../src/lock/lease-layout.js';
-import { fdCount, root, sleep, tempDir, threadCount } from '../helpers.js';
+import { FENCE_BYTE, formatSlot, MAX_TOKEN, SLOT_OFFSET } from '../../src/lock/lease-layout.js';
+import { fdCount, holdInChild, root, sleep, tempDir, threadCount } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -190,6 +190,47 @@ describe('fenced writes', () => {
     await expect(lease(file, { takeoverAfter: 0, timeout: 0 })).rejects.toMatchObject({ code: 'ELOCKED' });
     expect(await held.write(() => 'fence free')).toBe('fence free');
     await held.release();
+  });
+
+  it('waits for a fence held elsewhere: timeout and abort for write(), timeout for writeSync()', async () => {
+    const file = path.join(dir, 'busy-fence.lock');
+    const held = await lease(file);
+    // Another process holds the fence byte (as a holder hung inside write() would).
+    const hung = await holdInChild(file, {
+      kind: 'ofd',
+      range: { start: FENCE_BYTE, length: 1 },
+      removeOnRelease: false,
+    });
+    let started = performance.now();
+    await expect(held.write(() => 1, { timeout: 150 })).rejects.toMatchObject({ code: 'ELOCKED' });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(140);
+    const controller = new AbortController();
+    const aborted = held.write(() => 1, { signal: controller.signal });
+    await sleep(20);
+    controller.abort();
+    await expect(aborted).rejects.toMatchObject({ name: 'AbortError' });
+    started = performance.now();
+    expect(() => held.writeSync(() => 1, { timeout: 150 })).toThrow(/busy after/);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(140);
+    const waiting = held.write(() => 'after');
+    await hung.kill();
+    expect(await waiting).toBe('after');
+    await held.release();
+  });
+
+  it('writeSync() fails fast (EDEADLK) when this thread holds the fence across an await', async () => {
+    const file = path.join(dir, 'deadlock.lock');
+    const old = await lease(file, { takeoverAfter: 0 });
+    const current = await lease(file); // supersedes `old`; no event-loop turn yet, so `old` does not know
+    const finish = gate();
+    const writing = current.write(() => finish.promise);
+    for (let i = 0; i < 5; i++) await Promise.resolve(); // the write takes the fence; still no I/O turn
+    expect(() => old.writeSync(() => 1)).toThrow(/EDEADLK/);
+    finish.open();
+    await writing;
+    expect(() => old.writeSync(() => 1)).toThrow(LeaseStaleError);
+    old.releaseSync();
+    current.releaseSync();
   });
 
   it('release during a fenced write keeps the lease until the write finishes', async () => {
