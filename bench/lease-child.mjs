@@ -1,11 +1,12 @@
 // A bench participant for bench/lease.mjs. Times are process.hrtime.bigint()
 // (CLOCK_MONOTONIC, the same clock in every process of this machine), in ns.
 //   hold <path> <lease|lock> <takeoverAfter>
-//     Takes the lease (or a plain ofd lock) and prints "held <ns>"; for a
+//     Takes the lease (or a plain ofd lock) and prints "held <ns> <grant ms>"
+//     (the lease's acquiredAtMs: the grant time written in its slot); for a
 //     lease, prints "aborted <ns>" when its signal fires. Stays until killed.
 //   wait <path> <lease|lock> <takeoverAfter>
 //     Warms up on <path>.warm, prints "ready", starts the acquisition on a
-//     "go" line on stdin, and prints "granted <ns> <token>" when granted; then
+//     "go" line on stdin, and prints "granted <ns> <token> <grant ms>"; then
 //     exits.
 import { createInterface } from 'node:readline';
 import { lease, lock } from '../dist/index.js';
@@ -21,7 +22,7 @@ function acquire(file = path) {
 
 if (mode === 'hold') {
   const held = await acquire();
-  say(`held ${now()}`);
+  say(`held ${now()} ${held.acquiredAtMs ?? '-'}`);
   if (kind === 'lease') held.signal.addEventListener('abort', () => say(`aborted ${now()}`));
   setInterval(() => {}, 1 << 30);
 } else if (mode === 'wait') {
@@ -34,7 +35,7 @@ if (mode === 'hold') {
     if (line !== 'go') continue;
     const held = await acquire();
     const at = now();
-    say(`granted ${at} ${held.token ?? '-'}`);
+    say(`granted ${at} ${held.token ?? '-'} ${held.acquiredAtMs ?? '-'}`);
     await held.release();
     process.exit(0);
   }

@@ -3,8 +3,8 @@
 // Measures the fenced lease (src/lease/) side by side with a plain ofd
 // lock() in the same run, and writes bench/results.lease.{json,md}:
 //   1. death to successor: SIGKILL of the holder -> the waiter holds it;
-//   2. takeover: how late after the holder's takeoverAfter the waiter holds
-//      it, and how long until the superseded holder's signal fires;
+//   2. takeover: how late after the holder's takeoverAfter the waiter takes
+//      it over, and when the superseded holder's signal fires;
 //   3. uncontended acquire + release, on the bench directory and on tmpfs
 //      (a lease writes its token durably: fdatasync);
 //   4. the fenced write, writeSync and assertCurrent per call.
@@ -109,11 +109,12 @@ async function takeover(dir, rounds, afterMs) {
     const waiter = start(['wait', file, 'lease', 'inf']);
     await waiter.next('ready');
     const holder = start(['hold', file, 'lease', String(afterMs)]);
-    const [, held] = await holder.next('held');
+    const [, , heldAt] = await holder.next('held');
     waiter.proc.stdin.write('go\n');
-    const [, granted] = await waiter.next('granted');
+    const [, granted, , grantedAt] = await waiter.next('granted');
     const [, aborted] = await holder.next('aborted');
-    late.push(ms(BigInt(granted) - BigInt(held)) - afterMs);
+    // Both grant times come from the token slot (one wall clock, whole ms).
+    late.push(Number(grantedAt) - Number(heldAt) - afterMs);
     notice.push(ms(BigInt(aborted) - BigInt(granted)));
     holder.proc.kill('SIGKILL');
     await exited(waiter.proc);
@@ -216,8 +217,9 @@ async function main() {
     '',
     '## 2. Takeover of a live holder',
     '',
-    `Holder granted with takeoverAfter ${CONFIG.takeoverAfterMs} ms; a waiter starts at once. Lateness: grant of the ` +
-      "successor minus (grant of the holder + takeoverAfter). Notice: the superseded holder's signal firing (inotify on " +
+    `Holder granted with takeoverAfter ${CONFIG.takeoverAfterMs} ms; a waiter starts at once. Lateness: the ` +
+      "successor's grant minus (the holder's grant + takeoverAfter), both as written in the token slot (one wall " +
+      "clock, whole ms; never negative: a takeover never comes early). Notice: the superseded holder's signal firing (inotify on " +
       "the token slot, in another process) minus the successor's lease() resolving; negative when the signal fired " +
       'first (the slot is written, and noticed, before lease() resolves).',
     '',
