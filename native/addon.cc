@@ -314,6 +314,8 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
         LockRequest whole{req.kind, false, 0, 0};
         last = TryLock(fd.get(), whole) == 0;
       }
+      // A lease file outlives every holder: its fencing token lives in it.
+      if (last && HasLeaseSlot(fd.get())) last = false;
       if (last) {
         struct stat st;
         bool same = false;

@@ -21,6 +21,11 @@ namespace {
 // would make the lock cost grow with somebody else's garbage.
 constexpr off_t kMaxBlankedSize = 4096;
 
+// How a lease's token slot begins (src/lock/lease-layout.ts, right after the
+// record area): a plain lock() of a lease file must neither cut the slot nor
+// unlink the file, or the next lease's token could go backwards.
+constexpr char kLeaseSlotMagic[] = "kernel-lock-lease/1 ";
+
 FileType TypeOf(mode_t mode) {
   if (S_ISREG(mode)) return FileType::kRegular;
   if (S_ISDIR(mode)) return FileType::kDirectory;
@@ -66,6 +71,15 @@ int FcntlLock(int fd, int cmd, struct flock* fl) {
 }
 
 }  // namespace
+
+bool HasLeaseSlot(int fd) {
+  constexpr size_t kLength = sizeof(kLeaseSlotMagic) - 1;
+  char head[kLength];
+  ssize_t n;
+  do n = ::pread(fd, head, kLength, kMaxBlankedSize);
+  while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(kLength) && std::memcmp(head, kLeaseSlotMagic, kLength) == 0;
+}
 
 LockRequest DecodeRequest(uint32_t flags, double start, double length) {
   LockRequest req;
@@ -254,9 +268,11 @@ int PathNamesFd(int fd, const char* path, bool* same, struct stat* by_fd_out) {
 int WriteRecord(int fd, const char* data, size_t length, off_t previous_size) {
   size_t total = length;
   std::vector<char> padded;
-  if (previous_size > static_cast<off_t>(length) && previous_size <= kMaxBlankedSize) {
+  const bool keep_tail = previous_size > kMaxBlankedSize && HasLeaseSlot(fd);
+  const off_t blank_to = keep_tail ? kMaxBlankedSize : previous_size;
+  if (blank_to > static_cast<off_t>(length) && blank_to <= kMaxBlankedSize) {
     padded.assign(data, data + length);
-    padded.resize(static_cast<size_t>(previous_size), ' ');
+    padded.resize(static_cast<size_t>(blank_to), ' ');
     padded.back() = '\n';
     data = padded.data();
     total = padded.size();
@@ -269,13 +285,22 @@ int WriteRecord(int fd, const char* data, size_t length, off_t previous_size) {
     err = errno;
   } else if (static_cast<size_t>(written) != total) {
     err = ENOSPC;
-  } else if (previous_size > kMaxBlankedSize) {
+  } else if (previous_size > kMaxBlankedSize && !keep_tail) {
     if (::ftruncate(fd, static_cast<off_t>(total)) != 0) err = errno;
   }
   // A torn record is worse than none: readers would see half of ours over
-  // half of someone else's. Empty is unambiguous ("no record").
-  if (err != 0 && ::ftruncate(fd, 0) != 0) {
-    // Nothing more can be done; the record is advisory and err is reported.
+  // half of someone else's. Empty is unambiguous ("no record"); a lease file
+  // keeps its token slot and gets a blank record area instead.
+  if (err != 0) {
+    if (keep_tail) {
+      std::vector<char> blank(static_cast<size_t>(kMaxBlankedSize), ' ');
+      blank.back() = '\n';
+      if (::pwrite(fd, blank.data(), blank.size(), 0) < 0) {
+        // Nothing more can be done; the record is advisory and err is reported.
+      }
+    } else if (::ftruncate(fd, 0) != 0) {
+      // Nothing more can be done; the record is advisory and err is reported.
+    }
   }
   return err;
 }

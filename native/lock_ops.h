@@ -79,10 +79,17 @@ int GetLock(int fd, const LockRequest& req, int* type, int64_t* pid, int64_t* st
 // False when the path was unlinked or replaced: the protocol then retries.
 int PathNamesFd(int fd, const char* path, bool* same, struct stat* fd_stat);
 
+// True when the file carries a lease's token slot right after the 4 KiB
+// record area (src/lock/lease-layout.ts). Such a file is never cut and never
+// unlinked: its fencing token must outlive every holder.
+bool HasLeaseSlot(int fd);
+
 // Overwrites the owner record in place. When the previous content was longer
 // the rest is blanked with spaces (JSON allows trailing white space), so no
-// ftruncate is needed on the common path. Returns 0 or an errno; on a failed
-// or short write the file is truncated to empty so no half record remains.
+// ftruncate is needed on the common path; content past 4 KiB is cut, except
+// a lease's token slot, which is kept. Returns 0 or an errno; on a failed or
+// short write the file is truncated to empty (a lease file: its record area
+// blanked) so no half record remains.
 int WriteRecord(int fd, const char* data, size_t length, off_t previous_size);
 
 bool OfdSupported();

@@ -25,6 +25,8 @@ export {
   sweepFile,
   sweepSync,
 } from './inspect/index.js';
+export type { LeaseOptions, LeaseStaleReason, LeaseWriteOptions } from './lease/index.js';
+export { ELEASESTALE, ENOTLEASEFILE, Lease, LeaseStaleError, lease } from './lease/index.js';
 export type { LockSyncOptions, TryLockOptions } from './lock/acquire.js';
 export { lock, lockSync, tryLock, tryLockSync, withLock } from './lock/acquire.js';
 export type {

@@ -1,7 +1,7 @@
 // Shared test utilities: temporary directories, child processes that hold
 // locks, and counters for descriptors and threads of this process.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -142,4 +142,11 @@ export async function probeInChild(lockPath: string, options: object = {}): Prom
   const report = await runFixture('core-probe.mjs', [lockPath, JSON.stringify(options)]);
   if (report.result === 'error') throw new Error(`probe failed: ${String(report.message)}`);
   return String(report.result);
+}
+
+/** The host pid of a namespace's init: the one child `unshare --fork` (the process `unshare`) started. */
+export function namespaceInitOf(unsharePid: number): number {
+  const pids = readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').trim().split(/\s+/);
+  if (pids.length !== 1) throw new Error(`unshare ${unsharePid} has ${pids.length} children, expected 1`);
+  return Number(pids[0]);
 }

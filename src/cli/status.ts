@@ -2,7 +2,14 @@
 import { lstatSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { commandText, effectiveHolder, formatDuration, mainHolder, printable } from '../inspect/format.js';
+import {
+  commandText,
+  effectiveHolder,
+  formatDuration,
+  leaseHolderText,
+  mainHolder,
+  printable,
+} from '../inspect/format.js';
 import { finishInspections, inspectPending, newContext, type PendingInspection } from '../inspect/inspect.js';
 import { lockFileNames } from '../inspect/scan.js';
 import type { LockInspection } from '../inspect/types.js';
@@ -52,12 +59,29 @@ function cellsOf(inspection: LockInspection): string[] {
   return [inspection.state, pid, alive, held, owner, command, printable(inspection.path, 4096)];
 }
 
-/** The human table for inspections. */
+function tokenCell(inspection: LockInspection): string {
+  const lease = inspection.lease;
+  if (lease === null) return '-';
+  const superseded = lease.superseded.length > 0 ? ` +${lease.superseded.length} superseded` : '';
+  return `${lease.token}${lease.current === null ? ' (over)' : ''}${superseded}`;
+}
+
+/** The human table for inspections; lease files add a TOKEN column and a line per superseded holder still alive. */
 export function statusTable(inspections: readonly LockInspection[]): string {
-  return renderTable(
-    ['STATE', 'PID', 'ALIVE', 'HELD', 'OWNER', 'COMMAND', 'PATH'],
-    inspections.map((i) => cellsOf(i)),
+  const leases = inspections.some((i) => i.lease !== null);
+  const header = ['STATE', 'PID', 'ALIVE', 'HELD', 'OWNER', 'COMMAND', 'PATH'];
+  if (leases) header.splice(5, 0, 'TOKEN');
+  const rows = inspections.map((i) => {
+    const cells = cellsOf(i);
+    if (leases) cells.splice(5, 0, tokenCell(i));
+    return cells;
+  });
+  const superseded = inspections.flatMap((i) =>
+    (i.lease?.superseded ?? []).map(
+      (h) => `superseded, still alive: ${leaseHolderText(h)} on ${printable(i.path, 4096)}\n`,
+    ),
   );
+  return renderTable(header, rows) + superseded.join('');
 }
 
 /** Inspects every argument (files, and directories scanned for `suffix`) against one /proc/locks read. */

@@ -3,7 +3,8 @@
 // (owner labels, command lines, host names) is stripped of control and
 // bidirectional-override characters first: a hostile label must not be able
 // to rewrite an operator's terminal or forge a log line.
-import type { LockHolder, LockInspection } from './types.js';
+import { currentLeaseHolder } from './lease-view.js';
+import type { LeaseHolderView, LockHolder, LockInspection } from './types.js';
 
 /** Printable form of untrusted text: control and bidi-override characters removed, length bounded. */
 export function printable(text: string, max = 120): string {
@@ -35,9 +36,13 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
 }
 
-/** The holder an inspection is mostly about: the exclusive one, else the first. */
+/** The holder an inspection is mostly about: the current lease holder, else the exclusive one, else the first. */
 export function mainHolder(inspection: LockInspection): LockHolder | undefined {
-  return inspection.holders.find((h) => h.mode === 'exclusive') ?? inspection.holders[0];
+  return (
+    currentLeaseHolder(inspection.lease, inspection.holders) ??
+    inspection.holders.find((h) => h.mode === 'exclusive') ??
+    inspection.holders[0]
+  );
 }
 
 /** The live process that actually holds the lock, when the kernel or fdinfo names one. */
@@ -110,11 +115,45 @@ export function describeInspection(inspection: LockInspection): string {
   const holder = mainHolder(inspection)!;
   const shared = holder.mode === 'shared' ? ' (shared)' : '';
   if (inspection.state === 'held-by-self') {
-    const parts = recordParts(inspection, false);
+    const parts = [...recordParts(inspection, false), ...leaseParts(inspection)];
     return `held${shared} by this process (pid ${process.pid}${parts.length > 0 ? `, ${parts.join(', ')}` : ''})`;
   }
   const [subject, parts] = subjectAndParts(inspection, holder);
+  if (inspection.lease !== null) return `held by ${subject} (${[...parts, ...leaseParts(inspection)].join(', ')})`;
   const others = inspection.holders.length - 1;
   const more = others > 0 ? ` and ${others} other holder${others > 1 ? 's' : ''}` : '';
   return `held${shared} by ${subject}${parts.length > 0 ? ` (${parts.join(', ')})` : ''}${more}`;
+}
+
+/** A lease holder for display: `token 15 (pid 99 "node writer.js")`. */
+export function leaseHolderText(holder: LeaseHolderView): string {
+  const who =
+    holder.pid === null ? 'process not named here' : `pid ${holder.pid}${holder.alive === false ? ', exited' : ''}`;
+  const command = commandText(holder.argv);
+  return `token ${holder.token} (${who}${command === '' ? '' : ` ${JSON.stringify(command)}`})`;
+}
+
+/** The lease facts of a timeout message: token, when it may be superseded, superseded holders still alive. */
+export function leaseParts(inspection: LockInspection, now = Date.now()): string[] {
+  const lease = inspection.lease;
+  if (lease === null) return [];
+  const parts: string[] = [];
+  if (lease.current === null) {
+    parts.push(`lease ${lease.token} is over (released, or its holder died)`);
+  } else if (lease.takeoverAfterMs === null) {
+    parts.push(`lease token ${lease.token}, never superseded while alive`);
+  } else {
+    const granted = lease.grantedAt === null ? Number.NaN : Date.parse(lease.grantedAt);
+    const left = granted + lease.takeoverAfterMs - now;
+    const when = Number.isFinite(left) && left > 0 ? `in ${formatDuration(left)}` : 'now';
+    parts.push(`lease token ${lease.token}, may be superseded ${when}`);
+  }
+  if (lease.fenced) parts.push('the fence is held (a fenced write or a token change in progress)');
+  if (lease.superseded.length > 0) {
+    const n = lease.superseded.length;
+    parts.push(
+      `${n} superseded holder${n > 1 ? 's' : ''} still alive: ${lease.superseded.map(leaseHolderText).join(', ')}`,
+    );
+  }
+  return parts;
 }

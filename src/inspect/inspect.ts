@@ -16,6 +16,7 @@ import { posixDescriptor } from '../lock/posix-table.js';
 import { findDescriptorHolders } from '../proc/descriptors.js';
 import { type FileKey, fileKey, type ProcLock, type ProcLocks, readProcLocks } from '../proc/proc-locks.js';
 import { ownPidNamespace, type ProcessInfo, pidInProc, processInfo } from '../proc/process-info.js';
+import { attachLeasePids, currentLeaseHolder, leaseView } from './lease-view.js';
 import { closeProbe, openForProbe, type ProbeResult, probe } from './probe.js';
 import { recordProcess } from './record-process.js';
 import type { DescriptorProcess, LockHolder, LockInspection, LockState } from './types.js';
@@ -155,6 +156,7 @@ function emptyInspection(display: string, exists: boolean, notes: string[] = [])
     recordMatchesHolder: null,
     heldForMs: null,
     notes,
+    lease: null,
   };
 }
 
@@ -250,6 +252,7 @@ export function inspectPending(pathInput: string | Buffer, ctx: InspectContext):
   inspection.waiters = kernel.filter((l) => l.blocked).length;
   inspection.record = record;
   inspection.recordProcess = recordProcess(record);
+  inspection.lease = probed?.lease ? leaseView(probed.lease) : null;
 
   if (heldHere(inodeKey(Number(dev), Number(ino))) > 0) {
     // This thread holds a lock here, and the kernel does not name the holder
@@ -268,7 +271,7 @@ export function inspectPending(pathInput: string | Buffer, ctx: InspectContext):
 function matchesHolder(inspection: LockInspection): boolean | null {
   const { record, holders } = inspection;
   if (!inspection.held || record === null || record.pid === undefined) return null;
-  const exclusive = holders.find((h) => h.mode === 'exclusive');
+  const exclusive = currentLeaseHolder(inspection.lease, holders) ?? holders.find((h) => h.mode === 'exclusive');
   if (exclusive === undefined) return false; // shared holders write no record: it is an older holder's
   if (record.kind !== undefined && record.kind !== exclusive.kind) return false;
   const candidates: { pid: number; starttime: number | null }[] = [];
@@ -308,7 +311,7 @@ export function finishInspections(pending: PendingInspection[], ctx: InspectCont
       const list = found.holders.get(p.key) ?? [];
       for (const h of p.needDescriptors) {
         h.descriptors = list
-          .filter((d) => d.kind === h.kind)
+          .filter((d) => d.kind === h.kind && (d.start === undefined || d.start === h.range?.start))
           .map((d): DescriptorProcess => {
             const info = lookProcess(ctx, d.pid);
             return { pid: d.pid, alive: info.alive, argv: info.argv };
@@ -319,6 +322,7 @@ export function finishInspections(pending: PendingInspection[], ctx: InspectCont
         const me = pidInProc();
         if (h.pid === -1 && h.descriptors.length > 0 && h.descriptors.every((d) => d.pid === me)) h.self = true;
       }
+      if (inspection.lease !== null) attachLeasePids(inspection.lease, list, (pid) => lookProcess(ctx, pid));
       if (!found.complete) inspection.notes.push('the descriptor scan of /proc was cut short (too many descriptors)');
     }
     inspection.recordMatchesHolder = matchesHolder(inspection);

@@ -9,6 +9,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { Flag, native } from '../lock/native.js';
 import type { LockMode, LockRange } from '../lock/options.js';
 import { MAX_RECORD_BYTES, type OwnerRecord, parseRecord } from '../lock/owner-record.js';
+import { type LeaseProbe, probeLease } from './lease-view.js';
 
 /** A conflicting fcntl lock as F_OFD_GETLK / F_GETLK reports it. */
 export interface FcntlConflict {
@@ -26,6 +27,8 @@ export interface ProbeResult {
   fcntl: FcntlConflict | null | undefined;
   /** The owner record read through the same descriptor. */
   record: OwnerRecord | null;
+  /** The lease the file carries, or null. */
+  lease: LeaseProbe | null;
 }
 
 // O_RDONLY: never create (an inspection must not leave a file behind), and
@@ -113,5 +116,6 @@ export function probe(fd: number, options: { flock: boolean }): ProbeResult {
     flock: options.flock ? probeFlock(fd) : null,
     fcntl: probeFcntl(fd),
     record: readRecordFrom(fd),
+    lease: probeLease(fd),
   };
 }

@@ -9,10 +9,11 @@
 // are independent in the kernel), so the sweeper holds BOTH a flock lock and
 // a whole-file fcntl lock while it unlinks: a holder of either kind keeps
 // its file.
-import { lstatSync } from 'node:fs';
+import { lstatSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { fromNative, systemError } from '../lock/errors.js';
 import { heldHere, inodeKey } from '../lock/held-locks.js';
+import { looksLikeSlot, SLOT_BYTES, SLOT_OFFSET } from '../lock/lease-layout.js';
 import { Flag, native, Out, out } from '../lock/native.js';
 import { normalizePath } from '../lock/options.js';
 import { posixDescriptor } from '../lock/posix-table.js';
@@ -28,8 +29,8 @@ export interface SweepOptions {
   dryRun?: boolean;
 }
 
-/** Why a file was kept. */
-export type KeptReason = 'held' | 'held-by-self' | 'not-a-regular-file' | 'error';
+/** Why a file was kept. `lease`: a lease file, whose fencing token must outlive every holder. */
+export type KeptReason = 'held' | 'held-by-self' | 'not-a-regular-file' | 'lease' | 'error';
 
 /** A file sweep() left in place. */
 export interface SweptKept {
@@ -51,6 +52,17 @@ export type SweepOutcome =
   | { path: string; action: 'kept'; reason: KeptReason; detail: string };
 
 const FCNTL_KIND = native.ofdSupported ? Flag.ofd : Flag.posix;
+
+/** Whether the file carries a lease's token slot (src/lock/lease-layout.ts). */
+function carriesLease(fd: number): boolean {
+  try {
+    const bytes = Buffer.alloc(SLOT_BYTES);
+    const length = readSync(fd, bytes, 0, SLOT_BYTES, SLOT_OFFSET);
+    return looksLikeSlot(bytes.subarray(0, length));
+  } catch {
+    return true; // unreadable: not ours to judge
+  }
+}
 
 function ownPosixByOtherMeans(procLocks: ProcLocks | null, dev: bigint, ino: bigint): boolean {
   const me = pidInProc();
@@ -110,6 +122,15 @@ export function sweepFile(
   if (!fcntlFree) {
     native.release(fd, lockPath, Flag.flock, 0, 0);
     return { path: display, action: 'kept', reason: 'held', detail: 'an fcntl (OFD or POSIX) lock is held' };
+  }
+  if (carriesLease(fd)) {
+    native.release(fd, lockPath, Flag.flock, 0, 0);
+    return {
+      path: display,
+      action: 'kept',
+      reason: 'lease',
+      detail: 'a lease file: removing it would let its fencing token start again from 1',
+    };
   }
   if (options.dryRun) {
     native.release(fd, lockPath, Flag.flock, 0, 0);

@@ -65,6 +65,32 @@ export interface RecordProcessView {
   recycled: boolean;
 }
 
+/** One holder of a lease (src/lease/): the process behind its token's liveness byte. */
+export interface LeaseHolderView {
+  /** The holder's token (a decimal string: JSON has no bigint). */
+  token: string;
+  /** The process holding it, from the descriptor scan; null when not found (another pid namespace, no scan). */
+  pid: number | null;
+  alive: boolean | null;
+  argv: string[] | null;
+}
+
+/** What a lease file says: its last token, and who holds which token. */
+export interface LeaseView {
+  /** The last token handed out (a decimal string). */
+  token: string;
+  /** When that token was granted. */
+  grantedAt: string | null;
+  /** After how long its holder may be superseded; null: never while alive. */
+  takeoverAfterMs: number | null;
+  /** The holder of the last token, or null when that lease is over (released, or its holder died). */
+  current: LeaseHolderView | null;
+  /** Holders of older tokens that were superseded and are still alive (their fenced writes are refused). */
+  superseded: LeaseHolderView[];
+  /** True while someone holds the fence (a fenced write or a token change in progress). */
+  fenced: boolean;
+}
+
 /** What is known about one lock file. */
 export interface LockInspection {
   /** Absolute path of the lock file. */
@@ -91,4 +117,6 @@ export interface LockInspection {
   heldForMs: number | null;
   /** Caveats, in words (for instance why a probe or the record was skipped). */
   notes: string[];
+  /** The lease the file carries (a file used by lease()), or null. */
+  lease: LeaseView | null;
 }

@@ -14,6 +14,8 @@ export interface DescriptorHolder {
   pid: number;
   fd: number;
   kind: LockKind;
+  /** First byte of the lock, for fcntl locks (a lease file carries one lock per token); undefined for flock. */
+  start?: number;
 }
 
 /** Upper bound on fdinfo files read per lookup: enough for a busy host, bounded for a huge one. */
@@ -58,9 +60,12 @@ export function findDescriptorHolders(keys: ReadonlySet<FileKey>): {
         if (parsed === null || parsed.lock.blocked || !keys.has(parsed.key)) continue;
         const list = holders.get(parsed.key) ?? [];
         const pid = Number(pidText);
-        // One entry per process: a forked child shares the parent's descriptors.
-        const kind = parsed.lock.kind;
-        if (!list.some((h) => h.pid === pid && h.kind === kind)) list.push({ pid, fd: Number(fdText), kind });
+        // One entry per process and lock: a forked child shares the parent's descriptors.
+        const { kind, range } = parsed.lock;
+        const start = range?.start;
+        if (!list.some((h) => h.pid === pid && h.kind === kind && h.start === start)) {
+          list.push(start === undefined ? { pid, fd: Number(fdText), kind } : { pid, fd: Number(fdText), kind, start });
+        }
         holders.set(parsed.key, list);
       }
     }

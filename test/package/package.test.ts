@@ -162,7 +162,8 @@ describe('npm pack', () => {
       /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|binding\.gyp)$/,
       /^native\/[a-z_]+\.(cc|h)$/,
       /^prebuilds\/[a-z0-9]+-[a-z0-9]+\/kernel-lock\.(glibc|musl)\.node$/,
-      /^dist\/(index|session|pg)\.(js|cjs|d\.ts|d\.cts|cjs\.map)$/,
+      /^dist\/(index|session|openclaw|fs-safe|pg)\.(js|cjs|d\.ts|d\.cts|cjs\.map)$/,
+      /^dist\/openclaw\/(register|hooks)\.js(\.map)?$/, // the --import hook (ESM only)
       /^dist\/cli\.js(\.map)?$/,
       /^dist\/[a-z0-9-]+-[A-Z0-9]+\.(js|cjs)(\.map)?$/, // chunks shared by the entries
       /^dist\/[a-z0-9-]+-[A-Za-z0-9_-]+\.d\.cts$/, // type declarations shared by the entries
@@ -178,9 +179,11 @@ describe('npm pack', () => {
       'binding.gyp',
       ...nativeSources,
       prebuild,
-      ...['index', 'session', 'pg'].flatMap((entry) =>
+      ...['index', 'session', 'openclaw', 'fs-safe', 'pg'].flatMap((entry) =>
         ['js', 'cjs', 'd.ts', 'd.cts'].map((ext) => `dist/${entry}.${ext}`),
       ),
+      'dist/openclaw/register.js',
+      'dist/openclaw/hooks.js',
       'dist/cli.js',
     ];
     expect(required.filter((file) => !files.includes(file))).toEqual([]);
@@ -212,9 +215,12 @@ const esmScript = `
 import { createRequire } from 'node:module';
 import { LockHandle, lock, tryLockSync } from 'kernel-lock';
 import * as session from 'kernel-lock/session';
+import { acquireFileLock } from 'kernel-lock/fs-safe';
 import { PgLocks } from 'kernel-lock/pg';
 
 const file = process.argv[2];
+const fileLock = await acquireFileLock(file + '.target', { payload: () => ({ pid: process.pid }) });
+await fileLock.release();
 // pg is an optional peer dependency, not installed here: the entry loads,
 // and using it says what to install.
 const missing = await new PgLocks('postgresql://nobody@127.0.0.1:1/none').lock('x').catch((e) => e);
@@ -239,8 +245,10 @@ console.log('esm ok', typeof session);
 const cjsScript = `
 const { LockHandle, lockSync, tryLockSync } = require('kernel-lock');
 const session = require('kernel-lock/session');
+const { acquireFileLockSync } = require('kernel-lock/fs-safe');
 
 const file = process.argv[2];
+acquireFileLockSync(file + '.target', { payload: () => ({ pid: process.pid }) }).release();
 const handle = lockSync(file, { owner: 'cjs consumer' });
 if (!(handle instanceof LockHandle)) throw new Error('lockSync() did not return a LockHandle');
 if (tryLockSync(file) !== null) throw new Error('a second lock was granted while held');
@@ -262,6 +270,10 @@ process.stdin.on('end', () => handle.release().then(() => process.exit(0)));
 const typedEsm = `
 import { type LockHandle, type LockOptions, LockTimeoutError, lock, tryLockSync, withLock } from 'kernel-lock';
 import * as session from 'kernel-lock/session';
+import { type FileLockHandle, withFileLock } from 'kernel-lock/fs-safe';
+
+const fileLocked: number = await withFileLock('typed.json', { payload: () => ({ pid: 1 }) }, async () => 7);
+const fileHandle: FileLockHandle | null = null;
 import { type PgLockHandle, PgLocks } from 'kernel-lock/pg';
 
 const pgLock: Promise<PgLockHandle> = new PgLocks('postgresql://db/app', { deadPeerMs: 5000 }).lock('typed', { timeout: 10 });
@@ -274,7 +286,7 @@ const result: number = await withLock('typed.lock', async () => 42);
 const isTimeout = (error: unknown): boolean => error instanceof LockTimeoutError;
 // @ts-expect-error -- the types are real: an unknown mode is rejected
 await lock('typed.lock', { mode: 'sideways' });
-export { isTimeout, maybe, path, pgLock, result, session };
+export { fileHandle, fileLocked, isTimeout, maybe, path, pgLock, result, session };
 `;
 
 const typedCjs = `
