@@ -12,14 +12,11 @@
 #include <cstring>
 #include <vector>
 
+#include "record_content.h"
+
 namespace kernel_lock {
 
 namespace {
-
-// Content beyond this size is cut with ftruncate instead of blanked: a
-// legacy marker or a hostile file may be large, and blanking it byte by byte
-// would make the lock cost grow with somebody else's garbage.
-constexpr off_t kMaxBlankedSize = 4096;
 
 FileType TypeOf(mode_t mode) {
   if (S_ISREG(mode)) return FileType::kRegular;
@@ -254,7 +251,7 @@ int PathNamesFd(int fd, const char* path, bool* same, struct stat* by_fd_out) {
 int WriteRecord(int fd, const char* data, size_t length, off_t previous_size) {
   size_t total = length;
   std::vector<char> padded;
-  if (previous_size > static_cast<off_t>(length) && previous_size <= kMaxBlankedSize) {
+  if (previous_size > static_cast<off_t>(length) && previous_size <= kMaxRecordBytes) {
     padded.assign(data, data + length);
     padded.resize(static_cast<size_t>(previous_size), ' ');
     padded.back() = '\n';
@@ -269,8 +266,6 @@ int WriteRecord(int fd, const char* data, size_t length, off_t previous_size) {
     err = errno;
   } else if (static_cast<size_t>(written) != total) {
     err = ENOSPC;
-  } else if (previous_size > kMaxBlankedSize) {
-    if (::ftruncate(fd, static_cast<off_t>(total)) != 0) err = errno;
   }
   // A torn record is worse than none: readers would see half of ours over
   // half of someone else's. Empty is unambiguous ("no record").
@@ -278,6 +273,21 @@ int WriteRecord(int fd, const char* data, size_t length, off_t previous_size) {
     // Nothing more can be done; the record is advisory and err is reported.
   }
   return err;
+}
+
+UniqueFd ReopenReadOnlyIfForeign(const char* path, UniqueFd fd, OpenResult* result) {
+  if (result->read_only) return fd;
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return fd;
+  if (IsOurs(ClassifyFile(fd.get(), st.st_size))) return fd;
+  UniqueFd reader(::open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  struct stat again;
+  if (!reader.valid() || ::fstat(reader.get(), &again) != 0 || again.st_dev != st.st_dev || again.st_ino != st.st_ino) {
+    return fd;
+  }
+  result->read_only = true;
+  result->write_err = 0;
+  return reader;
 }
 
 }  // namespace kernel_lock

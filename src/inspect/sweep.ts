@@ -8,7 +8,13 @@
 // kernel-lock's lock kinds do not exclude each other (flock and fcntl locks
 // are independent in the kernel), so the sweeper holds BOTH a flock lock and
 // a whole-file fcntl lock while it unlinks: a holder of either kind keeps
-// its file.
+// its file. A file holding anything but an owner record or a legacy marker
+// (a script, a database, somebody's data) is never removed.
+//
+// Safe only next to lockers that re-check the inode after locking
+// (kernel-lock does): one that opened the file before the unlink and locks
+// after it holds a lock on the removed inode while the next locker creates a
+// new file. docs/GUARANTEES.md lists the peers.
 import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import { fromNative, systemError } from '../lock/errors.js';
@@ -29,7 +35,7 @@ export interface SweepOptions {
 }
 
 /** Why a file was kept. */
-export type KeptReason = 'held' | 'held-by-self' | 'not-a-regular-file' | 'error';
+export type KeptReason = 'held' | 'held-by-self' | 'not-a-regular-file' | 'foreign-content' | 'error';
 
 /** A file sweep() left in place. */
 export interface SweptKept {
@@ -51,6 +57,8 @@ export type SweepOutcome =
   | { path: string; action: 'kept'; reason: KeptReason; detail: string };
 
 const FCNTL_KIND = native.ofdSupported ? Flag.ofd : Flag.posix;
+
+const FOREIGN = 'holds data that is not a lock record; never removed';
 
 function ownPosixByOtherMeans(procLocks: ProcLocks | null, dev: bigint, ino: bigint): boolean {
   const me = pidInProc();
@@ -111,6 +119,10 @@ export function sweepFile(
     native.release(fd, lockPath, Flag.flock, 0, 0);
     return { path: display, action: 'kept', reason: 'held', detail: 'an fcntl (OFD or POSIX) lock is held' };
   }
+  if (!native.contentIsOurs(fd)) {
+    native.release(fd, lockPath, Flag.flock, 0, 0);
+    return { path: display, action: 'kept', reason: 'foreign-content', detail: FOREIGN };
+  }
   if (options.dryRun) {
     native.release(fd, lockPath, Flag.flock, 0, 0);
     return { path: display, action: 'would-remove' };
@@ -120,6 +132,7 @@ export function sweepFile(
   const result = native.release(fd, lockPath, Flag.flock | Flag.unlink, 0, 0);
   if (result === 1) return { path: display, action: 'removed' };
   if (result === 0) return { path: display, action: 'missing' }; // replaced or removed meanwhile: not ours to judge
+  if (result === 2) return { path: display, action: 'kept', reason: 'foreign-content', detail: FOREIGN };
   return { path: display, action: 'kept', reason: 'error', detail: systemError(result, 'unlink', display).message };
 }
 

@@ -211,6 +211,12 @@ export async function acquireSessionWriteLock(params: SessionWriteLockOptions): 
       handle = await lock(lockPath, {
         timeout: remaining(),
         ...(params.owner === undefined ? {} : { owner: params.owner }),
+        // Unlike the library default, the session lock file goes away on
+        // release: its only lockers are kernel-lock (which re-checks the
+        // inode after locking) and legacy O_EXCL writers, which never lock
+        // and wait for the marker to disappear (docs/MIGRATION.md). A file
+        // holding anything but a record or marker is still never removed.
+        removeOnRelease: true,
       });
     } catch (error) {
       if (error instanceof LockTimeoutError) {
