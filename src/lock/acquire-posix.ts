@@ -117,27 +117,29 @@ export function lockSyncPosix(req: LockRequest): LockHandle {
           turn = native.posixWaitTurnSync(fd, remaining());
         } catch (error) {
           if ((error as { errno?: number }).errno === -EDEADLK) throw selfDeadlock(req);
-          throw error;
+          throw fromNative(error, req.display);
         }
         if (turn !== 0) throw timeoutErrorSync(req, started);
         state |= HAVE_TURN;
-        if (native.posixTryLock(fd, req.flags, req.start, req.length)) state |= LOCKED;
+        if (tryLockTurn(req, fd)) state |= LOCKED;
       }
       if (!(state & LOCKED)) {
         if (req.timeout === 0) throw timeoutErrorSync(req, started);
         // A cancelled wait may still have been granted in the race with the
         // deadline: unlock in any case before reporting the timeout.
         state |= LOCKED;
-        if (native.waitSync(fd, req.flags, req.start, req.length, remaining()) !== 0) {
-          throw timeoutErrorSync(req, started);
+        let status: number;
+        try {
+          status = native.waitSync(fd, req.flags, req.start, req.length, remaining());
+        } catch (error) {
+          throw fromNative(error, req.display);
         }
+        if (status !== 0) throw timeoutErrorSync(req, started);
       }
       if (finishPosix(req, fd, readOnly)) {
         handed = true;
         return makeHandle(req, fd, readOnly, true);
       }
-    } catch (error) {
-      throw fromNative(error, req.display);
     } finally {
       if (!handed) native.posixAbandon(fd, req.flags, req.start, req.length, state);
     }
