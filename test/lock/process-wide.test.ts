@@ -108,8 +108,13 @@ describe('posix between worker_threads', () => {
     const file = path.join(dir, 'sync.lock');
     const held = lockSync(file, posix);
     const { call } = lockWorker();
-    const waiting = call({ op: 'lockSync', path: file, options: { ...posix, timeout: 10_000 } });
+    let answered = false;
+    const waiting = call({ op: 'lockSync', path: file, options: { ...posix, timeout: 10_000 } }).then((reply) => {
+      answered = true;
+      return reply;
+    });
     await sleep(200);
+    expect(answered).toBe(false); // still waiting for the main thread's turn
     expect(() => lockSync(file, posix)).toThrow(/EDEADLK/);
     held.releaseSync();
     expect((await waiting).result).toBe('locked');
