@@ -18,7 +18,7 @@ import {
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { lock, lockSync, parseRecord, tryLock } from '../../src/index.js';
+import { lock, lockSync, tryLock } from '../../src/index.js';
 import { readRecord } from '../../src/lock/owner-record.js';
 import { fdCount, holdInChild, root, tempDir, threadCount } from '../helpers.js';
 import { runNode } from './fixtures/run-child.js';
