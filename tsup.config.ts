@@ -11,7 +11,12 @@ import { defineConfig } from 'tsup';
 // copy's descriptor silently drops the other's lock. With facades there is
 // exactly one copy, whichever way the package is loaded (test/package.test.ts
 // checks `import` and `require` see the same classes).
-const libraryEntries = { index: 'src/index.ts', session: 'src/session/index.ts' };
+const libraryEntries = {
+  index: 'src/index.ts',
+  session: 'src/session/index.ts',
+  'fs-safe': 'src/openclaw/fs-safe/index.ts',
+  openclaw: 'src/openclaw/index.ts',
+};
 
 // The facade names each export (read off the `exports.name = ` lines esbuild
 // writes) rather than `export *`, which would also export CommonJS's
@@ -40,6 +45,22 @@ export default defineConfig([
     splitting: true, // index and session share one copy of the state
     outDir: 'dist',
     onSuccess: writeEsmFacades,
+  },
+  {
+    // The `--import` hook (kernel-lock/openclaw/register) and the hooks file
+    // module.register() loads by URL on older Nodes. ESM, as `--import` and
+    // module.register() need, and holding no lock state: what they serve the
+    // runtime imports the library entry dist/openclaw.js, so the process has
+    // one copy of the state. No splitting: each file finds dist/openclaw.js
+    // relative to its own URL, so its code must live in dist/openclaw/.
+    entry: { 'openclaw/register': 'src/openclaw/register.ts', 'openclaw/hooks': 'src/openclaw/hooks.ts' },
+    format: ['esm'],
+    target: 'node20',
+    platform: 'node',
+    sourcemap: true,
+    splitting: false,
+    clean: false,
+    outDir: 'dist',
   },
   {
     // The CLI runs in its own process, so its own bundled copy is harmless.

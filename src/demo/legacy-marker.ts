@@ -14,7 +14,8 @@
 // - otherwise sleep min(1000, 50 * attempt) ms and retry until timeoutMs;
 // - on timeout throw `session file locked (timeout ${timeoutMs}ms): pid=${pid} ${lockPath}`
 //   (`unknown` instead of `pid=…` when the marker names none);
-// - reentrant acquisitions in one process share the marker (a refcount);
+// - reentrant acquisitions in one process share the marker (a refcount),
+//   only when the caller passes allowReentrant: true (2026.4.22 and later);
 // - a watchdog sweep (every 60 s) force-releases markers held longer than
 //   maxHoldMs (5 min) by closing and deleting them;
 // - exit and SIGINT/SIGTERM/SIGQUIT/SIGABRT handlers delete held markers
@@ -209,7 +210,7 @@ export async function acquireLegacySessionWriteLock(
   if (params.cleanupHandlers !== false) registerCleanup();
   startWatchdog(params.watchdogIntervalMs ?? LEGACY_WATCHDOG_INTERVAL_MS);
   const timeoutMs = resolvePositiveMs(params.timeoutMs, LEGACY_TIMEOUT_MS, true);
-  const staleMs = resolvePositiveMs(params.staleMs, LEGACY_STALE_MS, true);
+  const staleMs = resolvePositiveMs(params.staleMs, LEGACY_STALE_MS);
   const maxHoldMs = resolvePositiveMs(params.maxHoldMs, LEGACY_MAX_HOLD_MS);
   const sessionFile = path.resolve(params.sessionFile);
   const dir = path.dirname(sessionFile);
@@ -222,7 +223,7 @@ export async function acquireLegacySessionWriteLock(
   }
   const key = path.join(realDir, path.basename(sessionFile));
   const lockPath = `${key}.lock`;
-  return acquireMarker(key, lockPath, timeoutMs, staleMs, maxHoldMs, params.allowReentrant ?? true);
+  return acquireMarker(key, lockPath, timeoutMs, staleMs, maxHoldMs, params.allowReentrant ?? false);
 }
 
 /**
@@ -292,5 +293,11 @@ async function acquireMarker(
   }
   const payload = await readPayload(lockPath);
   const owner = typeof payload?.pid === 'number' ? `pid=${payload.pid}` : 'unknown';
-  throw new Error(`session file locked (timeout ${timeoutMs}ms): ${owner} ${lockPath}`);
+  throw Object.assign(new Error(`session file locked (timeout ${timeoutMs}ms): ${owner} ${lockPath}`), {
+    name: 'SessionWriteLockTimeoutError',
+    code: 'OPENCLAW_SESSION_WRITE_LOCK_TIMEOUT',
+    timeoutMs,
+    owner,
+    lockPath,
+  });
 }

@@ -6,14 +6,19 @@
 import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BACKENDS, type Backend, type DemoConfig, demoConfig } from './config.js';
 import { pidNamespacesAvailable } from './processes.js';
 import { kernelLockRowOk, renderReport, rowNote } from './report.js';
+import { parseRuntimeSpec } from './runtime/install.js';
+import { type RuntimeDemoOptions, runRuntimeDemo } from './runtime/main.js';
+import { RUNTIME_SCENARIOS } from './runtime/scenarios.js';
 import { type RunRow, runScenario, SCENARIOS, type Scenario } from './scenarios.js';
 import { clientMain, gatewayMain, invocationMain } from './workers.js';
 
 const HELP = `Usage: kernel-lock demo [--quick] [--timeout MS] [--json] [--scenarios a,b,c,d,e] [--keep]
+       kernel-lock demo --runtime openclaw@2026.4.24 [--followers N] [--json] [--scenarios a,b,c,d] [--keep]
 
 Replays the reported failure: sequential agent invocations on one session,
 each taking the session write lock, appending a begin line, working, appending
@@ -34,6 +39,16 @@ torn transcript lines, seconds lost and the first error.
 
 (b) and (c) need \`unshare --pid\` (root or user namespaces); elsewhere they are
 skipped with a note, except under CI (CI set), where that is a failure.
+
+  --runtime openclaw@VERSION  replay scenarios (a) to (d) in the real runtime
+                   instead of the simulation: installs the runtime and a Node it
+                   supports from the npm registry into ~/.cache/kernel-lock/runtime
+                   (KERNEL_LOCK_RUNTIME_CACHE to change it) on first use, answers
+                   its model calls with a mock on 127.0.0.1, and runs each scenario
+                   with the stock lock and with kernel-lock through
+                   --import kernel-lock/openclaw/register (Linux, root or user
+                   namespaces; a few minutes). Each holder is followed by
+  --followers N    N invocations (default 2).
 Exit status: 0 when every kernel-lock row shows no overlapping writer, no torn
 line, and full success in (a), (b), (c) and (e); 1 otherwise; 2 on usage error.`;
 
@@ -63,9 +78,60 @@ function progress(): Progress {
   };
 }
 
-function parse(
-  argv: string[],
-): { help: true } | { help: false; config: DemoConfig; json: boolean; keep: boolean; scenarios: Scenario[] } {
+type Parsed =
+  | { help: true }
+  | { help: false; runtime: null; config: DemoConfig; json: boolean; keep: boolean; scenarios: Scenario[] }
+  | { help: false; runtime: RuntimeDemoOptions };
+
+/** kernel-lock's package root: dist/ (where this bundle lives) is one level below it. */
+function packageRoot(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+}
+
+function parseRuntime(values: {
+  runtime: string;
+  scenarios?: string;
+  followers?: string;
+  json?: boolean;
+  keep?: boolean;
+  quick?: boolean;
+  timeout?: string;
+}): Parsed {
+  if (values.quick || values.timeout !== undefined) {
+    throw new Error(
+      '--quick and --timeout belong to the simulated demo; the real runtime uses its own 10 s lock timeout',
+    );
+  }
+  const spec = parseRuntimeSpec(values.runtime);
+  let scenarios = [...RUNTIME_SCENARIOS];
+  if (values.scenarios !== undefined) {
+    const wanted = values.scenarios.split(',').map((s) => s.trim().toLowerCase());
+    const unknown = wanted.filter((w) => !RUNTIME_SCENARIOS.some((s) => s.id === w));
+    if (unknown.length > 0) {
+      throw new Error(
+        `--scenarios: ${unknown.join(', ')} not available with --runtime (use a, b, c, d; (e) needs a long-lived gateway: simulated mode only)`,
+      );
+    }
+    scenarios = RUNTIME_SCENARIOS.filter((s) => wanted.includes(s.id));
+  }
+  const followers = values.followers === undefined ? 2 : Number(values.followers);
+  if (!Number.isSafeInteger(followers) || followers < 1 || followers > 10) {
+    throw new Error(`--followers must be a whole number from 1 to 10, got ${values.followers}`);
+  }
+  return {
+    help: false,
+    runtime: {
+      spec,
+      scenarios,
+      followers,
+      json: values.json === true,
+      keep: values.keep === true,
+      kernelLockRoot: packageRoot(),
+    },
+  };
+}
+
+function parse(argv: string[]): Parsed {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -74,12 +140,16 @@ function parse(
       json: { type: 'boolean', default: false },
       scenarios: { type: 'string' },
       keep: { type: 'boolean', default: false },
+      runtime: { type: 'string' },
+      followers: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
     allowPositionals: false,
   });
   if (values.help) return { help: true };
+  if (values.runtime !== undefined) return parseRuntime({ ...values, runtime: values.runtime });
+  if (values.followers !== undefined) throw new Error('--followers needs --runtime');
   let timeoutMs: number | undefined;
   if (values.timeout !== undefined) {
     timeoutMs = Number(values.timeout);
@@ -96,6 +166,7 @@ function parse(
   }
   return {
     help: false,
+    runtime: null,
     config: demoConfig({ quick: values.quick === true, timeoutMs }),
     json: values.json === true,
     keep: values.keep === true,
@@ -138,6 +209,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
+  if (options.runtime !== null) return runRuntimeDemo(options.runtime);
   const { config, scenarios } = options;
   const root = realpathSync(mkdtempSync(path.join(tmpdir(), 'kernel-lock-demo-')));
   const namespaces = scenarios.some((s) => s.needsPidNamespace) ? pidNamespacesAvailable() : true;

@@ -1,23 +1,18 @@
-// acquireSessionWriteLock(): the legacy runtime's session lock contract on a
-// kernel lock. The lock file is `<realpath(dir)>/<basename>.lock`, held with
-// flock(2) through kernel-lock, so it disappears the instant its holder dies,
-// in any pid namespace, and waiters sleep in the kernel instead of polling.
-// No signal or exit handlers: the kernel does that cleanup now.
+// acquireSessionWriteLock(): the runtime's session lock contract (2026.4.24)
+// on a kernel lock. The lock file is `<realpath(dir)>/<basename>.lock`, held
+// with flock(2) through kernel-lock, so it disappears the instant its holder
+// dies, in any pid namespace, and waiters sleep in the kernel instead of
+// polling. No signal or exit handlers: the kernel does that cleanup now.
 import { mkdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { lock } from '../lock/acquire.js';
 import { LockTimeoutError } from '../lock/errors.js';
 import type { LockHandle } from '../lock/handle.js';
 import { readRecord } from '../lock/owner-record.js';
-import {
-  DEFAULT_MAX_HOLD_MS,
-  DEFAULT_STALE_MS,
-  DEFAULT_TIMEOUT_MS,
-  MAX_LOCK_HOLD_MS,
-  resolvePositiveMs,
-} from './durations.js';
-import { SessionWriteLockError } from './error.js';
-import { describeTimeout, legacyTimeoutDetail } from './holder-detail.js';
+import { DEFAULT_MAX_HOLD_MS, DEFAULT_STALE_MS, DEFAULT_TIMEOUT_MS, resolvePositiveMs } from './durations.js';
+import { createTimeoutError, type SessionLockHolder, type TimeoutErrorFactory, withHolder } from './error.js';
+import { currentHold, hold, type SessionWriteLock, share } from './held.js';
+import { describeHolder, describeLegacyHolder, kernelHolder, legacyHolder } from './holder-detail.js';
 import {
   LEGACY_MARKER_POLICIES,
   type LegacyMarkerPolicy,
@@ -25,95 +20,24 @@ import {
   liveLegacyHolder,
 } from './legacy-markers.js';
 
+export type { SessionWriteLock };
+
 /** Options of acquireSessionWriteLock(). */
 export interface SessionWriteLockOptions {
   /** The session transcript; the lock is `<realpath of its directory>/<basename>.lock`. */
   sessionFile: string;
   /** Milliseconds to wait (default 10 000; Infinity waits forever; invalid values mean the default). */
   timeoutMs?: number;
-  /** Accepted for compatibility. Kernel locks never go stale; only legacy markers are judged by age. */
+  /** Accepted for compatibility. Kernel locks never go stale; only legacy markers are judged by age (default 30 min). */
   staleMs?: number;
-  /** Force-release the lock after this long (default 5 min, at most 2 147 000 000). */
+  /** Force-release the lock after this long (default 5 min). */
   maxHoldMs?: number;
-  /** Share a lock this process already holds on the same session (default true). */
+  /** Join a lock this process already holds on the same session (default false, as in the runtime since 2026.4.22). */
   allowReentrant?: boolean;
   /** What to do with markers of the legacy implementation (default 'respect-live'). */
   legacyMarkers?: LegacyMarkerPolicy;
   /** Label stored in the owner record, shown by `kernel-lock status` and in timeout messages. */
   owner?: string;
-}
-
-/** A held session write lock. */
-export interface SessionWriteLock {
-  /** Releases this acquisition; the lock goes away at the last one. Safe to call twice. */
-  release(): Promise<void>;
-  /** The lock file. */
-  readonly lockPath: string;
-  /**
-   * Aborted when the watchdog force-released the lock (held past maxHoldMs).
-   * A holder that finds it aborted no longer owns the session and must not
-   * write: check it before each append.
-   */
-  readonly signal: AbortSignal;
-}
-
-/** One kernel lock held by this process, shared by reentrant acquisitions. */
-interface HeldSession {
-  lockPath: string;
-  handle: LockHandle;
-  count: number;
-  acquiredAt: number;
-  maxHoldMs: number;
-  watchdog: NodeJS.Timeout | undefined;
-  controller: AbortController;
-  /** Set once the kernel lock is gone (last release or watchdog); later releases do nothing. */
-  ended: boolean;
-}
-
-// One table per process, even when both the ESM and the CommonJS build (or
-// the CLI bundle) are loaded: reentrancy is a property of the process.
-const TABLE_KEY = Symbol.for('kernel-lock.session.held');
-const globalTable = globalThis as { [TABLE_KEY]?: Map<string, HeldSession> };
-globalTable[TABLE_KEY] ??= new Map();
-const heldSessions: Map<string, HeldSession> = globalTable[TABLE_KEY];
-
-function endHold(key: string, entry: HeldSession): void {
-  entry.ended = true;
-  if (entry.watchdog !== undefined) clearTimeout(entry.watchdog);
-  if (heldSessions.get(key) === entry) heldSessions.delete(key);
-  // Unlinks the file while still holding the lock, then closes: a waiter
-  // woken on the old inode sees it was unlinked and starts over.
-  entry.handle.releaseSync();
-}
-
-function forceRelease(key: string, entry: HeldSession): void {
-  if (entry.ended) return;
-  const heldForMs = Math.round(performance.now() - entry.acquiredAt);
-  endHold(key, entry);
-  process.stderr.write(
-    `[kernel-lock/session] force-released a session lock held for ${heldForMs}ms (maxHoldMs=${entry.maxHoldMs}): ${entry.lockPath}\n`,
-  );
-  entry.controller.abort(
-    new Error(`session lock force-released after ${heldForMs}ms (maxHoldMs=${entry.maxHoldMs}): ${entry.lockPath}`),
-  );
-}
-
-function share(key: string, entry: HeldSession): SessionWriteLock {
-  entry.count += 1;
-  let released = false;
-  return {
-    lockPath: entry.lockPath,
-    signal: entry.controller.signal,
-    async release(): Promise<void> {
-      if (released) return;
-      released = true;
-      // A handle whose lock the watchdog already took away must not touch
-      // whatever holds the session now: its entry is ended and forgotten.
-      if (entry.ended) return;
-      entry.count -= 1;
-      if (entry.count === 0) endHold(key, entry);
-    },
-  };
 }
 
 async function lockPathFor(sessionFile: string): Promise<{ key: string; lockPath: string }> {
@@ -124,7 +48,7 @@ async function lockPathFor(sessionFile: string): Promise<{ key: string; lockPath
   try {
     realDir = await realpath(dir);
   } catch {
-    // Keep the resolved path (permissions, a transient error): same as legacy.
+    // Keep the resolved path (permissions, a transient error): as the runtime does.
   }
   const key = path.join(realDir, path.basename(resolved));
   return { key, lockPath: `${key}.lock` };
@@ -167,20 +91,30 @@ function validate(params: SessionWriteLockOptions): LegacyMarkerPolicy {
   return policy;
 }
 
+function timeoutError(
+  factory: TimeoutErrorFactory,
+  facts: { timeoutMs: number; lockPath: string; holder: SessionLockHolder; detail: string; cause?: unknown },
+): Error {
+  const owner = facts.holder.pid === null ? 'unknown' : `pid=${facts.holder.pid}`;
+  return withHolder(factory({ timeoutMs: facts.timeoutMs, owner, lockPath: facts.lockPath }), facts);
+}
+
 /**
- * Acquires the write lock of a session transcript. Resolves with a lock whose
- * `release()` gives it back; rejects with SessionWriteLockError (reason
- * "session_busy") when it is still held by someone else after `timeoutMs`.
+ * Acquires the write lock of a session transcript with a given timeout error
+ * factory (the runtime's own class inside the runtime, see kernel-lock/openclaw).
  */
-export async function acquireSessionWriteLock(params: SessionWriteLockOptions): Promise<SessionWriteLock> {
+export async function acquireSessionWriteLockWith(
+  params: SessionWriteLockOptions,
+  createError: TimeoutErrorFactory,
+): Promise<SessionWriteLock> {
   const policy = validate(params);
   const timeoutMs = resolvePositiveMs(params.timeoutMs, DEFAULT_TIMEOUT_MS, { allowInfinity: true });
-  const staleMs = resolvePositiveMs(params.staleMs, DEFAULT_STALE_MS, { allowInfinity: true });
-  const maxHoldMs = Math.min(MAX_LOCK_HOLD_MS, resolvePositiveMs(params.maxHoldMs, DEFAULT_MAX_HOLD_MS));
+  const staleMs = resolvePositiveMs(params.staleMs, DEFAULT_STALE_MS);
+  const maxHoldMs = resolvePositiveMs(params.maxHoldMs, DEFAULT_MAX_HOLD_MS);
   const { key, lockPath } = await lockPathFor(params.sessionFile);
 
-  const current = heldSessions.get(key);
-  if ((params.allowReentrant ?? true) && current !== undefined && !current.ended) return share(key, current);
+  const current = currentHold(key);
+  if (params.allowReentrant === true && current !== undefined) return share(current);
 
   const started = performance.now();
   const remaining = (): number => Math.max(0, timeoutMs - (performance.now() - started));
@@ -191,15 +125,10 @@ export async function acquireSessionWriteLock(params: SessionWriteLockOptions): 
       if (legacy !== null) {
         // An old-version process holds the session by its marker alone. It
         // takes no kernel lock, so nothing will wake us when it is done:
-        // this is the one case where we poll, with the legacy backoff.
+        // this is the one case where we poll, with the runtime's backoff.
         if (remaining() <= 0) {
-          throw new SessionWriteLockError({
-            timeoutMs,
-            lockPath,
-            pid: legacy.pid,
-            detail: legacyTimeoutDetail(legacy),
-            holder: legacy,
-          });
+          const holder = legacyHolder(legacy);
+          throw timeoutError(createError, { timeoutMs, lockPath, holder, detail: describeLegacyHolder(holder) });
         }
         attempt += 1;
         await sleep(Math.min(1000, 50 * attempt, remaining()));
@@ -210,36 +139,32 @@ export async function acquireSessionWriteLock(params: SessionWriteLockOptions): 
     try {
       handle = await lock(lockPath, {
         timeout: remaining(),
-        ...(params.owner === undefined ? {} : { owner: params.owner }),
-        // Unlike the library default, the session lock file goes away on
-        // release: its only lockers are kernel-lock (which re-checks the
-        // inode after locking) and legacy O_EXCL writers, which never lock
-        // and wait for the marker to disappear (docs/MIGRATION.md). A file
-        // holding anything but a record or marker is still never removed.
+        // The runtime's release deletes its lock file, and old-version
+        // processes need that to get in after us during a rolling upgrade.
+        // Unlike the library default: the session lock file's only lockers
+        // are kernel-lock (which re-checks the inode after locking) and
+        // legacy O_EXCL writers, which never lock and wait for the marker to
+        // disappear (docs/MIGRATION.md). A file holding anything but a
+        // record or marker is still never removed.
         removeOnRelease: true,
+        ...(params.owner === undefined ? {} : { owner: params.owner }),
       });
     } catch (error) {
       if (error instanceof LockTimeoutError) {
-        const { pid, detail } = describeTimeout(error);
-        throw new SessionWriteLockError({ timeoutMs, lockPath, pid, detail, holder: error.holder, cause: error });
+        const holder = kernelHolder(error.holder, await readRecord(lockPath));
+        throw timeoutError(createError, { timeoutMs, lockPath, holder, detail: describeHolder(holder), cause: error });
       }
       throw error;
     }
-    const entry: HeldSession = {
-      lockPath,
-      handle,
-      count: 0,
-      acquiredAt: performance.now(),
-      maxHoldMs,
-      watchdog: undefined,
-      controller: new AbortController(),
-      ended: false,
-    };
-    entry.watchdog = setTimeout(() => forceRelease(key, entry), maxHoldMs);
-    entry.watchdog.unref();
-    // With allowReentrant false two acquisitions of this process can hold in
-    // turn; the table names the latest, which is the one reentrancy joins.
-    heldSessions.set(key, entry);
-    return share(key, entry);
+    return hold(key, lockPath, handle, maxHoldMs);
   }
+}
+
+/**
+ * Acquires the write lock of a session transcript. Resolves with a lock whose
+ * `release()` gives it back; rejects with SessionWriteLockTimeoutError (code
+ * OPENCLAW_SESSION_WRITE_LOCK_TIMEOUT) when someone else still holds it after `timeoutMs`.
+ */
+export function acquireSessionWriteLock(params: SessionWriteLockOptions): Promise<SessionWriteLock> {
+  return acquireSessionWriteLockWith(params, createTimeoutError);
 }

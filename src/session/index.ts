@@ -1,9 +1,22 @@
 // kernel-lock/session: a drop-in replacement for the agent runtime's session
-// write lock (same names, shapes and messages), built on kernel locks.
+// write lock (openclaw 2026.4.24: same exports, defaults, error class, code
+// and messages), built on kernel locks.
 export type { SessionWriteLock, SessionWriteLockOptions } from './acquire.js';
 export { acquireSessionWriteLock } from './acquire.js';
 export type { CleanStaleLockFilesOptions, SessionLockInspection } from './clean.js';
 export { cleanStaleLockFiles } from './clean.js';
 export { resolveSessionLockMaxHoldFromTimeout } from './durations.js';
-export { SessionWriteLockError } from './error.js';
+export type { SessionLockHolder, SessionWriteLockTimeoutParams, TimeoutErrorFactory } from './error.js';
+export {
+  isSessionWriteLockTimeoutError,
+  SESSION_WRITE_LOCK_TIMEOUT_CODE,
+  SessionWriteLockTimeoutError,
+} from './error.js';
 export type { LegacyMarkerPolicy } from './legacy-markers.js';
+export type { SessionWriteLockModule, SessionWriteLockTesting } from './module.js';
+export {
+  createSessionWriteLockModule,
+  drainSessionWriteLockStateForTest,
+  resetSessionWriteLockStateForTest,
+  sessionWriteLockTesting as __testing,
+} from './module.js';

@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { acquireLegacyLock } from '../../src/demo/legacy-marker.js';
+import { forkedEntries } from '../../src/demo/runtime/observe.js';
 import { analyzeTranscript } from '../../src/demo/transcript.js';
 import { root, tempDir } from '../helpers.js';
 
@@ -152,4 +153,39 @@ describe('kernel-lock demo --quick', () => {
     // Well under 90 s on an idle 2-core machine; the bound leaves room for a loaded one.
     expect(seconds).toBeLessThan(120);
   }, 180_000);
+});
+
+describe('kernel-lock demo --runtime: arguments (the run itself is in e2e/)', () => {
+  it.each([
+    [['--runtime', 'openclaw'], /--runtime must be openclaw@<exact version>/],
+    [['--runtime', 'openclaw@latest'], /--runtime must be openclaw@<exact version>/],
+    [['--runtime', 'openclaw@2026.4.24', '--scenarios', 'e'], /\(e\) needs a long-lived gateway: simulated mode only/],
+    [['--runtime', 'openclaw@2026.4.24', '--followers', '0'], /--followers must be a whole number from 1 to 10/],
+    [['--runtime', 'openclaw@2026.4.24', '--quick'], /--quick and --timeout belong to the simulated demo/],
+    [['--followers', '2'], /--followers needs --runtime/],
+  ])('%j is a usage error', async (args, message) => {
+    const run = await runCli(['demo', ...args]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(message);
+  });
+});
+
+describe('kernel-lock demo --runtime: reading the runtime’s transcript', () => {
+  it('counts entries that continue a shared parent, a second root included', () => {
+    const { dir, cleanup } = tempDir('kernel-lock-forks-');
+    try {
+      const entry = (id: string, parentId: string | null) => JSON.stringify({ type: 'message', id, parentId });
+      const header = JSON.stringify({ type: 'session', id: 's' });
+      const write = (lines: string[]) => writeFileSync(path.join(dir, 's.jsonl'), `${lines.join('\n')}\n`);
+      write([header, entry('a', null), entry('b', 'a'), entry('c', 'b')]);
+      expect(forkedEntries(dir)).toBe(0);
+      write([header, entry('a', null), entry('b', 'a'), entry('c', 'a')]); // two writers continue `a`
+      expect(forkedEntries(dir)).toBe(2);
+      write([header, entry('a', null), entry('b', 'a'), header, entry('x', null)]); // a second header and root
+      expect(forkedEntries(dir)).toBe(2);
+      expect(forkedEntries(path.join(dir, 'missing'))).toBe(0);
+    } finally {
+      cleanup();
+    }
+  });
 });

@@ -162,7 +162,8 @@ describe('npm pack', () => {
       /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|binding\.gyp)$/,
       /^native\/[a-z_]+\.(cc|h)$/,
       /^prebuilds\/[a-z0-9]+-[a-z0-9]+\/kernel-lock\.(glibc|musl)\.node$/,
-      /^dist\/(index|session)\.(js|cjs|d\.ts|d\.cts|cjs\.map)$/,
+      /^dist\/(index|session|openclaw|fs-safe)\.(js|cjs|d\.ts|d\.cts|cjs\.map)$/,
+      /^dist\/openclaw\/(register|hooks)\.js(\.map)?$/, // the --import hook (ESM only)
       /^dist\/cli\.js(\.map)?$/,
       /^dist\/[a-z0-9-]+-[A-Z0-9]+\.(js|cjs)(\.map)?$/, // chunks shared by the entries
     ];
@@ -177,7 +178,11 @@ describe('npm pack', () => {
       'binding.gyp',
       ...nativeSources,
       prebuild,
-      ...['index', 'session'].flatMap((entry) => ['js', 'cjs', 'd.ts', 'd.cts'].map((ext) => `dist/${entry}.${ext}`)),
+      ...['index', 'session', 'openclaw', 'fs-safe'].flatMap((entry) =>
+        ['js', 'cjs', 'd.ts', 'd.cts'].map((ext) => `dist/${entry}.${ext}`),
+      ),
+      'dist/openclaw/register.js',
+      'dist/openclaw/hooks.js',
       'dist/cli.js',
     ];
     expect(required.filter((file) => !files.includes(file))).toEqual([]);
@@ -209,8 +214,11 @@ const esmScript = `
 import { createRequire } from 'node:module';
 import { LockHandle, lock, tryLockSync } from 'kernel-lock';
 import * as session from 'kernel-lock/session';
+import { acquireFileLock } from 'kernel-lock/fs-safe';
 
 const file = process.argv[2];
+const fileLock = await acquireFileLock(file + '.target', { payload: () => ({ pid: process.pid }) });
+await fileLock.release();
 const handle = await lock(file, { owner: 'esm consumer' });
 if (!(handle instanceof LockHandle)) throw new Error('lock() did not return a LockHandle');
 if (tryLockSync(file) !== null) throw new Error('a second lock was granted while held');
@@ -231,8 +239,10 @@ console.log('esm ok', typeof session);
 const cjsScript = `
 const { LockHandle, lockSync, tryLockSync } = require('kernel-lock');
 const session = require('kernel-lock/session');
+const { acquireFileLockSync } = require('kernel-lock/fs-safe');
 
 const file = process.argv[2];
+acquireFileLockSync(file + '.target', { payload: () => ({ pid: process.pid }) }).release();
 const handle = lockSync(file, { owner: 'cjs consumer' });
 if (!(handle instanceof LockHandle)) throw new Error('lockSync() did not return a LockHandle');
 if (tryLockSync(file) !== null) throw new Error('a second lock was granted while held');
@@ -254,7 +264,10 @@ process.stdin.on('end', () => handle.release().then(() => process.exit(0)));
 const typedEsm = `
 import { type LockHandle, type LockOptions, LockTimeoutError, lock, tryLockSync, withLock } from 'kernel-lock';
 import * as session from 'kernel-lock/session';
+import { type FileLockHandle, withFileLock } from 'kernel-lock/fs-safe';
 
+const fileLocked: number = await withFileLock('typed.json', { payload: () => ({ pid: 1 }) }, async () => 7);
+const fileHandle: FileLockHandle | null = null;
 const options: LockOptions = { mode: 'shared', kind: 'flock', timeout: 100, owner: 'typed' };
 const handle: LockHandle = await lock('typed.lock', options);
 const path: string = handle.path;
@@ -264,7 +277,7 @@ const result: number = await withLock('typed.lock', async () => 42);
 const isTimeout = (error: unknown): boolean => error instanceof LockTimeoutError;
 // @ts-expect-error -- the types are real: an unknown mode is rejected
 await lock('typed.lock', { mode: 'sideways' });
-export { isTimeout, maybe, path, result, session };
+export { fileHandle, fileLocked, isTimeout, maybe, path, result, session };
 `;
 
 const typedCjs = `

@@ -8,10 +8,11 @@ import { acquireLegacySessionWriteLock } from '../../src/demo/legacy-marker.js';
 import { parseRecord, tryLockSync } from '../../src/index.js';
 import { readStartTime } from '../../src/proc/identity.js';
 import {
+  __testing,
   acquireSessionWriteLock,
   cleanStaleLockFiles,
   resolveSessionLockMaxHoldFromTimeout,
-  SessionWriteLockError,
+  SessionWriteLockTimeoutError,
 } from '../../src/session/index.js';
 import { fdCount, fixture, type Holder, sleep, spawnHolder, tempDir } from '../helpers.js';
 
@@ -56,11 +57,11 @@ function heldByOthers(lockPath: string): boolean {
   return false;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<SessionWriteLockError> {
+async function rejection(promise: Promise<unknown>): Promise<SessionWriteLockTimeoutError> {
   try {
     await promise;
   } catch (error) {
-    return error as SessionWriteLockError;
+    return error as SessionWriteLockTimeoutError;
   }
   throw new Error('expected a rejection');
 }
@@ -86,7 +87,7 @@ describe('acquireSessionWriteLock: lock file', () => {
     const error = await rejection(
       acquireSessionWriteLock({ sessionFile: path.join(dir, 'link', 's.jsonl'), timeoutMs: 300 }),
     );
-    expect(error).toBeInstanceOf(SessionWriteLockError);
+    expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
     expect(error.lockPath).toBe(path.join(real, 's.jsonl.lock'));
     expect(error.pid).toBe(holder.pid);
   });
@@ -102,18 +103,42 @@ describe('acquireSessionWriteLock: timeouts and the error', () => {
     const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 300 }));
     expect(fdCount()).toBe(fds); // a failed acquisition leaves no descriptor behind
     expect(performance.now() - started).toBeGreaterThanOrEqual(250);
-    expect(error).toBeInstanceOf(SessionWriteLockError);
-    expect(error.name).toBe('SessionWriteLockError');
-    expect(error.reason).toBe('session_busy');
+    expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
+    expect(error.name).toBe('SessionWriteLockTimeoutError');
+    expect(error.code).toBe('OPENCLAW_SESSION_WRITE_LOCK_TIMEOUT');
     expect(error.timeoutMs).toBe(300);
     expect(error.lockPath).toBe(lockPath);
     expect(error.owner).toBe(`pid=${holder.pid}`);
     const prefix = `session file locked (timeout 300ms): pid=${holder.pid} ${lockPath}`;
     expect(error.message.startsWith(prefix)).toBe(true);
     const detail = error.message.slice(prefix.length);
-    expect(detail).toContain(String(holder.pid));
-    expect(detail).toContain('agent main');
+    expect(detail).toMatch(
+      new RegExp(
+        `^ held by pid ${holder.pid} \\(alive, ".*session-holder\\.mjs.*", owner "agent main", held \\d+ms\\)$`,
+      ),
+    );
+    // The same facts, structured: pid, command, owner, age.
+    expect(error.pid).toBe(holder.pid);
+    expect(error.holder).toMatchObject({ pid: holder.pid, owner: 'agent main', kind: 'kernel-lock' });
+    expect(error.holder?.command).toContain('session-holder.mjs');
+    expect(error.holder?.heldForMs).toBeGreaterThanOrEqual(250);
+    expect(error.holder?.heldForMs).toBeLessThan(60_000);
+    expect(error.stack?.startsWith(`SessionWriteLockTimeoutError: ${error.message}\n`)).toBe(true);
+    expect((error.cause as Error).name).toBe('LockTimeoutError'); // the core's error, with its inspection
     expect(heldByOthers(lockPath)).toBe(true); // the failed attempt left the holder alone
+  });
+
+  it('names a holder in another pid namespace by the pid this namespace sees, and its command', async () => {
+    const sessionFile = path.join(dir, 's.jsonl');
+    const holder = await holdSessionInNamespace(sessionFile);
+    const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 300 }));
+    // The record says pid 1 (its own namespace); the kernel names the pid we can act on.
+    expect(parseRecord(readFileSync(`${sessionFile}.lock`))?.pid).toBe(1);
+    expect(error.pid).not.toBe(1);
+    expect(error.pid).not.toBe(holder.pid); // not `unshare` itself: its child, in our numbering
+    expect(readFileSync(`/proc/${error.pid}/cmdline`, 'utf8')).toContain('session-holder.mjs');
+    expect(error.holder?.command).toContain('session-holder.mjs');
+    expect(error.message).toContain(`: pid=${error.pid} `);
   });
 
   it('invalid timeouts fall back to the default of 10 000 ms', async () => {
@@ -126,7 +151,7 @@ describe('acquireSessionWriteLock: timeouts and the error', () => {
     const errors = await Promise.all(attempts);
     expect(performance.now() - started).toBeGreaterThanOrEqual(9_500);
     for (const error of errors) {
-      expect(error).toBeInstanceOf(SessionWriteLockError);
+      expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
       expect(error.timeoutMs).toBe(10_000);
       expect(error.message).toMatch(/^session file locked \(timeout 10000ms\): pid=\d+ /);
     }
@@ -151,7 +176,7 @@ describe('acquireSessionWriteLock: timeouts and the error', () => {
     await holdSession(sessionFile);
     await sleep(50);
     const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 300, staleMs: 1 }));
-    expect(error).toBeInstanceOf(SessionWriteLockError);
+    expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
   });
 
   it('installs no signal or exit handlers', async () => {
@@ -165,12 +190,27 @@ describe('acquireSessionWriteLock: timeouts and the error', () => {
 });
 
 describe('acquireSessionWriteLock: reentrancy', () => {
-  it('shares the lock in-process and keeps it until the last release', async () => {
+  it('is off by default (2026.4.22+): a second acquisition in the same process waits and times out', async () => {
+    const sessionFile = path.join(dir, 's.jsonl');
+    const first = await acquireSessionWriteLock({ sessionFile });
+    const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 300 }));
+    expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
+    expect(error.owner).toBe(`pid=${process.pid}`);
+    const explicit = await rejection(acquireSessionWriteLock({ sessionFile, allowReentrant: false, timeoutMs: 300 }));
+    expect(explicit.owner).toBe(`pid=${process.pid}`);
+    const waiting = acquireSessionWriteLock({ sessionFile, timeoutMs: 5_000 });
+    await sleep(100);
+    await first.release();
+    const second = await waiting; // woken by the release, not by polling
+    await second.release();
+  });
+
+  it('allowReentrant true shares the lock in-process and keeps it until the last release', async () => {
     const sessionFile = path.join(dir, 's.jsonl');
     const lockPath = `${sessionFile}.lock`;
     const first = await acquireSessionWriteLock({ sessionFile });
-    const second = await acquireSessionWriteLock({ sessionFile, timeoutMs: 200 });
-    const third = await acquireSessionWriteLock({ sessionFile, timeoutMs: 200 });
+    const second = await acquireSessionWriteLock({ sessionFile, allowReentrant: true, timeoutMs: 200 });
+    const third = await acquireSessionWriteLock({ sessionFile, allowReentrant: true, timeoutMs: 200 });
     await second.release();
     await second.release(); // a second release of the same acquisition does not count twice
     expect(heldByOthers(lockPath)).toBe(true);
@@ -181,45 +221,48 @@ describe('acquireSessionWriteLock: reentrancy', () => {
     expect(existsSync(lockPath)).toBe(false);
     expect(heldByOthers(lockPath)).toBe(false);
   });
-
-  it('with allowReentrant false, waits like any other contender and fails on timeout', async () => {
-    const sessionFile = path.join(dir, 's.jsonl');
-    const first = await acquireSessionWriteLock({ sessionFile });
-    const error = await rejection(acquireSessionWriteLock({ sessionFile, allowReentrant: false, timeoutMs: 300 }));
-    expect(error).toBeInstanceOf(SessionWriteLockError);
-    expect(error.owner).toBe(`pid=${process.pid}`);
-    const waiting = acquireSessionWriteLock({ sessionFile, allowReentrant: false, timeoutMs: 5_000 });
-    await sleep(100);
-    await first.release();
-    const second = await waiting;
-    await second.release();
-  });
 });
 
 describe('acquireSessionWriteLock: maxHoldMs watchdog', () => {
-  it('force-releases with one stderr line; the stale handle cannot touch the next holder', async () => {
+  it("force-releases with the runtime's stderr line; the stale handle cannot touch the next holder", async () => {
     const sessionFile = path.join(dir, 's.jsonl');
     const lockPath = `${sessionFile}.lock`;
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
       const stale = await acquireSessionWriteLock({ sessionFile, maxHoldMs: 300 });
       expect(stale.signal.aborted).toBe(false);
-      const next = await acquireSessionWriteLock({ sessionFile, allowReentrant: false, timeoutMs: 5_000 });
+      const next = await acquireSessionWriteLock({ sessionFile, timeoutMs: 5_000 });
       expect(stale.signal.aborted).toBe(true);
       const lines = stderr.mock.calls.map((c) => String(c[0])).filter((l) => l.includes(lockPath));
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(/^\[kernel-lock\/session\] force-released .*\(maxHoldMs=300\): .*\n$/);
-      expect(lines[0]!.trimEnd()).not.toContain('\n');
+      expect(lines[0]).toMatch(/^\[session-write-lock\] releasing lock held for \d+ms \(max=300ms\): /);
+      expect(lines[0]!.endsWith(`: ${lockPath}\n`)).toBe(true);
       await stale.release(); // must not release `next`
       expect(existsSync(lockPath)).toBe(true);
       expect(next.signal.aborted).toBe(false);
-      const error = await rejection(acquireSessionWriteLock({ sessionFile, allowReentrant: false, timeoutMs: 200 }));
-      expect(error).toBeInstanceOf(SessionWriteLockError);
+      const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 200 }));
+      expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
       // A reentrant acquisition now joins `next`, not the dead hold.
-      const joined = await acquireSessionWriteLock({ sessionFile, timeoutMs: 200 });
+      const joined = await acquireSessionWriteLock({ sessionFile, allowReentrant: true, timeoutMs: 200 });
       await joined.release();
       await next.release();
       expect(existsSync(lockPath)).toBe(false);
+    } finally {
+      stderr.mockRestore();
+    }
+  });
+
+  it('invalid maxHoldMs values mean the default of 5 minutes', async () => {
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      for (const maxHoldMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+        const sessionFile = path.join(dir, `s${String(maxHoldMs)}.jsonl`);
+        const lock = await acquireSessionWriteLock({ sessionFile, maxHoldMs });
+        // Not released at 4 minutes, released past 5.
+        expect(await __testing.runLockWatchdogCheck(Date.now() + 4 * 60_000)).toBe(0);
+        expect(await __testing.runLockWatchdogCheck(Date.now() + 5 * 60_000 + 1_000)).toBe(1);
+        expect(lock.signal.aborted).toBe(true);
+      }
     } finally {
       stderr.mockRestore();
     }
@@ -289,7 +332,7 @@ describe('migration from the legacy marker', () => {
         JSON.stringify({ pid: old.pid, createdAt: new Date().toISOString(), starttime }, null, 2),
       );
       const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 300 }));
-      expect(error).toBeInstanceOf(SessionWriteLockError);
+      expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
       expect(error.message.startsWith(`session file locked (timeout 300ms): pid=${old.pid} ${lockPath}`)).toBe(true);
       expect(error.message).toContain('legacy marker');
       expect(readFileSync(lockPath, 'utf8')).toContain(`"pid": ${old.pid}`); // untouched

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+// The end-to-end suite: the published runtime, installed from the npm
+// registry into a cache folder, run for real against a mock model.
+export default defineConfig({
+  test: {
+    include: ['e2e/**/*.test.ts'],
+    pool: 'forks',
+    testTimeout: 120_000,
+    hookTimeout: 600_000,
+    reporters: process.env.CI ? ['default', ['json', { outputFile: 'test-results/e2e.json' }]] : ['default'],
+  },
+});

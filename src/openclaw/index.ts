@@ -1,0 +1,8 @@
+// kernel-lock/openclaw: what the `--import` hook (kernel-lock/openclaw/register)
+// serves the runtime with, and the table of runtime builds it knows.
+
+export { bindRuntimeModule, IMPLEMENTATIONS } from './implementations.js';
+export type { KnownBuild, ModuleFamily } from './known-modules.js';
+export { KNOWN_BUILDS, knownRuntimes, MODULE_FAMILIES } from './known-modules.js';
+export type { Recognition, RecognizeOptions } from './recognize.js';
+export { recognize, sourceHash } from './recognize.js';
