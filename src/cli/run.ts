@@ -7,9 +7,11 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { lock } from '../lock/acquire.js';
+import { lockRequest } from '../lock/acquire.js';
 import { LockTimeoutError } from '../lock/errors.js';
 import type { LockHandle } from '../lock/handle.js';
+import { Flag } from '../lock/native.js';
+import { normalizeOptions } from '../lock/options.js';
 import { UsageError } from './usage.js';
 
 const FORWARDED_SIGNALS: NodeJS.Signals[] = [
@@ -117,9 +119,9 @@ function spawnHolding(plan: RunPlan, handle: LockHandle): Promise<number> {
 /** Runs `run`; resolves with the command's exit status (or the conflict status). */
 export async function runCommand(argv: string[]): Promise<number> {
   const plan = parseRun(argv);
-  let handle: LockHandle;
-  try {
-    handle = await lock(plan.lockfile, {
+  const request = normalizeOptions(
+    plan.lockfile,
+    {
       kind: plan.kind,
       mode: plan.shared ? 'shared' : 'exclusive',
       timeout: plan.timeout,
@@ -127,7 +129,17 @@ export async function runCommand(argv: string[]): Promise<number> {
       // Descendants of the command may still hold the inherited descriptor
       // when it exits; unlinking then would split the lock in two.
       removeOnRelease: false,
-    });
+    },
+    Number.POSITIVE_INFINITY,
+  );
+  // flock(1) users lock the script they run (`flock deploy.sh ./deploy.sh`):
+  // a file with content of its own is locked through a read-only descriptor,
+  // as flock(1) does, so executing it does not fail with ETXTBSY; nothing
+  // is written into it. (An exclusive ofd lock needs a writable descriptor.)
+  if (plan.kind === 'flock' || plan.shared) request.flags |= Flag.readOnlyIfForeign;
+  let handle: LockHandle;
+  try {
+    handle = await lockRequest(request);
   } catch (error) {
     if (error instanceof LockTimeoutError) {
       process.stderr.write(`kernel-lock: ${error.message}\n`);

@@ -6,6 +6,11 @@ import { sweepSync } from '../inspect/sweep.js';
 import { terminalSafeJson } from './json.js';
 import { UsageError } from './usage.js';
 
+/** Printed after a sweep that removed files: who it is safe with (docs/GUARANTEES.md). */
+export const PEERS_NOTE =
+  'note: sweep is safe only next to lockers that re-check the file after locking (kernel-lock); ' +
+  "never sweep files locked by flock(1), Python's fcntl, lockf(3) or SQLite (kernel-lock sweep --help)";
+
 /** Identifies the JSON document `sweep --json` prints. */
 export const SWEEP_SCHEMA = 'kernel-lock/sweep/1';
 
@@ -41,6 +46,7 @@ export async function sweepCommand(argv: string[]): Promise<number> {
       process.stdout.write(`kept  ${printable(kept.path, 4096)}: ${printable(why, 400)}\n`);
     }
     process.stdout.write(`${verb} ${result.removed.length}, kept ${result.kept.length}\n`);
+    if (result.removed.length > 0) process.stdout.write(`${PEERS_NOTE}\n`);
   }
   return result.kept.some((k) => k.reason === 'error') ? 1 : 0;
 }

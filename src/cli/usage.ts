@@ -88,9 +88,18 @@ KERNEL_LOCK_PG_TOKEN.
 
 Removes every *<suffix> file in <dir> whose lock can be taken without
 waiting, unlinking it while holding the lock (the protocol release uses).
-Held locks, of any kind and from any process or pid namespace, are kept.
-Safe to run while other processes acquire and release: the startup step that
-replaces \`rm -f sessions/*.lock\`.
+Held locks, of any kind and from any process or pid namespace, are kept, and
+so is every file that holds anything but a lock record (a script, a
+database, somebody's data). The startup step that replaces
+\`rm -f sessions/*.lock\`.
+
+Safe only where every locker of these files re-checks the file after
+locking, as kernel-lock does (kernel-lock/session included). Do not sweep
+files that util-linux flock(1), Python's fcntl.flock/lockf, lockf(3) or
+SQLite lock: one of them that opened a file just before the sweep would lock
+the removed file while the next locker locks a new one. Legacy O_EXCL
+markers are removed like any unheld file: during a rolling upgrade use the
+runtime's cleanStaleLockFiles, which keeps a live old writer's marker.
 
 Options:
       --suffix <s>       file name suffix (default .lock)

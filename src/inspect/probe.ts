@@ -9,6 +9,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { Flag, native } from '../lock/native.js';
 import type { LockMode, LockRange } from '../lock/options.js';
 import { MAX_RECORD_BYTES, type OwnerRecord, parseRecord } from '../lock/owner-record.js';
+import { closeDescriptor } from '../lock/posix-table.js';
 import { type LeaseProbe, probeLease } from './lease-view.js';
 
 /** A conflicting fcntl lock as F_OFD_GETLK / F_GETLK reports it. */
@@ -58,9 +59,9 @@ export function openForProbe(
   }
 }
 
-/** Closes a descriptor from openForProbe. */
+/** Closes a descriptor from openForProbe (without dropping a posix lock of this process). */
 export function closeProbe(fd: number): void {
-  closeSync(fd);
+  closeDescriptor(fd);
 }
 
 function probeFlock(fd: number): 'free' | LockMode | null {

@@ -8,12 +8,18 @@
 // kernel-lock's lock kinds do not exclude each other (flock and fcntl locks
 // are independent in the kernel), so the sweeper holds BOTH a flock lock and
 // a whole-file fcntl lock while it unlinks: a holder of either kind keeps
-// its file.
-import { lstatSync, readSync } from 'node:fs';
+// its file. A file holding anything but an owner record or a legacy marker
+// (a script, a database, somebody's data) is never removed, nor is a lease
+// file, whose fencing token must outlive every holder.
+//
+// Safe only next to lockers that re-check the inode after locking
+// (kernel-lock does): one that opened the file before the unlink and locks
+// after it holds a lock on the removed inode while the next locker creates a
+// new file. docs/GUARANTEES.md lists the peers.
+import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import { fromNative, systemError } from '../lock/errors.js';
 import { heldHere, inodeKey } from '../lock/held-locks.js';
-import { looksLikeSlot, SLOT_BYTES, SLOT_OFFSET } from '../lock/lease-layout.js';
 import { Flag, native, Out, out } from '../lock/native.js';
 import { normalizePath } from '../lock/options.js';
 import { posixDescriptor } from '../lock/posix-table.js';
@@ -29,8 +35,11 @@ export interface SweepOptions {
   dryRun?: boolean;
 }
 
-/** Why a file was kept. `lease`: a lease file, whose fencing token must outlive every holder. */
-export type KeptReason = 'held' | 'held-by-self' | 'not-a-regular-file' | 'lease' | 'error';
+/**
+ * Why a file was kept. `foreign-content`: it holds data that is not a lock record; `lease`: a lease file, whose
+ * fencing token must outlive every holder.
+ */
+export type KeptReason = 'held' | 'held-by-self' | 'not-a-regular-file' | 'foreign-content' | 'lease' | 'error';
 
 /** A file sweep() left in place. */
 export interface SweptKept {
@@ -53,16 +62,8 @@ export type SweepOutcome =
 
 const FCNTL_KIND = native.ofdSupported ? Flag.ofd : Flag.posix;
 
-/** Whether the file carries a lease's token slot (src/lock/lease-layout.ts). */
-function carriesLease(fd: number): boolean {
-  try {
-    const bytes = Buffer.alloc(SLOT_BYTES);
-    const length = readSync(fd, bytes, 0, SLOT_BYTES, SLOT_OFFSET);
-    return looksLikeSlot(bytes.subarray(0, length));
-  } catch {
-    return true; // unreadable: not ours to judge
-  }
-}
+const FOREIGN = 'holds data that is not a lock record; never removed';
+const LEASE = 'a lease file: removing it would let its fencing token start again from 1';
 
 function ownPosixByOtherMeans(procLocks: ProcLocks | null, dev: bigint, ino: bigint): boolean {
   const me = pidInProc();
@@ -123,14 +124,12 @@ export function sweepFile(
     native.release(fd, lockPath, Flag.flock, 0, 0);
     return { path: display, action: 'kept', reason: 'held', detail: 'an fcntl (OFD or POSIX) lock is held' };
   }
-  if (carriesLease(fd)) {
+  const content = native.contentKind(fd);
+  if (content === 'foreign' || content === 'lease') {
     native.release(fd, lockPath, Flag.flock, 0, 0);
-    return {
-      path: display,
-      action: 'kept',
-      reason: 'lease',
-      detail: 'a lease file: removing it would let its fencing token start again from 1',
-    };
+    return content === 'lease'
+      ? { path: display, action: 'kept', reason: 'lease', detail: LEASE }
+      : { path: display, action: 'kept', reason: 'foreign-content', detail: FOREIGN };
   }
   if (options.dryRun) {
     native.release(fd, lockPath, Flag.flock, 0, 0);
@@ -141,6 +140,7 @@ export function sweepFile(
   const result = native.release(fd, lockPath, Flag.flock | Flag.unlink, 0, 0);
   if (result === 1) return { path: display, action: 'removed' };
   if (result === 0) return { path: display, action: 'missing' }; // replaced or removed meanwhile: not ours to judge
+  if (result === 2) return { path: display, action: 'kept', reason: 'foreign-content', detail: FOREIGN };
   return { path: display, action: 'kept', reason: 'error', detail: systemError(result, 'unlink', display).message };
 }
 
