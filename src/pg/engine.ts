@@ -80,6 +80,15 @@ export class PgLocks implements LockEngine, AsyncDisposable {
     }
   }
 
+  /**
+   * Opens the shared session now (and checks the server and the schema)
+   * instead of at the first lock(), whose timeout would otherwise include
+   * connecting. Rejects as lock() would (PgLockError with a code).
+   */
+  async connect(): Promise<void> {
+    await this.#sessions.shared();
+  }
+
   /** The advisory lock key of `name` in this namespace. */
   keyOf(name: string): bigint {
     return lockKey(this.namespace, normalizeLockOptions(name, undefined, 0).name);

@@ -25,6 +25,13 @@ function engine(options: object = {}): PgLocks {
   return locks;
 }
 
+/** An engine already connected: a lock's timeout also bounds connecting, and these tests time the wait alone. */
+async function connected(options: object = {}): Promise<PgLocks> {
+  const locks = engine(options);
+  await locks.connect();
+  return locks;
+}
+
 async function agent(): Promise<Agent> {
   const a = await Agent.start(env.url, OPTIONS);
   agents.push(a);
@@ -179,7 +186,7 @@ describe('kernel-lock/pg contract', () => {
     const holder = await agent();
     holder.send({ op: 'lock', id: 'h', name: 'busy', owner: 'nightly import' });
     const granted = await holder.on('granted', 'h');
-    const locks = engine();
+    const locks = await connected();
     const started = performance.now();
     const error = await locks.lock('busy', { timeout: 300 }).catch((e: unknown) => e);
     const waited = performance.now() - started;
@@ -201,7 +208,7 @@ describe('kernel-lock/pg contract', () => {
   });
 
   it('names a holder that keeps no owner record by its backend and application', async () => {
-    const locks = engine();
+    const locks = await connected();
     const key = locks.keyOf('foreign');
     await admin.query("SET application_name = 'some other program'");
     await admin.query('SELECT pg_advisory_lock($1)', [key.toString()]);
@@ -309,7 +316,7 @@ describe('kernel-lock/pg contract', () => {
   });
 
   it('detects a key collision: another name holding the same key is reported, never silently shared', async () => {
-    const locks = engine();
+    const locks = await connected();
     const key = locks.keyOf('collide');
     // A session that holds this key in shared mode under another name: what
     // a real 64-bit digest collision would look like on the server.

@@ -19,7 +19,9 @@ const env = pgEnv();
 const WORKERS = 4;
 const ATTEMPTS = 2500; // per worker: 10 000 in all
 const NAMES = ['race-a', 'race-b', 'race-c'];
-const OPTIONS = { namespace: `races-${process.pid}`, deadPeerMs: 5000 };
+// A long loss deadline: this test is about raced grants, and on a starved
+// machine a heartbeat answered late would (rightly) end a session mid-run.
+const OPTIONS = { namespace: `races-${process.pid}`, deadPeerMs: 30_000 };
 let admin: pg.Client;
 const dir = mkdtempSync(path.join(tmpdir(), 'klpg-races-'));
 const children: ChildProcess[] = [];
