@@ -4,8 +4,11 @@
 // is this matrix; test/package/load.test.ts runs every cell in CI.
 //
 // Usage: node scripts/prebuild/load-matrix.mjs --package DIR [--cell ID] [--json]
-//   DIR   a package directory: package.json, dist/ and prebuilds/ (as packed)
-//   ID    one cell (default: all), e.g. linux-x64-glibc@centos7-x64/node16
+//        node scripts/prebuild/load-matrix.mjs --provision | --list
+//   DIR          a package directory: package.json, dist/ and prebuilds/ (as packed)
+//   ID           one cell (default: all), e.g. linux-x64-glibc@centos7-x64/node16
+//   --provision  only download and assemble every system (into the cache)
+//   --list       print the cells as JSON
 // Prints one line per cell (or a JSON array) and exits 1 when a cell fails.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -137,16 +140,13 @@ function runMuslCell(c, system, packageDir) {
   try {
     const harness = buildHarness(system.arch, work);
     const binary = path.join(packageDir, TARGETS.find((t) => t.id === c.target).file);
-    const loader = muslLoader(rootDir, system.arch);
-    const argv = [loader, harness, binary];
-    if (system.arch === 'arm64' && process.arch !== 'arm64') argv.unshift(qemuAarch64());
-    const result = spawnSync(argv[0], argv.slice(1), {
-      encoding: 'utf8',
-      timeout: 120_000,
-      env: { PATH: '/usr/bin:/bin' },
-    });
-    const version = spawnSync(argv[0], argv.slice(1, -2), { encoding: 'utf8', env: {} });
-    const musl = `${version.stderr}`.match(/Version ([\d.]+)/)?.[1] ?? null;
+    const loader = [muslLoader(rootDir, system.arch)];
+    if (system.arch === 'arm64' && process.arch !== 'arm64') loader.unshift(qemuAarch64());
+    const spawn = (args) =>
+      spawnSync(loader[0], [...loader.slice(1), ...args], { encoding: 'utf8', timeout: 120_000, env: {} });
+    const result = spawn([harness, binary]);
+    // musl's loader run without a program names its version (on stderr).
+    const musl = spawn([]).stderr.match(/Version ([\d.]+)/)?.[1] ?? null;
     return { ...parseProbe(result), musl, arch: system.arch };
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
@@ -188,9 +188,20 @@ function describe(entry) {
   return `${entry.ok ? 'ok  ' : 'FAIL'} ${entry.id} (${entry.seconds.toFixed(1)} s): ${detail}`;
 }
 
+function provisionAll() {
+  for (const system of SYSTEMS) {
+    const started = Date.now();
+    system.provision();
+    console.log(`${system.id}: ready (${((Date.now() - started) / 1000).toFixed(1)} s) ${system.title}`);
+  }
+  zig();
+}
+
 function main() {
   const args = process.argv.slice(2);
   const value = (name) => args[args.indexOf(name) + 1];
+  if (args.includes('--list')) return console.log(JSON.stringify(CELLS, null, 2));
+  if (args.includes('--provision')) return provisionAll();
   if (!args.includes('--package')) throw new Error('usage: load-matrix.mjs --package DIR [--cell ID] [--json]');
   const packageDir = path.resolve(value('--package'));
   const cells = args.includes('--cell') ? CELLS.filter((c) => c.id === value('--cell')) : CELLS;
