@@ -42,6 +42,8 @@ interface CellResult extends Cell {
 const MATRIX = 'prebuild/load-matrix.mjs';
 const cells = JSON.parse(execFileSync(process.execPath, [script(MATRIX), '--list'], { encoding: 'utf8' })) as Cell[];
 
+// Node under qemu-user starts in seconds on an idle machine, tens of seconds on a loaded one.
+const CELL_MS = 5 * 60_000;
 const work = tempDir('kernel-lock-load-');
 const pkg = path.join(work.dir, 'package');
 
@@ -79,60 +81,72 @@ describe('the load matrix', () => {
     ]);
   });
 
-  it.each(cells.map((c) => [c.id, c] as const))('%s loads and works', (_id, c) => {
-    const entry = runCell(c.id);
-    expect(entry.result.error, JSON.stringify(entry.result)).toBeUndefined();
-    expect(entry.ok, JSON.stringify(entry.result)).toBe(true);
-    expect(entry.result.arch).toBe(c.target.split('-')[1]);
-    if (c.probe === 'dlopen') {
-      expect(entry.result.musl).toMatch(/^1\.2\./);
-      return;
-    }
-    expect(entry.result.napi).toBeGreaterThanOrEqual(8);
-    expect(entry.result.glibc).toBe(c.system.startsWith('centos7') ? '2.17' : '2.31');
-    if (c.probe === 'library') {
-      expect(entry.result.binary).toBe(`prebuilds/linux-${entry.result.arch}/kernel-lock.glibc.node`);
-      expect(entry.result.steps).toEqual([
-        'busy while held',
-        'handed off after unlink',
-        'ofd busy while held',
-        'ofd free after release',
-      ]);
-    }
-  });
+  it.each(cells.map((c) => [c.id, c] as const))(
+    '%s loads and works',
+    (_id, c) => {
+      const entry = runCell(c.id);
+      expect(entry.result.error, JSON.stringify(entry.result)).toBeUndefined();
+      expect(entry.ok, JSON.stringify(entry.result)).toBe(true);
+      expect(entry.result.arch).toBe(c.target.split('-')[1]);
+      if (c.probe === 'dlopen') {
+        expect(entry.result.musl).toMatch(/^1\.2\./);
+        return;
+      }
+      expect(entry.result.napi).toBeGreaterThanOrEqual(8);
+      expect(entry.result.glibc).toBe(c.system.startsWith('centos7') ? '2.17' : '2.31');
+      if (c.probe === 'library') {
+        expect(entry.result.binary).toBe(`prebuilds/linux-${entry.result.arch}/kernel-lock.glibc.node`);
+        expect(entry.result.steps).toEqual([
+          'busy while held',
+          'handed off after unlink',
+          'ofd busy while held',
+          'ofd free after release',
+        ]);
+      }
+    },
+    CELL_MS,
+  );
 });
 
 describe('the systems are really that old: what they refuse', () => {
   const glibcFile = 'prebuilds/linux-x64/kernel-lock.glibc.node';
   const systemBuild = path.join(root, 'build', 'Release', 'kernel_lock.node');
 
-  it('glibc 2.17 and Debian 11 refuse the system compiler’s build of the same code', () => {
-    const dir = packageWithBinary('system-compiler', glibcFile, systemBuild);
-    for (const id of ['linux-x64-glibc@centos7-x64/node16', 'linux-x64-glibc@debian11-x64/distro-node']) {
-      const entry = runCell(id, dir);
-      expect(entry.ok, id).toBe(false);
-      expect(entry.result.error, id).toMatch(/version `(GLIBC|GLIBCXX)_[\d.]+' not found/);
-    }
-  });
+  it(
+    'glibc 2.17 and Debian 11 refuse the system compiler’s build of the same code',
+    () => {
+      const dir = packageWithBinary('system-compiler', glibcFile, systemBuild);
+      for (const id of ['linux-x64-glibc@centos7-x64/node16', 'linux-x64-glibc@debian11-x64/distro-node']) {
+        const entry = runCell(id, dir);
+        expect(entry.ok, id).toBe(false);
+        expect(entry.result.error, id).toMatch(/version `(GLIBC|GLIBCXX)_[\d.]+' not found/);
+      }
+    },
+    CELL_MS,
+  );
 
-  it("musl's loader refuses a glibc binary and one with initial-exec TLS", () => {
-    const muslFile = 'prebuilds/linux-x64/kernel-lock.musl.node';
-    const glibcInMuslSlot = packageWithBinary('glibc-as-musl', muslFile, path.join(pkg, glibcFile));
-    const refused = runCell('linux-x64-musl@musl-x64/harness', glibcInMuslSlot);
-    expect(refused.ok).toBe(false);
-    expect(refused.result.error).toMatch(/ld-linux-x86-64\.so\.2|symbol not found/);
+  it(
+    "musl's loader refuses a glibc binary and one with initial-exec TLS",
+    () => {
+      const muslFile = 'prebuilds/linux-x64/kernel-lock.musl.node';
+      const glibcInMuslSlot = packageWithBinary('glibc-as-musl', muslFile, path.join(pkg, glibcFile));
+      const refused = runCell('linux-x64-musl@musl-x64/harness', glibcInMuslSlot);
+      expect(refused.ok).toBe(false);
+      expect(refused.result.error).toMatch(/ld-linux-x86-64\.so\.2|symbol not found/);
 
-    // What native/interrupt.cc's initial-exec thread_local did to the musl build.
-    const source = path.join(work.dir, 'ie-tls.c');
-    writeFileSync(
-      source,
-      '__attribute__((tls_model("initial-exec"))) __thread int slot;\n' +
-        'int napi_register_module_v1(void) { return 0; }\n' +
-        'int node_api_module_get_api_version_v1(void) { return slot += 8; }\n',
-    );
-    const binary = buildSharedObject(source, 'x86_64-linux-musl', path.join(work.dir, 'ie-tls.so'));
-    const ieTls = runCell('linux-x64-musl@musl-x64/harness', packageWithBinary('ie-tls', muslFile, binary));
-    expect(ieTls.ok).toBe(false);
-    expect(ieTls.result.error).toContain('initial-exec TLS resolves to dynamic definition');
-  });
+      // What native/interrupt.cc's initial-exec thread_local did to the musl build.
+      const source = path.join(work.dir, 'ie-tls.c');
+      writeFileSync(
+        source,
+        '__attribute__((tls_model("initial-exec"))) __thread int slot;\n' +
+          'int napi_register_module_v1(void) { return 0; }\n' +
+          'int node_api_module_get_api_version_v1(void) { return slot += 8; }\n',
+      );
+      const binary = buildSharedObject(source, 'x86_64-linux-musl', path.join(work.dir, 'ie-tls.so'));
+      const ieTls = runCell('linux-x64-musl@musl-x64/harness', packageWithBinary('ie-tls', muslFile, binary));
+      expect(ieTls.ok).toBe(false);
+      expect(ieTls.result.error).toContain('initial-exec TLS resolves to dynamic definition');
+    },
+    CELL_MS,
+  );
 });

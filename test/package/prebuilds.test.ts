@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { root, tempDir } from '../helpers.js';
 import { buildPackage, buildSharedObject, COLD_BUILD_MS, runScript } from './prebuilt.js';
 
+// zig builds of a tiny C library: seconds, more the first time a glibc version or musl is targeted.
+const BUILD_MS = 5 * 60_000;
 const work = tempDir('kernel-lock-prebuilds-');
 const pkg = path.join(work.dir, 'package');
 
@@ -143,33 +145,41 @@ describe('the gate (scripts/check-prebuilds.mjs)', () => {
     expect(found).toMatch(/requires .*GLIBCXX_3\.4/);
   });
 
-  it('refuses a glibc binary that requires a symbol version newer than GLIBC_2.17', () => {
-    const dir = packageWith('glibc-2.34', buildTiny('glibc-2.34', 'x86_64-linux-gnu.2.34'), FILES['linux-x64-glibc']);
-    const { status, report } = gate(dir);
-    expect(status).toBe(1);
-    expect(report[0]!.glibc).toBe('2.34');
-    expect(report[0]!.violations).toEqual([
-      expect.stringMatching(/^requires GLIBC_2\.34: newer than the promised GLIBC_2\.17/),
-    ]);
+  it(
+    'refuses a glibc binary that requires a symbol version newer than GLIBC_2.17',
+    () => {
+      const dir = packageWith('glibc-2.34', buildTiny('glibc-2.34', 'x86_64-linux-gnu.2.34'), FILES['linux-x64-glibc']);
+      const { status, report } = gate(dir);
+      expect(status).toBe(1);
+      expect(report[0]!.glibc).toBe('2.34');
+      expect(report[0]!.violations).toEqual([
+        expect.stringMatching(/^requires GLIBC_2\.34: newer than the promised GLIBC_2\.17/),
+      ]);
 
-    // The same source pinned to 2.17 passes: the gate reads versions, not the toolchain.
-    const pinned = packageWith(
-      'glibc-2.17',
-      buildTiny('glibc-2.17', 'x86_64-linux-gnu.2.17'),
-      FILES['linux-x64-glibc'],
-    );
-    expect(gate(pinned).status).toBe(0);
-  });
+      // The same source pinned to 2.17 passes: the gate reads versions, not the toolchain.
+      const pinned = packageWith(
+        'glibc-2.17',
+        buildTiny('glibc-2.17', 'x86_64-linux-gnu.2.17'),
+        FILES['linux-x64-glibc'],
+      );
+      expect(gate(pinned).status).toBe(0);
+    },
+    BUILD_MS,
+  );
 
-  it("refuses a musl binary with initial-exec TLS, which musl's dlopen() rejects", () => {
-    const binary = buildTiny('musl-ie-tls', 'x86_64-linux-musl', ['-DIE_TLS']);
-    const { status, report } = gate(packageWith('musl-ie-tls', binary, FILES['linux-x64-musl']));
-    expect(status).toBe(1);
-    expect(report[0]!.violations).toEqual([expect.stringContaining('initial-exec TLS')]);
-    expect(
-      gate(packageWith('musl-plain', buildTiny('musl-plain', 'x86_64-linux-musl'), FILES['linux-x64-musl'])).status,
-    ).toBe(0);
-  });
+  it(
+    "refuses a musl binary with initial-exec TLS, which musl's dlopen() rejects",
+    () => {
+      const binary = buildTiny('musl-ie-tls', 'x86_64-linux-musl', ['-DIE_TLS']);
+      const { status, report } = gate(packageWith('musl-ie-tls', binary, FILES['linux-x64-musl']));
+      expect(status).toBe(1);
+      expect(report[0]!.violations).toEqual([expect.stringContaining('initial-exec TLS')]);
+      expect(
+        gate(packageWith('musl-plain', buildTiny('musl-plain', 'x86_64-linux-musl'), FILES['linux-x64-musl'])).status,
+      ).toBe(0);
+    },
+    BUILD_MS,
+  );
 
   it('refuses a binary for another machine, and a file no target names', () => {
     const dir = packageWith('wrong-machine', path.join(pkg, FILES['linux-arm64-glibc']), FILES['linux-x64-glibc']);
