@@ -20,6 +20,7 @@
 // glibc systems run their programs in a chroot (as root, or in a user
 // namespace as a normal user), so no host library can stand in for theirs.
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cached, npmPackage, run } from './cache.mjs';
@@ -52,17 +53,25 @@ const CENTOS7_SYSROOT = {
 const DEBIAN_ARCH = { x64: 'amd64', arm64: 'arm64' };
 const MUSL_CPU = { x64: 'x86_64', arm64: 'aarch64' };
 
+/** A cache entry name that changes whenever what goes into the entry does. */
+function entry(name, ...inputs) {
+  return `systems/${name}-${createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 10)}`;
+}
+
+const BULLSEYE = [
+  'bullseye',
+  ['amd64', 'arm64'],
+  { closure: ['nodejs'], alone: ['musl:amd64', 'musl:arm64', 'qemu-user-static:amd64'] },
+];
+
 /** Debian 11 packages, one download for every system: nodejs with its libraries, musl for both architectures, qemu-user-static. */
 function bullseyeDebs() {
-  return debianPackages('bullseye', ['amd64', 'arm64'], {
-    closure: ['nodejs'],
-    alone: ['musl:amd64', 'musl:arm64', 'qemu-user-static:amd64'],
-  });
+  return debianPackages(...BULLSEYE);
 }
 
 /** Debian 11's qemu-aarch64-static (a static binary: it runs inside any chroot). */
 export function qemuAarch64() {
-  const dir = cached('systems/qemu-user-static-bullseye', (into) => {
+  const dir = cached(entry('qemu-user-static', BULLSEYE), (into) => {
     const scratch = path.join(into, 'deb');
     unpack(debsFor(bullseyeDebs(), 'amd64', { only: ['qemu-user-static'] }), scratch);
     fs.renameSync(path.join(scratch, 'usr', 'bin', 'qemu-aarch64-static'), path.join(into, 'qemu-aarch64-static'));
@@ -83,7 +92,7 @@ function withNode16(root, arch) {
 }
 
 function centos7(arch) {
-  return cached(`systems/centos7-${arch}`, (root) => {
+  return cached(entry(`centos7-${arch}`, CENTOS7_SYSROOT[arch], NODE16[arch], BULLSEYE), (root) => {
     const [spec, integrity, triple] = CENTOS7_SYSROOT[arch];
     const archive = path.join(npmPackage(spec, integrity), `${triple}.tar.xz`);
     run('tar', [
@@ -103,14 +112,14 @@ function centos7(arch) {
 }
 
 function debian11() {
-  return cached('systems/debian11-x64', (root) => {
+  return cached(entry('debian11-x64', BULLSEYE, NODE16.x64), (root) => {
     unpack(debsFor(bullseyeDebs(), 'amd64', { except: ['musl', 'qemu-user-static'] }), root);
     withNode16(root, 'x64');
   });
 }
 
 function musl(arch) {
-  return cached(`systems/musl-${arch}`, (root) => {
+  return cached(entry(`musl-${arch}`, BULLSEYE), (root) => {
     unpack(debsFor(bullseyeDebs(), DEBIAN_ARCH[arch], { only: ['musl'] }), root);
   });
 }
