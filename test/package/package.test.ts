@@ -357,6 +357,21 @@ kernelLock.lockSync('typed.lock', { kind: 'sideways' });
 export = { code, session };
 `;
 
+/** A strict, checking-the-declarations-too tsconfig.json for a typed consumer. */
+function writeTsconfig(dir: string, module: string, moduleResolution: string, files: string[]): void {
+  const compilerOptions = {
+    module,
+    moduleResolution,
+    target: 'ES2022',
+    strict: true,
+    noEmit: true,
+    skipLibCheck: false,
+    types: ['node'],
+    typeRoots: [path.join(root, 'node_modules', '@types')],
+  };
+  writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, files }));
+}
+
 const typedPlain = `
 import { type LockHandle, type LockOptions, lockSync, withLock } from 'kernel-lock';
 import * as session from 'kernel-lock/session';
@@ -437,22 +452,7 @@ describe.each([
   it('type-checks a typed consumer: ESM (nodenext) and CommonJS (.cts)', () => {
     writeFileSync(path.join(project, 'typed.mts'), typedEsm);
     writeFileSync(path.join(project, 'typed.cts'), typedCjs);
-    writeFileSync(
-      path.join(project, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          module: 'nodenext',
-          moduleResolution: 'nodenext',
-          target: 'ES2022',
-          strict: true,
-          noEmit: true,
-          skipLibCheck: false,
-          types: ['node'],
-          typeRoots: [path.join(root, 'node_modules', '@types')],
-        },
-        files: ['typed.mts', 'typed.cts'],
-      }),
-    );
+    writeTsconfig(project, 'nodenext', 'nodenext', ['typed.mts', 'typed.cts']);
     const tsc = run('node', [typescript, '--noEmit', '-p', 'tsconfig.json'], project);
     expect(tsc.status, tsc.output).toBe(0);
   });
@@ -466,17 +466,7 @@ describe.each([
     const dir = path.join(project, `types-${resolution}`);
     mkdirSync(dir);
     writeFileSync(path.join(dir, 'typed.ts'), typedPlain);
-    const compilerOptions = {
-      module,
-      moduleResolution: resolution,
-      target: 'ES2022',
-      strict: true,
-      noEmit: true,
-      skipLibCheck: false,
-      types: ['node'],
-      typeRoots: [path.join(root, 'node_modules', '@types')],
-    };
-    writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['typed.ts'] }));
+    writeTsconfig(dir, module, resolution, ['typed.ts']);
     const tsc = run('node', [typescript, '--noEmit', '-p', 'tsconfig.json', '--traceResolution'], dir);
     expect(tsc.status, tsc.output).toBe(0);
     const resolved = [...tsc.stdout.matchAll(/'(kernel-lock(?:\/session)?)' was successfully resolved to '([^']+)'/g)];
