@@ -187,7 +187,7 @@ describe('npm pack', () => {
 
     const allowed = [
       /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|binding\.gyp)$/,
-      /^docs\/[A-Z]+\.md$/,
+      /^docs\/[A-Za-z0-9-]+\.md$/,
       /^native\/[a-z_]+\.(cc|h)$/,
       /^prebuilds\/[a-z0-9]+-[a-z0-9]+\/kernel-lock\.(glibc|musl)\.node$/,
       /^dist\/(index|session)\.(js|cjs|d\.ts|d\.cts|cjs\.map)$/,
@@ -204,7 +204,9 @@ describe('npm pack', () => {
       'CHANGELOG.md',
       'binding.gyp',
       ...nativeSources,
-      ...readdirSync(path.join(root, 'docs')).map((name) => `docs/${name}`),
+      ...readdirSync(path.join(root, 'docs'))
+        .filter((name) => name.endsWith('.md'))
+        .map((name) => `docs/${name}`),
       ...prebuilds,
       ...['index', 'session'].flatMap((entry) => ['js', 'cjs', 'd.ts', 'd.cts'].map((ext) => `dist/${entry}.${ext}`)),
       'dist/cli.js',
