@@ -21,6 +21,7 @@ import {
   uncontended,
   waitingCost,
 } from './measurements.mjs';
+import { ensurePeers, peers, peerVersion } from './peers.mjs';
 import { markdown } from './report.mjs';
 import { renderSvg } from './svg.mjs';
 
@@ -135,6 +136,7 @@ function fsType(dir) {
 }
 
 function versionOf(name) {
+  if (peers.includes(name)) return peerVersion(name);
   try {
     return JSON.parse(fs.readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')).version;
   } catch {
@@ -151,6 +153,7 @@ async function main() {
   const specs = [...contenders, ...floorContenders].filter(
     (spec) => !only || only.includes(spec.id) || spec.floor || spec.id === 'legacy-marker',
   );
+  if (specs.some((spec) => peers.includes(spec.lib))) ensurePeers(log);
   const dir = fs.mkdtempSync(path.join(buildDir, 'run-'));
   const machine = {
     cpuModel: os.cpus()[0]?.model?.trim() ?? 'unknown CPU',
