@@ -4,8 +4,17 @@
 // each holder's pid as seen from the pid namespace of the /proc mount, -1 for
 // OFD locks (they belong to an open file, not a process), and omits locks of
 // processes that namespace cannot see at all (Linux >= 4.14): such locks are
-// found only by probing (see probe.ts).
-import { readFileSync } from 'node:fs';
+// found only by probing (see lock/probe.ts).
+//
+// Reading it is not free, for us or for the host: the kernel regenerates
+// the text for every read() of at most a page, walking its list of every
+// lock on the system from the start each time, with the global file-lock
+// semaphore held for writing, which stalls every flock()/fcntl() lock call
+// on the host meanwhile (docs/DESIGN.md, "The cost of /proc/locks"). So
+// it is read only when a holder must be named, in chunks off the event
+// loop (steps.ts), and only the lines of the files asked about are parsed:
+// their device field is found as text first.
+import { readChunks, type Steps } from './steps.js';
 
 /** The kernel's kinds of advisory file lock: flock(2), open-file-description (OFD) and classic POSIX fcntl(2). */
 export type LockKind = 'flock' | 'ofd' | 'posix';
@@ -97,12 +106,147 @@ export function parseProcLocks(text: string): ProcLocks {
   return locks;
 }
 
-/** Reads /proc/locks once; null where it does not exist or cannot be read (not Linux, no /proc). */
-export function readProcLocks(): ProcLocks | null {
+/** The device field /proc/locks prints for a key, e.g. "fd:01:5678": major and minor in hex, at least two digits each. */
+export function procLocksField(key: FileKey): string {
+  const [major, minor, inode] = key.split(':');
+  const hex = (n: string | undefined): string =>
+    BigInt(n ?? 0)
+      .toString(16)
+      .padStart(2, '0');
+  return `${hex(major)}:${hex(minor)}:${inode}`;
+}
+
+/** Above this many files, lines are picked by one pattern over each chunk instead of one search per file. */
+const MAX_NEEDLES = 8;
+const DEVICE_FIELD = / ([0-9a-f]+:[0-9a-f]+:\d+) /g;
+
+/**
+ * Picks the lines of a few files out of /proc/locks text fed chunk by
+ * chunk (chunks need not end on a line boundary): a line is parsed only
+ * when its device field is one of the files', found by a plain text search.
+ */
+export class ProcLocksFilter {
+  /** The lines found so far, by file. */
+  readonly locks: ProcLocks = new Map();
+  private readonly fields = new Map<string, FileKey>();
+  private carry = '';
+
+  constructor(keys: Iterable<FileKey>) {
+    for (const key of keys) this.fields.set(procLocksField(key), key);
+  }
+
+  /** Feeds the next chunk of text (decoded as latin1: the file is ASCII). */
+  push(chunk: string): void {
+    const text = this.carry + chunk;
+    const end = text.lastIndexOf('\n');
+    if (end < 0) {
+      this.carry = text;
+      return;
+    }
+    this.carry = text.slice(end + 1);
+    this.scan(text.slice(0, end + 1));
+  }
+
+  /** Forgets the lines found and any partial line, to filter another text for the same files. */
+  reset(): void {
+    this.locks.clear();
+    this.carry = '';
+  }
+
+  /** Ends the input (a last line without a newline counts) and returns the lines found. */
+  end(): ProcLocks {
+    if (this.carry !== '') this.scan(`${this.carry}\n`);
+    this.carry = '';
+    return this.locks;
+  }
+
+  /** Scans complete lines. */
+  private scan(text: string): void {
+    if (this.fields.size > MAX_NEEDLES) {
+      for (const match of text.matchAll(DEVICE_FIELD)) {
+        const key = this.fields.get(match[1]!);
+        if (key !== undefined) this.addLineAt(text, match.index!, key);
+      }
+      return;
+    }
+    for (const [field, key] of this.fields) {
+      const needle = ` ${field} `;
+      for (let at = text.indexOf(needle); at !== -1; at = text.indexOf(needle, at + needle.length)) {
+        this.addLineAt(text, at, key);
+      }
+    }
+  }
+
+  private addLineAt(text: string, at: number, key: FileKey): void {
+    const start = text.lastIndexOf('\n', at) + 1;
+    let line = text.slice(start, text.indexOf('\n', at));
+    // In /proc/<pid>/fdinfo/<fd> the same lines follow a "lock:" tag.
+    if (line.startsWith('lock:')) line = line.slice(5);
+    const parsed = parseProcLocksLine(line);
+    // The text search found the field; the parser confirms it is the device column.
+    if (parsed === null || parsed.key !== key) return;
+    const list = this.locks.get(key);
+    if (list === undefined) this.locks.set(key, [parsed.lock]);
+    else list.push(parsed.lock);
+  }
+}
+
+/**
+ * Reads /proc/locks for the files in `keys` only: chunk by chunk (each
+ * read() is one kernel walk of at most a page), filtering as the text
+ * arrives. Null where it does not exist or cannot be read (not Linux, no /proc).
+ */
+export function* readKernelLocks(keys: ReadonlySet<FileKey>): Steps<ProcLocks | null> {
   if (process.platform !== 'linux') return null;
-  try {
-    return parseProcLocks(readFileSync('/proc/locks', 'latin1'));
-  } catch {
-    return null;
+  const filter = new ProcLocksFilter(keys);
+  if (keys.size === 0) return filter.locks;
+  const complete = yield* readChunks('/proc/locks', (chunk) => filter.push(chunk.toString('latin1')));
+  return complete ? filter.end() : null;
+}
+
+/**
+ * The kernel's locks on the files an inspection asks about, read from
+ * /proc/locks at most once per batch of files: scan() names every file up
+ * front and pays for one read.
+ */
+export class KernelLocks {
+  /** When the read each file's lines come from ended (performance.now()). */
+  private readonly covered = new Map<FileKey, number>();
+  private readonly locks: ProcLocks = new Map();
+  /** False once /proc/locks could not be read (not Linux, no /proc): holders then come from probing alone. */
+  readable = process.platform === 'linux';
+
+  /** Reads /proc/locks once for those of `keys` not read yet. */
+  *load(keys: Iterable<FileKey>): Steps<void> {
+    const missing = new Set([...keys].filter((key) => !this.covered.has(key)));
+    if (missing.size === 0 || !this.readable) return;
+    const read = yield* readKernelLocks(missing);
+    const readAt = performance.now();
+    if (read === null) {
+      this.readable = false;
+      return;
+    }
+    for (const key of missing) {
+      this.covered.set(key, readAt);
+      this.locks.set(key, read.get(key) ?? []);
+    }
+  }
+
+  /** The kernel's locks on one file (read now if that file was not loaded). */
+  *of(key: FileKey): Steps<ProcLock[]> {
+    yield* this.load([key]);
+    return this.locks.get(key) ?? [];
+  }
+
+  /** Milliseconds since the read that one file's lines come from ended; 0 when never read. */
+  ageOf(key: FileKey): number {
+    const at = this.covered.get(key);
+    return at === undefined ? 0 : performance.now() - at;
+  }
+
+  /** Reads one file's locks again: the list may be older than a probe that contradicts it. */
+  *refresh(key: FileKey): Steps<ProcLock[]> {
+    this.covered.delete(key);
+    return yield* this.of(key);
   }
 }

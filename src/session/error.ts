@@ -16,7 +16,7 @@ export class SessionWriteLockError extends Error {
   readonly owner: string;
   /** The holder's pid as a number, or null when unknown. */
   readonly pid: number | null;
-  /** What inspection found about the holder (a LockInspection, or a legacy marker description). */
+  /** What was found about the holder (the core timeout error's HolderSnapshot, or a legacy marker description). */
   readonly holder: unknown;
 
   constructor(params: {

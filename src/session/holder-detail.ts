@@ -3,9 +3,9 @@
 // holder is inspected from the kernel (/proc/locks, a probe, the record); for
 // a live legacy marker they say what we know and why we had to poll.
 import { readFileSync } from 'node:fs';
-import { effectiveHolder, mainHolder, printable } from '../inspect/format.js';
-import type { LockInspection } from '../inspect/types.js';
 import type { LockTimeoutError } from '../lock/errors.js';
+import type { HolderSnapshot } from '../lock/holder-snapshot.js';
+import { effectiveHolder, mainHolder, printable } from '../lock/holder-text.js';
 import type { LiveLegacyHolder } from './legacy-markers.js';
 
 const positivePid = (value: unknown): number | null =>
@@ -16,7 +16,7 @@ const positivePid = (value: unknown): number | null =>
  * locked descriptor), else the pid its owner record names (a holder in a pid
  * namespace we cannot see), else null.
  */
-export function holderPid(inspection: LockInspection | null): number | null {
+export function holderPid(inspection: HolderSnapshot | null): number | null {
   if (inspection === null) return null;
   const main = mainHolder(inspection);
   const live = main === undefined ? null : effectiveHolder(main);
