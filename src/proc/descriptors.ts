@@ -9,12 +9,14 @@
 // on the host are 10,000 reads), so a search is always bounded: by a
 // number of descriptors, optionally by a deadline, and to given processes
 // when a candidate is known (the pid an owner record names). It runs as
-// steps (steps.ts): off the event loop in the async API. fdinfo is read
+// steps (steps.ts): in the async API the fdinfo files are read on the loop
+// in slices of half a millisecond (such a read never sleeps, and a
+// threadpool round trip per file would cost more than the read). fdinfo is read
 // rather than stat()ing /proc/<pid>/fd/<n>, because fdinfo comes from the
 // open file itself, while stat() asks the file system (a hung NFS mount
 // would hang it).
 import { type FileKey, type LockKind, type LockMode, type LockRange, ProcLocksFilter } from './proc-locks.js';
-import { checkpoint, readdirNames, readFiles, type Steps } from './steps.js';
+import { checkpoint, readdirNames, type Steps, visitFiles } from './steps.js';
 
 /** A process holding a lock through one of its descriptors. */
 export interface DescriptorHolder {
@@ -80,13 +82,11 @@ export function* findDescriptorHolders(
       }
       const batch = fds.slice(i, i + Math.min(BATCH, budget));
       budget -= batch.length;
-      const infos = yield* readFiles(
+      yield* visitFiles(
         batch.map((fd) => `/proc/${pid}/fdinfo/${fd}`),
         MAX_FDINFO_BYTES,
+        (j, info) => collect(holders, filter, pid, Number(batch[j]), info),
       );
-      infos.forEach((info, j) => {
-        if (info !== null) collect(holders, filter, pid, Number(batch[j]), info);
-      });
       yield* checkpoint();
     }
   }
@@ -104,7 +104,7 @@ function collect(
   if (info.indexOf('lock:') === -1) return;
   // "lock:\t1: FLOCK ..." lines: the filter finds the device field in them as in /proc/locks.
   filter.reset();
-  filter.push(info.toString('latin1'));
+  filter.push(info);
   for (const [key, locks] of filter.end()) {
     const list = holders.get(key) ?? [];
     for (const lock of locks) {

@@ -116,35 +116,29 @@ export function procLocksField(key: FileKey): string {
   return `${hex(major)}:${hex(minor)}:${inode}`;
 }
 
-/** Above this many files, lines are picked by one pattern over each chunk instead of one search per file. */
+/** Above this many files, lines are picked by one pattern over each chunk's text instead of one byte search per file. */
 const MAX_NEEDLES = 8;
 const DEVICE_FIELD = / ([0-9a-f]+:[0-9a-f]+:\d+) /g;
+const NEWLINE = 0x0a;
 
 /**
- * Picks the lines of a few files out of /proc/locks text fed chunk by
- * chunk (chunks need not end on a line boundary): a line is parsed only
- * when its device field is one of the files', found by a plain text search.
+ * Picks the lines of a few files out of /proc/locks text (or of fdinfo
+ * "lock:" lines) fed chunk by chunk; chunks need not end on a line
+ * boundary. A line is decoded and parsed only when its device field is one
+ * of the files': for a few files the field is searched as bytes in the
+ * chunk itself, so the rest of a 550 KB /proc/locks never becomes a string.
  */
 export class ProcLocksFilter {
   /** The lines found so far, by file. */
   readonly locks: ProcLocks = new Map();
-  private readonly fields = new Map<string, FileKey>();
+  /** " MAJ:MIN:INO " as /proc/locks prints it, for each file. */
+  private readonly needles = new Map<string, FileKey>();
+  private readonly needleBytes: [Buffer, FileKey][] = [];
   private carry = '';
 
   constructor(keys: Iterable<FileKey>) {
-    for (const key of keys) this.fields.set(procLocksField(key), key);
-  }
-
-  /** Feeds the next chunk of text (decoded as latin1: the file is ASCII). */
-  push(chunk: string): void {
-    const text = this.carry + chunk;
-    const end = text.lastIndexOf('\n');
-    if (end < 0) {
-      this.carry = text;
-      return;
-    }
-    this.carry = text.slice(end + 1);
-    this.scan(text.slice(0, end + 1));
+    for (const key of keys) this.needles.set(procLocksField(key), key);
+    for (const [field, key] of this.needles) this.needleBytes.push([Buffer.from(` ${field} `, 'latin1'), key]);
   }
 
   /** Forgets the lines found and any partial line, to filter another text for the same files. */
@@ -153,23 +147,59 @@ export class ProcLocksFilter {
     this.carry = '';
   }
 
+  /** Feeds the next chunk. It is not kept: it may be a reused buffer. */
+  push(chunk: Buffer): void {
+    const end = chunk.lastIndexOf(NEWLINE);
+    if (end < 0) {
+      this.carry += chunk.toString('latin1');
+      return;
+    }
+    let start = 0;
+    if (this.carry !== '') {
+      // The line the previous chunk began.
+      start = chunk.indexOf(NEWLINE) + 1;
+      this.scanText(this.carry + chunk.toString('latin1', 0, start));
+    }
+    this.scanBytes(chunk, start, end + 1);
+    this.carry = chunk.toString('latin1', end + 1);
+  }
+
   /** Ends the input (a last line without a newline counts) and returns the lines found. */
   end(): ProcLocks {
-    if (this.carry !== '') this.scan(`${this.carry}\n`);
+    if (this.carry !== '') this.scanText(`${this.carry}\n`);
     this.carry = '';
     return this.locks;
   }
 
-  /** Scans complete lines. */
-  private scan(text: string): void {
-    if (this.fields.size > MAX_NEEDLES) {
+  /** Scans the complete lines in chunk[start, end). */
+  private scanBytes(chunk: Buffer, start: number, end: number): void {
+    if (start >= end) return;
+    if (this.needles.size > MAX_NEEDLES) {
+      this.scanText(chunk.toString('latin1', start, end));
+      return;
+    }
+    for (const [needle, key] of this.needleBytes) {
+      for (
+        let at = chunk.indexOf(needle, start);
+        at !== -1 && at < end;
+        at = chunk.indexOf(needle, at + needle.length)
+      ) {
+        const lineStart = Math.max(start, chunk.lastIndexOf(NEWLINE, at) + 1);
+        this.add(chunk.toString('latin1', lineStart, chunk.indexOf(NEWLINE, at)), key);
+      }
+    }
+  }
+
+  /** Scans complete lines of text. */
+  private scanText(text: string): void {
+    if (this.needles.size > MAX_NEEDLES) {
       for (const match of text.matchAll(DEVICE_FIELD)) {
-        const key = this.fields.get(match[1]!);
+        const key = this.needles.get(match[1]!);
         if (key !== undefined) this.addLineAt(text, match.index!, key);
       }
       return;
     }
-    for (const [field, key] of this.fields) {
+    for (const [field, key] of this.needles) {
       const needle = ` ${field} `;
       for (let at = text.indexOf(needle); at !== -1; at = text.indexOf(needle, at + needle.length)) {
         this.addLineAt(text, at, key);
@@ -178,12 +208,13 @@ export class ProcLocksFilter {
   }
 
   private addLineAt(text: string, at: number, key: FileKey): void {
-    const start = text.lastIndexOf('\n', at) + 1;
-    let line = text.slice(start, text.indexOf('\n', at));
+    this.add(text.slice(text.lastIndexOf('\n', at) + 1, text.indexOf('\n', at)), key);
+  }
+
+  private add(line: string, key: FileKey): void {
     // In /proc/<pid>/fdinfo/<fd> the same lines follow a "lock:" tag.
-    if (line.startsWith('lock:')) line = line.slice(5);
-    const parsed = parseProcLocksLine(line);
-    // The text search found the field; the parser confirms it is the device column.
+    const parsed = parseProcLocksLine(line.startsWith('lock:') ? line.slice(5) : line);
+    // The search found the field; the parser confirms it is the device column.
     if (parsed === null || parsed.key !== key) return;
     const list = this.locks.get(key);
     if (list === undefined) this.locks.set(key, [parsed.lock]);
@@ -200,7 +231,7 @@ export function* readKernelLocks(keys: ReadonlySet<FileKey>): Steps<ProcLocks | 
   if (process.platform !== 'linux') return null;
   const filter = new ProcLocksFilter(keys);
   if (keys.size === 0) return filter.locks;
-  const complete = yield* readChunks('/proc/locks', (chunk) => filter.push(chunk.toString('latin1')));
+  const complete = yield* readChunks('/proc/locks', (chunk) => filter.push(chunk));
   return complete ? filter.end() : null;
 }
 

@@ -28,16 +28,27 @@ import {
 export type Step =
   /** One read() of at most `max` bytes from the start of a file (a /proc file up to a page comes whole): Buffer | null. */
   | { readonly op: 'readFile'; readonly path: string; readonly max: number }
-  /** Several readFile()s, run a few at a time: (Buffer | null)[]. */
+  /** Several readFile()s, run a few at a time on the threadpool: (Buffer | null)[]. */
   | { readonly op: 'readFiles'; readonly paths: readonly string[]; readonly max: number }
+  /**
+   * Reads each file and hands `visit` a view of what was read (reused:
+   * not to be kept), for files whose read never waits (fdinfo): on the
+   * loop, in slices, which saves three threadpool round trips per file.
+   */
+  | {
+      readonly op: 'visitFiles';
+      readonly paths: readonly string[];
+      readonly max: number;
+      readonly visit: (index: number, content: Buffer) => void;
+    }
   /** Names in a directory: string[] | null; with `raw`, Buffer[] or the error (the caller reports it). */
   | { readonly op: 'readdir'; readonly path: string | Buffer; readonly raw: boolean }
   /** A symbolic link's target: string | null. */
   | { readonly op: 'readlink'; readonly path: string }
   /** Opens a file to read it in chunks: number (descriptor) | null. */
   | { readonly op: 'open'; readonly path: string }
-  /** The next chunk (at most `size` bytes; empty at the end): Buffer | null. */
-  | { readonly op: 'readChunk'; readonly fd: number; readonly size: number }
+  /** The next chunk, read into `buffer` (empty at the end): a view of `buffer` | null. */
+  | { readonly op: 'readChunk'; readonly fd: number; readonly buffer: Buffer }
   /** Closes a descriptor from 'open'. */
   | { readonly op: 'close'; readonly fd: number }
   /** A point where the async driver may give the loop back. */
@@ -49,6 +60,9 @@ export type Steps<T> = Generator<Step, T, unknown>;
 /** Longest stretch of computation runAsync() runs before giving the loop back. */
 export const SLICE_MS = 0.5;
 
+/** Buffer of readChunks(): a seq file yields a page per read, a regular file fills it. */
+const CHUNK_BYTES = 16_384;
+
 /** Reads running at once in runAsync(): half of libuv's default threadpool, so the application's own I/O still flows. */
 const CONCURRENCY = 2;
 
@@ -59,9 +73,26 @@ export function* readFile(path: string, max: number): Steps<Buffer | null> {
   return (yield { op: 'readFile', path, max }) as Buffer | null;
 }
 
-/** readFile() of each path, a few at a time. */
+/** readFile() of each path, a few at a time on the threadpool. */
 export function* readFiles(paths: readonly string[], max: number): Steps<(Buffer | null)[]> {
   return (yield { op: 'readFiles', paths, max }) as (Buffer | null)[];
+}
+
+/**
+ * Reads each path (one read() of at most `max` bytes) and calls `visit`
+ * with a view of the bytes read, which it must not keep; unreadable files
+ * are skipped. runAsync() does this on the loop in slices of at most
+ * SLICE_MS: only for files whose read never sleeps (/proc/<pid>/fdinfo/<fd>
+ * is generated from the open file under spinlocks, without I/O), where a
+ * threadpool round trip per open, read and close would cost more than the
+ * read itself, and a buffer per file would feed the GC.
+ */
+export function* visitFiles(
+  paths: readonly string[],
+  max: number,
+  visit: (index: number, content: Buffer) => void,
+): Steps<void> {
+  yield { op: 'visitFiles', paths, max, visit };
 }
 
 /** Names in a directory, decoded as UTF-8; null when it cannot be listed. */
@@ -83,15 +114,19 @@ export function* readLink(path: string): Steps<string | null> {
 
 /**
  * Reads a file chunk by chunk, handing each chunk to `consume` as soon as
- * it arrives (a /proc seq file yields at most a page per read). Returns
- * false when the file could not be opened or read.
+ * it arrives (a /proc seq file yields at most a page per read). The chunk
+ * is a view of one buffer reused for every read: `consume` must not keep
+ * it. Returns false when the file could not be opened or read.
  */
 export function* readChunks(path: string, consume: (chunk: Buffer) => void): Steps<boolean> {
   const fd = (yield { op: 'open', path }) as number | null;
   if (fd === null) return false;
+  // One buffer for the whole file: a read per page would otherwise allocate
+  // hundreds of buffers for a busy host's /proc/locks, and feed the GC.
+  const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
   try {
     for (;;) {
-      const chunk = (yield { op: 'readChunk', fd, size: 65_536 }) as Buffer | null;
+      const chunk = (yield { op: 'readChunk', fd, buffer }) as Buffer | null;
       if (chunk === null) return false;
       if (chunk.length === 0) return true;
       consume(chunk);
@@ -116,7 +151,11 @@ function orNull<T>(run: () => T): T | null {
   }
 }
 
-function readFileSyncBounded(path: string, max: number): Buffer | null {
+/** Scratch space of synchronous reads: no buffer per file for the GC. */
+let scratch = Buffer.allocUnsafe(4096);
+
+/** One read() of at most `max` bytes into the scratch buffer; a view of it, or null. */
+function readIntoScratch(path: string, max: number): Buffer | null {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -124,13 +163,23 @@ function readFileSyncBounded(path: string, max: number): Buffer | null {
     return null;
   }
   try {
-    const buffer = Buffer.allocUnsafe(max);
-    return buffer.subarray(0, readSync(fd, buffer, 0, max, null));
+    if (scratch.length < max) scratch = Buffer.allocUnsafe(max);
+    return scratch.subarray(0, readSync(fd, scratch, 0, max, null));
   } catch {
     return null;
   } finally {
     closeSync(fd);
   }
+}
+
+function readFileSyncBounded(path: string, max: number): Buffer | null {
+  const view = readIntoScratch(path, max);
+  return view === null ? null : Buffer.from(view);
+}
+
+function visitOne(step: Extract<Step, { op: 'visitFiles' }>, index: number): void {
+  const view = readIntoScratch(step.paths[index]!, step.max);
+  if (view !== null) step.visit(index, view);
 }
 
 function performSync(step: Step): unknown {
@@ -139,6 +188,9 @@ function performSync(step: Step): unknown {
       return readFileSyncBounded(step.path, step.max);
     case 'readFiles':
       return step.paths.map((p) => readFileSyncBounded(p, step.max));
+    case 'visitFiles':
+      for (let i = 0; i < step.paths.length; i++) visitOne(step, i);
+      return undefined;
     case 'readdir':
       if (!step.raw) return orNull(() => readdirSync(step.path));
       try {
@@ -150,10 +202,8 @@ function performSync(step: Step): unknown {
       return orNull(() => readlinkSync(step.path));
     case 'open':
       return orNull(() => openSync(step.path, 'r'));
-    case 'readChunk': {
-      const buffer = Buffer.allocUnsafe(step.size);
-      return orNull(() => buffer.subarray(0, readSync(step.fd, buffer, 0, step.size, null)));
-    }
+    case 'readChunk':
+      return orNull(() => step.buffer.subarray(0, readSync(step.fd, step.buffer, 0, step.buffer.length, null)));
     case 'close':
       orNull(() => closeSync(step.fd));
       return undefined;
@@ -182,7 +232,8 @@ function readFileAsync(path: string, max: number, done: (result: Buffer | null) 
     }
     const buffer = Buffer.allocUnsafe(max);
     read(fd, buffer, 0, max, null, (readError, n) => {
-      close(fd, () => done(readError ? null : buffer.subarray(0, n)));
+      // Copied at the length read: a few hundred bytes kept, not `max`.
+      close(fd, () => done(readError ? null : Buffer.from(buffer.subarray(0, n))));
     });
   });
 }
@@ -209,7 +260,8 @@ function many<T>(count: number, start: (index: number, done: (result: T) => void
   });
 }
 
-function performAsync(step: Exclude<Step, { op: 'checkpoint' }>): Promise<unknown> {
+/** Performs a step on the threadpool (runAsync itself does 'checkpoint' and 'visitFiles'). */
+function performAsync(step: Exclude<Step, { op: 'checkpoint' } | { op: 'visitFiles' }>): Promise<unknown> {
   return new Promise((resolve) => {
     switch (step.op) {
       case 'readFile':
@@ -230,11 +282,11 @@ function performAsync(step: Exclude<Step, { op: 'checkpoint' }>): Promise<unknow
       case 'open':
         open(step.path, 'r', (error, fd) => resolve(error ? null : fd));
         return;
-      case 'readChunk': {
-        const buffer = Buffer.allocUnsafe(step.size);
-        read(step.fd, buffer, 0, step.size, null, (error, n) => resolve(error ? null : buffer.subarray(0, n)));
+      case 'readChunk':
+        read(step.fd, step.buffer, 0, step.buffer.length, null, (error, n) =>
+          resolve(error ? null : step.buffer.subarray(0, n)),
+        );
         return;
-      }
       case 'close':
         close(step.fd, () => resolve(undefined));
         return;
@@ -258,11 +310,21 @@ export async function runAsync<T>(steps: Steps<T>): Promise<T> {
     const step = next.value;
     input = undefined;
     if (step.op === 'checkpoint') {
-      if (performance.now() - sliceStart < SLICE_MS) continue;
-      await nextTurn();
+      if (performance.now() - sliceStart >= SLICE_MS) {
+        await nextTurn();
+        sliceStart = performance.now();
+      }
+    } else if (step.op === 'visitFiles') {
+      for (let i = 0; i < step.paths.length; i++) {
+        if (performance.now() - sliceStart >= SLICE_MS) {
+          await nextTurn();
+          sliceStart = performance.now();
+        }
+        visitOne(step, i);
+      }
     } else {
       input = await performAsync(step);
+      sliceStart = performance.now();
     }
-    sliceStart = performance.now();
   }
 }
