@@ -47,6 +47,8 @@ export interface Look {
   kernel: ProcLock[];
   /** Holders whose real processes should be looked up in fdinfo (OFD locks, inherited flock locks). */
   needDescriptors: LockHolder[];
+  /** Set when every descriptor of the process the record names was read and none holds a lock here. */
+  recordRuledOut?: boolean;
 }
 
 /** The kernel's list is re-read when a probe contradicts it and it is older than this. */
@@ -250,8 +252,16 @@ function* fillDescriptors(looks: readonly Look[], ctx: LookContext, policy: Desc
     const pids = [...new Set(waiting.map((l) => recordPidHere(l.snapshot.record)).filter((p) => p !== null))];
     if (pids.length > 0) {
       const keys = new Set(waiting.map((l) => l.key!));
-      const found = yield* findDescriptorHolders(keys, { ...policy.limits, pids });
-      for (const look of waiting) yield* applyDescriptors(look, found.holders.get(look.key!) ?? [], ctx);
+      // One process (two at most for a scan): bounded by descriptors, not by the deadline, so
+      // that a loaded machine still tells whether the record's process holds the lock.
+      const found = yield* findDescriptorHolders(keys, { maxDescriptors: policy.limits.maxDescriptors, pids });
+      for (const look of waiting) {
+        const list = found.holders.get(look.key!) ?? [];
+        yield* applyDescriptors(look, list, ctx);
+        const pid = recordPidHere(look.snapshot.record);
+        // The record's process was read in full and holds nothing here: the record is an earlier holder's.
+        if (found.complete && pid !== null && !list.some((d) => d.pid === pid)) look.recordRuledOut = true;
+      }
       waiting = waiting.filter((l) => l.needDescriptors.some((h) => (h.descriptors ?? []).length === 0));
     }
   }
@@ -315,8 +325,8 @@ export function stateOf(snapshot: HolderSnapshot, recordAlive?: boolean | null):
 export function* finishLooks(looks: readonly Look[], ctx: LookContext, policy: DescriptorPolicy): Steps<void> {
   yield* fillDescriptors(looks, ctx, policy);
   const now = Date.now();
-  for (const { snapshot } of looks) {
-    snapshot.recordMatchesHolder = yield* matchesHolder(snapshot, ctx);
+  for (const { snapshot, recordRuledOut } of looks) {
+    snapshot.recordMatchesHolder = recordRuledOut === true ? false : yield* matchesHolder(snapshot, ctx);
     const created = snapshot.record?.createdAt === undefined ? Number.NaN : Date.parse(snapshot.record.createdAt);
     snapshot.heldForMs =
       snapshot.recordMatchesHolder === true && Number.isFinite(created) ? Math.max(0, now - created) : null;
