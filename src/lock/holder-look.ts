@@ -252,8 +252,8 @@ function* fillDescriptors(looks: readonly Look[], ctx: LookContext, policy: Desc
     const pids = [...new Set(waiting.map((l) => recordPidHere(l.snapshot.record)).filter((p) => p !== null))];
     if (pids.length > 0) {
       const keys = new Set(waiting.map((l) => l.key!));
-      // One process (two at most for a scan): bounded by descriptors, not by the deadline, so
-      // that a loaded machine still tells whether the record's process holds the lock.
+      // One process: bounded by descriptors, not by the deadline, so that a
+      // loaded machine still tells whether the record's process holds the lock.
       const found = yield* findDescriptorHolders(keys, { maxDescriptors: policy.limits.maxDescriptors, pids });
       for (const look of waiting) {
         const list = found.holders.get(look.key!) ?? [];
