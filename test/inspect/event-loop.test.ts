@@ -19,7 +19,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspect, LockTimeoutError, lock, lockSync, scan, sweep } from '../../src/index.js';
 import { loopMonitor, measureBlock } from '../fixtures/loop-monitor.mjs';
-import { fixture, type Holder, holdInChild, lineFrom, tempDir } from '../helpers.js';
+import { fixture, type Holder, holdInChild, holdWithoutRecord, killGroup, lineFrom, tempDir } from '../helpers.js';
 
 const BUSY_LOCKS = 10_000;
 const CALLS = 7;
@@ -47,39 +47,15 @@ async function blocks<T>(label: string, fn: () => Promise<T>): Promise<{ median:
   return { median: median(maxima), values: runs.map((r) => r.value) };
 }
 
-/** A process started in its own group, killed with all it started. */
+/** A process started in its own group, killed with killGroup(). */
 function spawnGroup(command: string, args: string[]): ChildProcess {
   return spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
 }
 
-function killGroup(child: ChildProcess | undefined): void {
-  if (child?.pid === undefined) return;
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-/** A lock held by a locker that writes no owner record: flock(1), or Python holding an OFD lock. */
-async function recordlessHolder(kind: 'flock' | 'ofd', file: string): Promise<ChildProcess> {
+/** A lock held by a locker that writes no owner record, on a file with text in it. */
+function recordlessHolder(kind: 'flock' | 'ofd', file: string): Promise<ChildProcess> {
   writeFileSync(file, 'not a record\n');
-  const child =
-    kind === 'flock'
-      ? spawnGroup('flock', ['-x', file, 'sh', '-c', 'echo locked; exec sleep 600'])
-      : spawnGroup('python3', [
-          '-c',
-          [
-            'import fcntl, os, struct, sys',
-            'fd = os.open(sys.argv[1], os.O_RDWR)',
-            "fcntl.fcntl(fd, getattr(fcntl, 'F_OFD_SETLK', 37), struct.pack('hhqqi', fcntl.F_WRLCK, 0, 0, 0, 0))",
-            "print('locked', flush=True)",
-            'sys.stdin.read()',
-          ].join('\n'),
-          file,
-        ]);
-  await lineFrom(child, 'locked', 30_000);
-  return child;
+  return holdWithoutRecord(kind, file);
 }
 
 for (const kind of ['flock', 'ofd'] as const) {

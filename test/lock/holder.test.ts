@@ -4,11 +4,19 @@
 // timeout confirmed that way never reads /proc/locks, whose every read
 // stalls lock calls host-wide. Real holders: kernel-lock children, flock(1),
 // a Python OFD locker.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LockTimeoutError, lock, lockSync } from '../../src/index.js';
-import { type Holder, holdInChild, lineFrom, releaseInChild, runFixture, tempDir } from '../helpers.js';
+import {
+  type Holder,
+  holdInChild,
+  holdWithoutRecord,
+  killGroup,
+  releaseInChild,
+  runFixture,
+  tempDir,
+} from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -19,38 +27,14 @@ beforeEach(() => {
 });
 afterEach(async () => {
   for (const h of holders.splice(0)) await h.kill('SIGKILL');
-  for (const g of groups.splice(0)) {
-    try {
-      process.kill(-g.pid!, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  for (const g of groups.splice(0)) killGroup(g);
   cleanup();
 });
 
 /** flock(1) or Python holding the file with no owner record of its own; resolves with the locker's pid. */
 async function recordless(kind: 'flock' | 'ofd', file: string): Promise<number> {
-  const child =
-    kind === 'flock'
-      ? spawn('flock', ['-x', file, 'sh', '-c', 'echo locked; exec sleep 600'], { detached: true })
-      : spawn(
-          'python3',
-          [
-            '-c',
-            [
-              'import fcntl, os, struct, sys',
-              'fd = os.open(sys.argv[1], os.O_RDWR)',
-              "fcntl.fcntl(fd, getattr(fcntl, 'F_OFD_SETLK', 37), struct.pack('hhqqi', fcntl.F_WRLCK, 0, 0, 0, 0))",
-              "print('locked', flush=True)",
-              'sys.stdin.read()',
-            ].join('\n'),
-            file,
-          ],
-          { detached: true },
-        );
+  const child = await holdWithoutRecord(kind, file);
   groups.push(child);
-  await lineFrom(child, 'locked');
   return child.pid!;
 }
 
