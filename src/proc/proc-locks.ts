@@ -244,6 +244,7 @@ export class KernelLocks {
   /** When the read each file's lines come from ended (performance.now()). */
   private readonly covered = new Map<FileKey, number>();
   private readonly locks: ProcLocks = new Map();
+  private refreshed = false;
   /** False once /proc/locks could not be read (not Linux, no /proc): holders then come from probing alone. */
   readable = process.platform === 'linux';
 
@@ -275,9 +276,19 @@ export class KernelLocks {
     return at === undefined ? 0 : performance.now() - at;
   }
 
-  /** Reads one file's locks again: the list may be older than a probe that contradicts it. */
+  /**
+   * Reads the files' locks again, for a probe that contradicts a list read
+   * earlier (a long scan probes its last file well after its one read): once
+   * per context, for every file loaded so far, so that a scan of many files
+   * held from another container costs two reads of /proc/locks, not one per file.
+   */
   *refresh(key: FileKey): Steps<ProcLock[]> {
-    this.covered.delete(key);
+    if (!this.refreshed) {
+      this.refreshed = true;
+      const keys = [...this.covered.keys(), key];
+      this.covered.clear();
+      yield* this.load(keys);
+    }
     return yield* this.of(key);
   }
 }
