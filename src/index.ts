@@ -4,6 +4,8 @@ export type {
   DescriptorProcess,
   InspectOptions,
   KeptReason,
+  LeaseHolderView,
+  LeaseView,
   LockHolder,
   LockInspection,
   LockState,

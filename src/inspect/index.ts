@@ -15,4 +15,12 @@ export {
   sweepFile,
   sweepSync,
 } from './sweep.js';
-export type { DescriptorProcess, LockHolder, LockInspection, LockState, RecordProcessView } from './types.js';
+export type {
+  DescriptorProcess,
+  LeaseHolderView,
+  LeaseView,
+  LockHolder,
+  LockInspection,
+  LockState,
+  RecordProcessView,
+} from './types.js';
