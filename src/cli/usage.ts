@@ -44,7 +44,9 @@ what the kernel says: state, holder pid, whether it is alive, for how long
 it has held the lock, its owner label and command line. File names are
 bytes: names that are not UTF-8 are printed escaped (\\xHH, and \\\\ for a
 backslash). A missing *<suffix> file in an existing directory is free; any
-other argument that names nothing is an error.
+other argument that names nothing is an error. When a lease file (lease())
+is listed, a TOKEN column shows its last token, and a line under the table
+names each superseded holder still alive.
 
 States: free (no kernel lock, whatever the file says), held, held-by-self,
 orphan-record (no kernel lock; the file's record names a dead process).
