@@ -4,9 +4,12 @@ export type {
   DescriptorProcess,
   InspectOptions,
   KeptReason,
+  LeaseHolderView,
+  LeaseView,
   LockHolder,
   LockInspection,
   LockState,
+  PathText,
   RecordProcessView,
   RecordScope,
   ScanOptions,
@@ -32,6 +35,7 @@ export { lock, lockSync, tryLock, tryLockSync, withLock } from './lock/acquire.j
 export type { SystemError } from './lock/errors.js';
 export { AbortError, ELOCKED, LockTimeoutError } from './lock/errors.js';
 export { LockHandle } from './lock/handle.js';
+export type { HolderSnapshot } from './lock/holder-snapshot.js';
 export type { LockKind, LockMode, LockOptions, LockRange } from './lock/options.js';
 export type { OwnerRecord } from './lock/owner-record.js';
 export { parseRecord, RECORD_FORMAT } from './lock/owner-record.js';
