@@ -4,9 +4,12 @@ export type {
   DescriptorProcess,
   InspectOptions,
   KeptReason,
+  LeaseHolderView,
+  LeaseView,
   LockHolder,
   LockInspection,
   LockState,
+  PathText,
   RecordProcessView,
   RecordScope,
   ScanOptions,
@@ -41,6 +44,7 @@ export { kernelEngine } from './lock/engine.js';
 export type { SystemError } from './lock/errors.js';
 export { AbortError, ELOCKED, LockTimeoutError } from './lock/errors.js';
 export { LockHandle } from './lock/handle.js';
+export type { HolderSnapshot } from './lock/holder-snapshot.js';
 export type { LockKind, LockMode, LockOptions, LockRange } from './lock/options.js';
 export type { OwnerRecord } from './lock/owner-record.js';
 export { parseRecord, RECORD_FORMAT } from './lock/owner-record.js';
