@@ -17,6 +17,7 @@ const libraryEntries = {
   session: 'src/session/index.ts',
   'fs-safe': 'src/openclaw/fs-safe/index.ts',
   openclaw: 'src/openclaw/index.ts',
+  pg: 'src/pg/index.ts',
 };
 
 // The facade names each export (read off the `exports.name = ` lines esbuild

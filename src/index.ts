@@ -32,6 +32,15 @@ export type { LeaseOptions, LeaseStaleReason, LeaseWriteOptions } from './lease/
 export { ELEASESTALE, ENOTLEASEFILE, Lease, LeaseStaleError, lease } from './lease/index.js';
 export type { LockSyncOptions, TryLockOptions } from './lock/acquire.js';
 export { lock, lockSync, tryLock, tryLockSync, withLock } from './lock/acquire.js';
+export type {
+  EngineLock,
+  EngineLockOptions,
+  EngineTryLockOptions,
+  KernelEngineLock,
+  KernelEngineOptions,
+  LockEngine,
+} from './lock/engine.js';
+export { kernelEngine } from './lock/engine.js';
 export type { SystemError } from './lock/errors.js';
 export { AbortError, ELOCKED, LockTimeoutError } from './lock/errors.js';
 export { LockHandle } from './lock/handle.js';

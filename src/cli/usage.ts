@@ -56,6 +56,10 @@ Options:
       --suffix <s>       file name suffix when scanning directories (default .lock)
   -h, --help             this help
 
+PostgreSQL advisory locks (docs/PG.md):
+  kernel-lock status --pg <url> [name...] [--namespace <ns>] [--json]
+                         the named locks, or every advisory lock of the database
+
 Exit status: 0 all free, 1 at least one held, 2 usage error, an argument
 that names nothing, or failure.
 `,
@@ -79,6 +83,12 @@ Options:
 
 The lock file is kept after the command ends (descendants of the command may
 still hold the inherited descriptor); \`kernel-lock sweep\` removes unheld ones.
+
+PostgreSQL advisory locks (docs/PG.md):
+  kernel-lock run --pg <url> [--namespace <ns>] [-s] [-w ms] [-n] [-E n] [-o label] <name> -- <command>
+The lock is held by kernel-lock's server session, not inherited: if that
+session is lost, the command gets SIGTERM. It finds the fencing token in
+KERNEL_LOCK_PG_TOKEN.
 `,
   sweep: `Usage: kernel-lock sweep <dir> [--suffix .lock] [--dry-run] [--json]
 

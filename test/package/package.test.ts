@@ -190,10 +190,11 @@ describe('npm pack', () => {
       /^docs\/[A-Za-z0-9-]+\.md$/,
       /^native\/[a-z_]+\.(cc|h)$/,
       /^prebuilds\/[a-z0-9]+-[a-z0-9]+\/kernel-lock\.(glibc|musl)\.node$/,
-      /^dist\/(index|session|openclaw|fs-safe)\.(js|cjs|d\.ts|d\.cts|cjs\.map)$/,
+      /^dist\/(index|session|openclaw|fs-safe|pg)\.(js|cjs|d\.ts|d\.cts|cjs\.map)$/,
       /^dist\/openclaw\/(register|hooks)\.js(\.map)?$/, // the --import hook (ESM only)
       /^dist\/cli\.js(\.map)?$/,
       /^dist\/[a-z0-9-]+-[A-Z0-9]+\.(js|cjs)(\.map)?$/, // chunks shared by the entries
+      /^dist\/[a-z0-9-]+-[A-Za-z0-9_-]+\.d\.cts$/, // type declarations shared by the entries
     ];
     expect(files.filter((file) => !allowed.some((pattern) => pattern.test(file)))).toEqual([]);
 
@@ -209,7 +210,7 @@ describe('npm pack', () => {
         .filter((name) => name.endsWith('.md'))
         .map((name) => `docs/${name}`),
       ...prebuilds,
-      ...['index', 'session', 'openclaw', 'fs-safe'].flatMap((entry) =>
+      ...['index', 'session', 'openclaw', 'fs-safe', 'pg'].flatMap((entry) =>
         ['js', 'cjs', 'd.ts', 'd.cts'].map((ext) => `dist/${entry}.${ext}`),
       ),
       'dist/openclaw/register.js',
@@ -295,10 +296,15 @@ import { createRequire } from 'node:module';
 import { LockHandle, lock, tryLockSync } from 'kernel-lock';
 import * as session from 'kernel-lock/session';
 import { acquireFileLock } from 'kernel-lock/fs-safe';
+import { PgLocks } from 'kernel-lock/pg';
 
 const file = process.argv[2];
 const fileLock = await acquireFileLock(file + '.target', { payload: () => ({ pid: process.pid }) });
 await fileLock.release();
+// pg is an optional peer dependency, not installed here: the entry loads,
+// and using it says what to install.
+const missing = await new PgLocks('postgresql://nobody@127.0.0.1:1/none').lock('x').catch((e) => e);
+if (missing.code !== 'ERR_KERNEL_LOCK_PG_MISSING') throw new Error('kernel-lock/pg without pg: ' + missing.message);
 const handle = await lock(file, { owner: 'esm consumer' });
 if (!(handle instanceof LockHandle)) throw new Error('lock() did not return a LockHandle');
 if (tryLockSync(file) !== null) throw new Error('a second lock was granted while held');
@@ -348,6 +354,9 @@ import { type FileLockHandle, withFileLock } from 'kernel-lock/fs-safe';
 
 const fileLocked: number = await withFileLock('typed.json', { payload: () => ({ pid: 1 }) }, async () => 7);
 const fileHandle: FileLockHandle | null = null;
+import { type PgLockHandle, PgLocks } from 'kernel-lock/pg';
+
+const pgLock: Promise<PgLockHandle> = new PgLocks('postgresql://db/app', { deadPeerMs: 5000 }).lock('typed', { timeout: 10 });
 const options: LockOptions = { mode: 'shared', kind: 'flock', timeout: 100, owner: 'typed' };
 const handle: LockHandle = await lock('typed.lock', options);
 const path: string = handle.path;
@@ -357,7 +366,7 @@ const result: number = await withLock('typed.lock', async () => 42);
 const isTimeout = (error: unknown): boolean => error instanceof LockTimeoutError;
 // @ts-expect-error -- the types are real: an unknown mode is rejected
 await lock('typed.lock', { mode: 'sideways' });
-export { fileHandle, fileLocked, isTimeout, maybe, path, result, session };
+export { fileHandle, fileLocked, isTimeout, maybe, path, pgLock, result, session };
 `;
 
 const typedCjs = `
