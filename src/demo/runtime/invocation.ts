@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { inPidNamespace } from '../processes.js';
 import type { InstalledRuntime } from './install.js';
 
 /** The session every invocation talks to (the report's recipient). */
@@ -157,9 +158,7 @@ export function startInvocation(
     '--timeout',
     '300',
   ];
-  const argv = options.pidNamespace
-    ? ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child=SIGKILL', ...command]
-    : command;
+  const argv = options.pidNamespace ? inPidNamespace(command) : command;
   const env = { ...home.env };
   if (options.hook) env.NODE_OPTIONS = '--import=kernel-lock/openclaw/register';
   return new Invocation(argv, env, home.dir);
