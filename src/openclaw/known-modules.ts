@@ -49,6 +49,12 @@ export interface KnownBuild {
   runtimeImports: readonly string[];
 }
 
+/** The runtime's session lock module (2026.4.24; a no-op from 2026.8, under another name). */
+export const SESSION_WRITE_LOCK_MODULE = 'src/agents/session-write-lock.ts';
+
+/** The file lock of `@openclaw/fs-safe`, which the runtime's remaining file locks go through from 2026.8. */
+export const FS_SAFE_FILE_LOCK_MODULE = '@openclaw/fs-safe/file-lock';
+
 /** The seven exports of `@openclaw/fs-safe/file-lock`, unminified (it is a package file, not a bundle chunk). */
 const FS_SAFE_FILE_LOCK_EXPORTS = Object.fromEntries(
   [
@@ -65,12 +71,12 @@ const FS_SAFE_FILE_LOCK_EXPORTS = Object.fromEntries(
 /** The families kernel-lock recognises. */
 export const MODULE_FAMILIES: readonly ModuleFamily[] = [
   {
-    module: 'src/agents/session-write-lock.ts',
+    module: SESSION_WRITE_LOCK_MODULE,
     // rolldown's region marker; the newline keeps session-write-lock-error.ts out.
     marker: '//#region src/agents/session-write-lock.ts\n',
   },
   {
-    module: '@openclaw/fs-safe/file-lock',
+    module: FS_SAFE_FILE_LOCK_MODULE,
     // The default manager key of file-lock.js (0.5.6 … 0.21.0). No other file of
     // the runtime 2026.9.6 has it, the self-contained managed-handoff bundle included.
     // biome-ignore lint/suspicious/noTemplateCurlyInString: source text to find, not a template
@@ -82,7 +88,7 @@ export const MODULE_FAMILIES: readonly ModuleFamily[] = [
 export const KNOWN_BUILDS: readonly KnownBuild[] = [
   {
     runtime: 'openclaw@2026.4.24',
-    module: 'src/agents/session-write-lock.ts',
+    module: SESSION_WRITE_LOCK_MODULE,
     sha256: '22001ba416be5bafa87da499205de13a9c7f3c44cd06323f0229c4a7b18142c7',
     implementation: 'session-write-lock@2026.4.24',
     exports: {
@@ -102,7 +108,7 @@ export const KNOWN_BUILDS: readonly KnownBuild[] = [
     // 2026.9.5 → 0.13.1 (same file-lock.js, other declarations: refused by package),
     // 2026.8.1 … 2026.9.4 → 0.5.6 … 0.8.5 (another file-lock.js: refused by hash).
     runtime: 'openclaw@2026.9.6',
-    module: '@openclaw/fs-safe/file-lock',
+    module: FS_SAFE_FILE_LOCK_MODULE,
     sha256: '1d5d0ddd401675289e5ec54dd5b128bbcb3997c87a6d497c0fffaf1a6b185be9',
     packages: ['@openclaw/fs-safe@0.18.1', '@openclaw/fs-safe@0.21.0'],
     implementation: 'fs-safe/file-lock@0.18.1',

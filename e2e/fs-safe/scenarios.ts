@@ -1,0 +1,469 @@
+// Two real runtime processes (openclaw 2026.9.x on Node 24) contending for
+// one of the runtime's file locks (`@openclaw/fs-safe/file-lock`), with the
+// stock backend and with kernel-lock through `--import
+// kernel-lock/openclaw/register`. The lock probe (fixtures/lock-probe.mjs)
+// reports when each process asks for the lock, gets it and lets it go, and
+// holds one process inside the lock (or, for the torn marker, between the
+// stock lock file's creation and its payload write) for as long as a
+// scenario needs. Each scenario has its own state directory. Every process
+// started is ended (killTree: the runtime's respawned child has its own
+// process group; a pid namespace dies with its init).
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { InstalledRuntime } from '../../src/demo/runtime/install.js';
+import {
+  createHome,
+  type Invocation,
+  type InvocationOutcome,
+  type RuntimeHome,
+  startRuntimeCommand,
+} from '../../src/demo/runtime/invocation.js';
+import { LOCK_PROBE, type ProbeEvent, type ProbeHold, ProbeLog, probeEnv } from './probe-log.js';
+
+export type Backend = 'stock' | 'kernel-lock';
+
+/** What every scenario shares. */
+export interface FsSafeContext {
+  runtime: InstalledRuntime;
+  /** Where state directories go (tmpfs). */
+  root: string;
+  kernelLockRoot: string;
+  compileCache: string;
+  gatewayPort: number;
+  modelBaseUrl: string;
+  log: (line: string) => void;
+}
+
+/** A runtime start takes 5–40 s on a loaded 2-core machine. */
+const STARTUP_MS = 150_000;
+const UPSERT = path.join(path.dirname(LOCK_PROBE), 'upsert-oauth-profile.mjs');
+
+/** What the lock file said. */
+export type LockRecord = 'kernel-lock' | 'legacy-marker' | 'empty' | 'none';
+
+function lockRecordOf(text: string | null): LockRecord {
+  if (text === null) return 'none';
+  if (text === '') return 'empty';
+  return text.includes('"format":"kernel-lock/1"') ? 'kernel-lock' : 'legacy-marker';
+}
+
+function readIfThere(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** The config's gateway.port (what `config set gateway.port …` committed), or null. */
+function configuredPort(home: RuntimeHome): number | null {
+  const text = readIfThere(home.configPath);
+  if (text === null) return null;
+  return (JSON.parse(text) as { gateway?: { port?: number } }).gateway?.port ?? null;
+}
+
+/** The runtime's own last words (its error line), for reports. */
+export function lastLines(outcome: InvocationOutcome, count = 2): string {
+  return `${outcome.stderr}\n${outcome.stdout}`
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(
+      (line) =>
+        line !== '' && !line.startsWith('kernel-lock/openclaw:') && !/postinstall|DeprecationWarning/.test(line),
+    )
+    .slice(-count)
+    .join(' | ')
+    .slice(0, 600);
+}
+
+/** One scenario's state directory, probe log and processes. */
+class Stage {
+  readonly home: RuntimeHome;
+  readonly probe: ProbeLog;
+  readonly #spawned: Invocation[] = [];
+
+  constructor(
+    readonly ctx: FsSafeContext,
+    readonly name: string,
+  ) {
+    this.home = createHome(path.join(ctx.root, name), ctx.runtime, {
+      modelBaseUrl: ctx.modelBaseUrl,
+      gatewayPort: ctx.gatewayPort,
+      compileCache: ctx.compileCache,
+      kernelLockRoot: ctx.kernelLockRoot,
+    });
+    this.probe = new ProbeLog(path.join(this.home.dir, 'probe.jsonl'));
+  }
+
+  get lockFile(): string {
+    return `${this.home.configPath}.lock`;
+  }
+
+  /** `openclaw config set gateway.port <port>`, probed. */
+  configSet(backend: Backend, port: number, options: { hold?: ProbeHold; pidNamespace?: boolean } = {}): Invocation {
+    return this.#start(backend, ['config', 'set', 'gateway.port', String(port)], options);
+  }
+
+  /** The OAuth profile write of a provider plugin (fixtures/upsert-oauth-profile.mjs), probed. */
+  upsertOAuthProfile(backend: Backend, profileId: string, options: { hold?: ProbeHold } = {}): Invocation {
+    const agentDir = path.join(this.home.stateDir, 'agents', 'main', 'agent');
+    return this.#start(backend, [this.ctx.runtime.packageDir, agentDir, profileId], { ...options, script: UPSERT });
+  }
+
+  /** `openclaw agent --local --to … --message …` against the mock model, probed. */
+  agentLocal(backend: Backend, message: string): Invocation {
+    return this.#start(
+      backend,
+      ['agent', '--local', '--to', '+17777777710', '--message', message, '--timeout', '300'],
+      {},
+    );
+  }
+
+  #start(
+    backend: Backend,
+    args: string[],
+    options: { hold?: ProbeHold; pidNamespace?: boolean; script?: string },
+  ): Invocation {
+    const invocation = startRuntimeCommand(this.ctx.runtime, this.home, args, {
+      hook: backend === 'kernel-lock',
+      pidNamespace: options.pidNamespace ?? false,
+      preloads: [LOCK_PROBE],
+      env: probeEnv(this.probe, options.hold),
+      ...(options.script === undefined ? {} : { script: options.script }),
+    });
+    this.#spawned.push(invocation);
+    return invocation;
+  }
+
+  /** The first event of `ev` by a process other than `not`, for `target`. */
+  waitFor(
+    ev: ProbeEvent['ev'],
+    what: string,
+    options: { target?: (t: string) => boolean; not?: number; timeoutMs?: number; unless?: Promise<unknown> } = {},
+  ): Promise<ProbeEvent> {
+    return this.probe.waitFor(
+      (e) =>
+        e.ev === ev &&
+        (options.not === undefined || e.pid !== options.not) &&
+        (options.target === undefined || (e.target !== undefined && options.target(e.target))),
+      `${this.name}: ${what}`,
+      options.timeoutMs ?? STARTUP_MS,
+      options.unless,
+    );
+  }
+
+  /** Ends every process this stage started, then the probe. */
+  async end(): Promise<void> {
+    for (const invocation of this.#spawned) invocation.killTree();
+    await Promise.all(this.#spawned.map((invocation) => invocation.exited));
+    this.probe.close();
+  }
+}
+
+/** SIGKILLs the process that holds (the runtime's respawned child, named by the probe), then the rest of its tree. */
+function killHolder(holder: Invocation, holding: ProbeEvent): number {
+  const at = Date.now();
+  process.kill(holding.pid, 'SIGKILL');
+  holder.killTree();
+  return at;
+}
+
+const isConfig = (stage: Stage) => (target: string) => target === stage.home.configPath;
+
+/** (killed) The holder of the config lock is SIGKILLed while a second `config set` waits for it. */
+export interface KilledRow {
+  scenario: 'killed' | 'oauth-killed';
+  backend: Backend;
+  lockRecord: LockRecord;
+  lockRecordText: string | null;
+  /** How long the waiter had been waiting for the lock when the holder was killed. */
+  waitedBeforeKillMs: number;
+  /** The waiter got the lock while the holder was alive (must never happen). */
+  grantedBeforeKill: boolean;
+  /** From the SIGKILL to the waiter's grant. */
+  grantAfterKillMs: number | null;
+  /** The waiter's own outcome: committed its write, exit status. */
+  waiterCommitted: boolean;
+  waiterExit: number | null;
+  waiterSays: string;
+}
+
+export async function killedScenario(ctx: FsSafeContext, backend: Backend): Promise<KilledRow> {
+  const stage = new Stage(ctx, `killed-${backend}`);
+  try {
+    const target = stage.home.configPath;
+    const holder = stage.configSet(backend, 18801, { hold: { target, at: 'granted' } });
+    const holding = await stage.waitFor('holding', 'holder inside the config lock', { unless: holder.exited });
+    const lockRecordText = readIfThere(stage.lockFile);
+    const waiter = stage.configSet(backend, 18802);
+    const called = await stage.waitFor('call', 'waiter at the config lock', {
+      target: isConfig(stage),
+      not: holding.pid,
+      unless: waiter.exited,
+    });
+    // The waiter is in its wait (stock: its retry loop; kernel-lock: the kernel) before the kill.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const grantedEarly = stage.probe.events().some((e) => e.ev === 'granted' && e.pid === called.pid);
+    const killedAt = killHolder(holder, holding);
+    const granted = await stage
+      .waitFor('granted', 'waiter granted after the kill', {
+        not: holding.pid,
+        timeoutMs: 60_000,
+        unless: waiter.exited,
+      })
+      .catch(() => null);
+    const outcome = await waiter.exited;
+    return {
+      scenario: 'killed',
+      backend,
+      lockRecord: lockRecordOf(lockRecordText),
+      lockRecordText,
+      waitedBeforeKillMs: killedAt - called.t,
+      grantedBeforeKill: grantedEarly,
+      grantAfterKillMs: granted === null ? null : granted.t - killedAt,
+      waiterCommitted: configuredPort(stage.home) === 18802,
+      waiterExit: outcome.code,
+      waiterSays: lastLines(outcome),
+    };
+  } finally {
+    await stage.end();
+  }
+}
+
+/**
+ * (oauth-killed) The same with the OAuth profile lock, taken by the runtime's
+ * upsertAuthProfileWithLock (the plugin SDK's, as a provider plugin saves a
+ * credential after its OAuth sign-in). Its options back off up to 10 s
+ * between stock attempts, so the waiter waits 8 s before the kill.
+ */
+export async function oauthKilledScenario(ctx: FsSafeContext, backend: Backend): Promise<KilledRow> {
+  const stage = new Stage(ctx, `oauth-killed-${backend}`);
+  try {
+    const locks = `${path.join(stage.home.stateDir, 'locks', 'oauth-refresh')}/`;
+    const profile = 'openai-codex:kernel-lock';
+    const inLocks = (target: string) => target.startsWith(locks);
+    const holder = stage.upsertOAuthProfile(backend, profile, { hold: { target: locks, at: 'granted' } });
+    const holding = await stage.waitFor('holding', 'holder inside the OAuth profile lock', { unless: holder.exited });
+    const lockRecordText = readIfThere(`${holding.target}.lock`);
+    const waiter = stage.upsertOAuthProfile(backend, profile);
+    const called = await stage.waitFor('call', 'waiter at the OAuth profile lock', {
+      target: inLocks,
+      not: holding.pid,
+      unless: waiter.exited,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 8000));
+    const grantedEarly = stage.probe.events().some((e) => e.ev === 'granted' && e.pid === called.pid);
+    const killedAt = killHolder(holder, holding);
+    const granted = await stage
+      .waitFor('granted', 'waiter granted after the kill', {
+        target: inLocks,
+        not: holding.pid,
+        timeoutMs: 60_000,
+        unless: waiter.exited,
+      })
+      .catch(() => null);
+    const outcome = await waiter.exited;
+    return {
+      scenario: 'oauth-killed',
+      backend,
+      lockRecord: lockRecordOf(lockRecordText),
+      lockRecordText,
+      waitedBeforeKillMs: killedAt - called.t,
+      grantedBeforeKill: grantedEarly,
+      grantAfterKillMs: granted === null ? null : granted.t - killedAt,
+      waiterCommitted: outcome.code === 0 && outcome.stdout.includes('"saved":true'),
+      waiterExit: outcome.code,
+      waiterSays: lastLines(outcome),
+    };
+  } finally {
+    await stage.end();
+  }
+}
+
+/** (torn) A stock holder SIGKILLed between its lock file's creation and its payload write; then one `config set` per backend. */
+export interface TornRow {
+  scenario: 'torn';
+  /** The lock file the killed holder left: its size (0: empty). */
+  leftSize: number | null;
+  stock: { exit: number | null; failedCode: string | null; failedAfterMs: number | null; says: string };
+  kernelLock: { exit: number | null; grantAfterCallMs: number | null; committed: boolean; lockFileAfter: boolean };
+}
+
+export async function tornScenario(ctx: FsSafeContext): Promise<TornRow> {
+  const stage = new Stage(ctx, 'torn');
+  try {
+    const target = stage.home.configPath;
+    const holder = stage.configSet('stock', 18811, { hold: { target, at: 'created' } });
+    const holding = await stage.waitFor('holding', 'stock holder between create and payload', {
+      unless: holder.exited,
+    });
+    killHolder(holder, holding);
+    await holder.exited;
+    const leftSize = existsSync(stage.lockFile) ? statSync(stage.lockFile).size : null;
+    // Stock first, alone: it meets only what the killed holder left.
+    const stock = stage.configSet('stock', 18812);
+    const stockOutcome = await stock.exited;
+    const stockCall = stage.probe.events().find((e) => e.ev === 'call' && e.pid !== holding.pid);
+    const stockFailed = stage.probe.events().find((e) => e.ev === 'failed' && e.pid === stockCall?.pid);
+    const kernel = stage.configSet('kernel-lock', 18813);
+    const kernelCall = await stage
+      .waitFor('call', 'kernel-lock waiter at the lock', {
+        not: stockCall?.pid ?? holding.pid,
+        target: isConfig(stage),
+        unless: kernel.exited,
+      })
+      .catch(() => null);
+    const kernelOutcome = await kernel.exited;
+    const kernelGranted = stage.probe.events().find((e) => e.ev === 'granted' && e.pid === kernelCall?.pid);
+    return {
+      scenario: 'torn',
+      leftSize,
+      stock: {
+        exit: stockOutcome.code,
+        failedCode: stockFailed?.code ?? null,
+        failedAfterMs: stockFailed === undefined || stockCall === undefined ? null : stockFailed.t - stockCall.t,
+        says: lastLines(stockOutcome),
+      },
+      kernelLock: {
+        exit: kernelOutcome.code,
+        grantAfterCallMs: kernelGranted === undefined || kernelCall === null ? null : kernelGranted.t - kernelCall.t,
+        committed: configuredPort(stage.home) === 18813,
+        lockFileAfter: existsSync(stage.lockFile),
+      },
+    };
+  } finally {
+    await stage.end();
+  }
+}
+
+/**
+ * (pidns-live) The holder runs in another pid namespace (another container
+ * on the same state directory) and stays inside the config lock until the
+ * waiter is done: granted (the lock was taken from a live holder) or failed.
+ */
+export interface PidnsRow {
+  scenario: 'pidns-live';
+  backend: Backend;
+  /** The holder's pid in its own namespace (what a stock marker records). */
+  holderPid: number;
+  lockRecord: LockRecord;
+  lockRecordText: string | null;
+  /** The waiter was granted the lock while the holder was alive inside it: an overlap. */
+  overlapped: boolean;
+  /** From the waiter's call to its grant (overlap) or its failure. */
+  waiterGrantedAfterMs: number | null;
+  waiterFailedAfterMs: number | null;
+  waiterFailure: { code: string | undefined; message: string | undefined } | null;
+  waiterExit: number | null;
+  waiterSays: string;
+  /** The holder, released after the waiter: finished its own write. */
+  holderExit: number | null;
+  holderCommitted: boolean;
+}
+
+export async function pidnsLiveScenario(ctx: FsSafeContext, backend: Backend): Promise<PidnsRow> {
+  const stage = new Stage(ctx, `pidns-live-${backend}`);
+  try {
+    const target = stage.home.configPath;
+    const releaseFile = path.join(stage.home.dir, 'release-holder');
+    const holder = stage.configSet(backend, 18821, {
+      hold: { target, at: 'granted', releaseFile },
+      pidNamespace: true,
+    });
+    const holding = await stage.waitFor('holding', 'holder (other pid namespace) inside the config lock', {
+      unless: holder.exited,
+    });
+    const lockRecordText = readIfThere(stage.lockFile);
+    const waiter = stage.configSet(backend, 18822);
+    const called = await stage.waitFor('call', 'waiter at the config lock', {
+      target: isConfig(stage),
+      not: holding.pid,
+      unless: waiter.exited,
+    });
+    // The waiter's verdict: granted (overlap) or failed; either way it is over.
+    const verdict = await stage.probe
+      .waitFor(
+        (e) => e.pid === called.pid && (e.ev === 'granted' || e.ev === 'failed'),
+        `${stage.name}: waiter granted or failed`,
+        60_000,
+        waiter.exited,
+      )
+      .catch(() => null);
+    const releasedAt = Date.now();
+    writeFileSync(releaseFile, '');
+    const [holderOutcome, waiterOutcome] = await Promise.all([holder.exited, waiter.exited]);
+    const overlapped = verdict?.ev === 'granted' && verdict.t < releasedAt;
+    return {
+      scenario: 'pidns-live',
+      backend,
+      holderPid: holding.pid,
+      lockRecord: lockRecordOf(lockRecordText),
+      lockRecordText,
+      overlapped,
+      waiterGrantedAfterMs: verdict?.ev === 'granted' ? verdict.t - called.t : null,
+      waiterFailedAfterMs: verdict?.ev === 'failed' ? verdict.t - called.t : null,
+      waiterFailure: verdict?.ev === 'failed' ? { code: verdict.code, message: verdict.message } : null,
+      waiterExit: waiterOutcome.code,
+      waiterSays: lastLines(waiterOutcome),
+      holderExit: holderOutcome.code,
+      holderCommitted: configuredPort(stage.home) === 18821,
+    };
+  } finally {
+    await stage.end();
+  }
+}
+
+/** (agent) One `openclaw agent --local` turn: the file locks it takes, and whether it ran. */
+export interface AgentRow {
+  scenario: 'agent';
+  backend: Backend;
+  exit: number | null;
+  replied: boolean;
+  /** Each acquisition: api, lock file name, options, and whether it was granted and released. */
+  locks: Array<{
+    api: string;
+    lock: string;
+    options: ProbeEvent['options'];
+    granted: boolean;
+    released: boolean;
+    caller: string[];
+  }>;
+  hookLines: string[];
+  says: string;
+  seconds: number;
+}
+
+export async function agentScenario(ctx: FsSafeContext, backend: Backend, reply: string): Promise<AgentRow> {
+  const stage = new Stage(ctx, `agent-${backend}`);
+  try {
+    const outcome = await stage.agentLocal(backend, `[kl fs-safe-agent-${backend}] hello`).exited;
+    const events = stage.probe.events();
+    const locks = events
+      .filter((e) => e.ev === 'call')
+      .map((call) => {
+        const same = (e: ProbeEvent) => e.pid === call.pid && e.target === call.target;
+        return {
+          api: call.api ?? '',
+          lock: path.relative(stage.home.dir, call.target ?? ''),
+          options: call.options,
+          granted: events.some((e) => e.ev === 'granted' && same(e)),
+          released: events.some((e) => e.ev === 'released' && same(e)),
+          caller: call.caller ?? [],
+        };
+      });
+    return {
+      scenario: 'agent',
+      backend,
+      exit: outcome.code,
+      replied: outcome.stdout.includes(reply),
+      locks,
+      hookLines: [
+        ...new Set(`${outcome.stderr}`.split('\n').filter((line) => line.startsWith('kernel-lock/openclaw:'))),
+      ],
+      says: lastLines(outcome),
+      seconds: outcome.seconds,
+    };
+  } finally {
+    await stage.end();
+  }
+}
