@@ -77,12 +77,12 @@ function report(): string {
     const k = killed.get(backend);
     if (k)
       lines.push(
-        `killed holder, config lock, ${backend}: waiter granted ${ms(k.grantAfterKillMs)} after the SIGKILL (it had waited ${k.waitedBeforeKillMs} ms), committed ${k.waiterCommitted}; record while held: ${k.lockRecord}`,
+        `killed holder, config lock, ${backend}: waiter granted ${ms(k.grantAfterKillMs)} after the SIGKILL (it had waited ${k.waitedBeforeKillMs} ms, ${k.attemptsBeforeKill} create attempts, backoff step around the kill ${ms(k.stepAroundKillMs)}), committed ${k.waiterCommitted}; record while held: ${k.lockRecord}`,
       );
     const o = oauth.get(backend);
     if (o)
       lines.push(
-        `killed holder, OAuth profile lock, ${backend}: waiter granted ${ms(o.grantAfterKillMs)} after the SIGKILL (it had waited ${o.waitedBeforeKillMs} ms), saved ${o.waiterCommitted}; record while held: ${o.lockRecord}`,
+        `killed holder, OAuth profile lock, ${backend}: waiter granted ${ms(o.grantAfterKillMs)} after the SIGKILL (it had waited ${o.waitedBeforeKillMs} ms, ${o.attemptsBeforeKill} create attempts, backoff step around the kill ${ms(o.stepAroundKillMs)}), saved ${o.waiterCommitted}; record while held: ${o.lockRecord}`,
       );
     const p = pidns.get(backend);
     if (p)
@@ -93,7 +93,7 @@ function report(): string {
   const torn = torns.get('both');
   if (torn)
     lines.push(
-      `torn (empty) lock file left by a stock holder killed after create: ${torn.leftSize} bytes; stock config set exit ${torn.stock.exit}, ${torn.stock.failedCode} after ${ms(torn.stock.failedAfterMs)} (${torn.stock.says}); kernel-lock config set exit ${torn.kernelLock.exit}, granted ${ms(torn.kernelLock.grantAfterCallMs)} after asking, committed ${torn.kernelLock.committed}, lock file left: ${torn.kernelLock.lockFileAfter}`,
+      `torn (empty) lock file left by a stock holder killed after create: ${torn.leftSize} bytes; stock config set exit ${torn.stock.exit}, ${torn.stock.failedCode} after ${ms(torn.stock.failedAfterMs)} and ${torn.stock.attempts} create attempts (${torn.stock.says}); kernel-lock config set exit ${torn.kernelLock.exit}, granted ${ms(torn.kernelLock.grantAfterCallMs)} after asking, committed ${torn.kernelLock.committed}, lock file left: ${torn.kernelLock.lockFileAfter}`,
     );
   const agent = agents.get('kernel-lock');
   if (agent)
@@ -176,10 +176,13 @@ describe('openclaw 2026.9.6: the config write lock (`openclaw config set`)', () 
     expect(row.grantAfterKillMs!).toBeLessThan(1000);
     expect(row.waiterCommitted).toBe(true);
     expect(row.waiterExit).toBe(0);
-    // Stock, measured the same way: the runtime's policy reclaims a dead pid of
-    // this pid namespace at its next retry (≤ 250 ms apart), so it commits too.
+    expect(row.attemptsBeforeKill).toBe(0); // it slept in the kernel: no create attempts
+    // Stock, measured the same way: it polls (create attempts ≤ 250 ms apart),
+    // and the runtime's policy reclaims a dead pid of this pid namespace at the
+    // first attempt after the death, so it commits too.
     const stock = killedRow('stock');
     expect(stock.grantedBeforeKill).toBe(false);
+    expect(stock.attemptsBeforeKill).toBeGreaterThan(1);
     expect(stock.waiterCommitted).toBe(true);
   });
 
@@ -219,10 +222,16 @@ describe('openclaw 2026.9.6: the OAuth profile lock (upsertAuthProfileWithLock)'
     expect(kernel.lockRecord).toBe('kernel-lock');
     expect(kernel.grantedBeforeKill).toBe(false);
     expect(kernel.grantAfterKillMs!).toBeLessThan(1000);
+    expect(kernel.attemptsBeforeKill).toBe(0);
     expect(kernel.waiterCommitted).toBe(true);
+    // Stock backs off exponentially (100 ms doubling to 10 s, jittered): after
+    // 8 s of waiting its steps are seconds long, and it gets in at the first
+    // attempt after the death, whenever that falls.
     const stock = oauthRow('stock');
     expect(stock.lockRecord).toBe('legacy-marker');
     expect(stock.grantedBeforeKill).toBe(false);
+    expect(stock.attemptsBeforeKill).toBeGreaterThan(1);
+    expect(stock.stepAroundKillMs!).toBeGreaterThan(1000);
     expect(stock.waiterCommitted).toBe(true);
   });
 });

@@ -10,7 +10,7 @@ export const LOCK_PROBE = path.join(path.dirname(fileURLToPath(import.meta.url))
 
 /** One event of a probed process (see fixtures/lock-probe.mjs). */
 export interface ProbeEvent {
-  ev: 'call' | 'granted' | 'failed' | 'released' | 'holding' | 'resumed' | 'created';
+  ev: 'call' | 'granted' | 'failed' | 'released' | 'holding' | 'resumed' | 'created' | 'attempt';
   /** The process, in its own pid namespace. */
   pid: number;
   /** Date.now() in that process. */
@@ -35,10 +35,11 @@ export interface ProbeHold {
   releaseFile?: string;
 }
 
-/** The environment that turns the probe on for one process. */
-export function probeEnv(log: ProbeLog, hold?: ProbeHold): NodeJS.ProcessEnv {
+/** The environment that turns the probe on for one process (`attempts`: report stock's create attempts too). */
+export function probeEnv(log: ProbeLog, hold?: ProbeHold, attempts = false): NodeJS.ProcessEnv {
   return {
     KL_PROBE_EVENTS: log.file,
+    ...(attempts ? { KL_PROBE_ATTEMPTS: '1' } : {}),
     ...(hold === undefined
       ? {}
       : {
@@ -70,6 +71,11 @@ export class ProbeLog {
       .map((line) => JSON.parse(line) as ProbeEvent);
   }
 
+  /** How many events there are so far (to wait for later ones only). */
+  get count(): number {
+    return this.events().length;
+  }
+
   /**
    * The first event matching `match`, as soon as it is appended; rejects
    * after `timeoutMs`, or when `unless` settles first (the process it
@@ -80,6 +86,7 @@ export class ProbeLog {
     what: string,
     timeoutMs: number,
     unless?: Promise<unknown>,
+    from = 0,
   ): Promise<ProbeEvent> {
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
@@ -91,7 +98,7 @@ export class ProbeLog {
       };
       const check = (): void => {
         try {
-          const found = this.events().find(match);
+          const found = this.events().slice(from).find(match);
           if (found !== undefined) finish(null, found);
         } catch (error) {
           finish(error as Error);

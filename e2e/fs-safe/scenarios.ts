@@ -128,7 +128,7 @@ class Stage {
       hook: backend === 'kernel-lock',
       pidNamespace: options.pidNamespace ?? false,
       preloads: [LOCK_PROBE],
-      env: probeEnv(this.probe, options.hold),
+      env: probeEnv(this.probe, options.hold, true),
       ...(options.script === undefined ? {} : { script: options.script }),
     });
     this.#spawned.push(invocation);
@@ -139,7 +139,14 @@ class Stage {
   waitFor(
     ev: ProbeEvent['ev'],
     what: string,
-    options: { target?: (t: string) => boolean; not?: number; timeoutMs?: number; unless?: Promise<unknown> } = {},
+    options: {
+      target?: (t: string) => boolean;
+      not?: number;
+      timeoutMs?: number;
+      unless?: Promise<unknown>;
+      /** Only events from this index on (ProbeLog.count before the process started). */
+      from?: number;
+    } = {},
   ): Promise<ProbeEvent> {
     return this.probe.waitFor(
       (e) =>
@@ -149,7 +156,16 @@ class Stage {
       `${this.name}: ${what}`,
       options.timeoutMs ?? STARTUP_MS,
       options.unless,
+      options.from,
     );
+  }
+
+  /** Stock fs-safe's create attempts on `lockPath` by process `pid` (kernel-lock makes none: it waits in the kernel). */
+  attempts(pid: number, lockPath: string): number[] {
+    return this.probe
+      .events()
+      .filter((e) => e.ev === 'attempt' && e.pid === pid && e.lockPath === lockPath)
+      .map((e) => e.t);
   }
 
   /** Ends every process this stage started, then the probe. */
@@ -158,6 +174,19 @@ class Stage {
     await Promise.all(this.#spawned.map((invocation) => invocation.exited));
     this.probe.close();
   }
+}
+
+/** The waiter's polling around the kill, from its create attempts. */
+function pollingAround(
+  attempts: number[],
+  killedAt: number,
+): Pick<KilledRow, 'attemptsBeforeKill' | 'stepAroundKillMs'> {
+  const before = attempts.filter((t) => t <= killedAt);
+  const after = attempts.find((t) => t > killedAt);
+  return {
+    attemptsBeforeKill: before.length,
+    stepAroundKillMs: before.length === 0 || after === undefined ? null : after - before.at(-1)!,
+  };
 }
 
 /** SIGKILLs the process that holds (the runtime's respawned child, named by the probe), then the rest of its tree. */
@@ -182,6 +211,9 @@ export interface KilledRow {
   grantedBeforeKill: boolean;
   /** From the SIGKILL to the waiter's grant. */
   grantAfterKillMs: number | null;
+  /** Stock's create attempts (its polling) while it waited, and its backoff step around the kill: last attempt before it to the first after. */
+  attemptsBeforeKill: number;
+  stepAroundKillMs: number | null;
   /** The waiter's own outcome: committed its write, exit status. */
   waiterCommitted: boolean;
   waiterExit: number | null;
@@ -221,6 +253,7 @@ export async function killedScenario(ctx: FsSafeContext, backend: Backend): Prom
       waitedBeforeKillMs: killedAt - called.t,
       grantedBeforeKill: grantedEarly,
       grantAfterKillMs: granted === null ? null : granted.t - killedAt,
+      ...pollingAround(stage.attempts(called.pid, stage.lockFile), killedAt),
       waiterCommitted: configuredPort(stage.home) === 18802,
       waiterExit: outcome.code,
       waiterSays: lastLines(outcome),
@@ -271,6 +304,7 @@ export async function oauthKilledScenario(ctx: FsSafeContext, backend: Backend):
       waitedBeforeKillMs: killedAt - called.t,
       grantedBeforeKill: grantedEarly,
       grantAfterKillMs: granted === null ? null : granted.t - killedAt,
+      ...pollingAround(stage.attempts(called.pid, `${holding.target}.lock`), killedAt),
       waiterCommitted: outcome.code === 0 && outcome.stdout.includes('"saved":true'),
       waiterExit: outcome.code,
       waiterSays: lastLines(outcome),
@@ -285,7 +319,13 @@ export interface TornRow {
   scenario: 'torn';
   /** The lock file the killed holder left: its size (0: empty). */
   leftSize: number | null;
-  stock: { exit: number | null; failedCode: string | null; failedAfterMs: number | null; says: string };
+  stock: {
+    exit: number | null;
+    failedCode: string | null;
+    failedAfterMs: number | null;
+    attempts: number;
+    says: string;
+  };
   kernelLock: { exit: number | null; grantAfterCallMs: number | null; committed: boolean; lockFileAfter: boolean };
 }
 
@@ -322,6 +362,7 @@ export async function tornScenario(ctx: FsSafeContext): Promise<TornRow> {
         exit: stockOutcome.code,
         failedCode: stockFailed?.code ?? null,
         failedAfterMs: stockFailed === undefined || stockCall === undefined ? null : stockFailed.t - stockCall.t,
+        attempts: stockCall === undefined ? 0 : stage.attempts(stockCall.pid, stage.lockFile).length,
         says: lastLines(stockOutcome),
       },
       kernelLock: {

@@ -50,10 +50,12 @@ export function createHome(
     agents: { defaults: { model: { primary: 'mock/mock-1' } } },
   };
   writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
+  // Nothing of the caller's npm, vitest or Node setup: under NODE_ENV=test
+  // (which vitest sets) the runtime skips its own gateway lock.
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(
       ([name]) =>
-        !/^(npm_|OPENCLAW_|NODE_OPTIONS$|NODE_COMPILE_CACHE$|INIT_CWD$|VITEST|KERNEL_LOCK_OPENCLAW)/i.test(name),
+        !/^(npm_|OPENCLAW_|NODE_OPTIONS$|NODE_ENV$|NODE_COMPILE_CACHE$|INIT_CWD$|VITEST|KERNEL_LOCK_OPENCLAW)/i.test(name),
     ),
   );
   return {
