@@ -194,6 +194,7 @@ describe('openclaw 2026.9.6: the config write lock (`openclaw config set`)', () 
     expect(torn.stock.failedAfterMs!).toBeGreaterThan(15_000); // its 80 retries, ~18.8 s at most
     expect(torn.kernelLock.exit).toBe(0);
     expect(torn.kernelLock.committed).toBe(true);
+    expect(torn.kernelLock.grantAfterCallMs, torn.kernelLock.events.join('\n')).not.toBeNull();
     expect(torn.kernelLock.grantAfterCallMs!).toBeLessThan(1000);
     expect(torn.kernelLock.lockFileAfter).toBe(false);
   });

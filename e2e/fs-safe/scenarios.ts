@@ -326,7 +326,14 @@ export interface TornRow {
     attempts: number;
     says: string;
   };
-  kernelLock: { exit: number | null; grantAfterCallMs: number | null; committed: boolean; lockFileAfter: boolean };
+  kernelLock: {
+    exit: number | null;
+    grantAfterCallMs: number | null;
+    committed: boolean;
+    lockFileAfter: boolean;
+    /** Its probe events, for a failure message. */
+    events: string[];
+  };
 }
 
 export async function tornScenario(ctx: FsSafeContext): Promise<TornRow> {
@@ -341,20 +348,16 @@ export async function tornScenario(ctx: FsSafeContext): Promise<TornRow> {
     await holder.exited;
     const leftSize = existsSync(stage.lockFile) ? statSync(stage.lockFile).size : null;
     // Stock first, alone: it meets only what the killed holder left.
-    const stock = stage.configSet('stock', 18812);
-    const stockOutcome = await stock.exited;
-    const stockCall = stage.probe.events().find((e) => e.ev === 'call' && e.pid !== holding.pid);
-    const stockFailed = stage.probe.events().find((e) => e.ev === 'failed' && e.pid === stockCall?.pid);
-    const kernel = stage.configSet('kernel-lock', 18813);
-    const kernelCall = await stage
-      .waitFor('call', 'kernel-lock waiter at the lock', {
-        not: stockCall?.pid ?? holding.pid,
-        target: isConfig(stage),
-        unless: kernel.exited,
-      })
-      .catch(() => null);
-    const kernelOutcome = await kernel.exited;
-    const kernelGranted = stage.probe.events().find((e) => e.ev === 'granted' && e.pid === kernelCall?.pid);
+    const stockFrom = stage.probe.count;
+    const stockOutcome = await stage.configSet('stock', 18812).exited;
+    const stockEvents = stage.probe.events().slice(stockFrom);
+    const stockCall = stockEvents.find((e) => e.ev === 'call' && e.target === target);
+    const stockFailed = stockEvents.find((e) => e.ev === 'failed' && e.pid === stockCall?.pid);
+    const from = stage.probe.count;
+    const kernelOutcome = await stage.configSet('kernel-lock', 18813).exited;
+    const later = stage.probe.events().slice(from);
+    const kernelCall = later.find((e) => e.ev === 'call' && e.target === target);
+    const kernelGranted = later.find((e) => e.ev === 'granted' && e.pid === kernelCall?.pid);
     return {
       scenario: 'torn',
       leftSize,
@@ -367,9 +370,11 @@ export async function tornScenario(ctx: FsSafeContext): Promise<TornRow> {
       },
       kernelLock: {
         exit: kernelOutcome.code,
-        grantAfterCallMs: kernelGranted === undefined || kernelCall === null ? null : kernelGranted.t - kernelCall.t,
+        grantAfterCallMs:
+          kernelGranted === undefined || kernelCall === undefined ? null : kernelGranted.t - kernelCall.t,
         committed: configuredPort(stage.home) === 18813,
         lockFileAfter: existsSync(stage.lockFile),
+        events: later.map((e) => `${e.pid} ${e.ev} ${e.target ?? e.lockPath ?? ''}`),
       },
     };
   } finally {
