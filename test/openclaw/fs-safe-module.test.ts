@@ -60,6 +60,9 @@ describe('recognising @openclaw/fs-safe/file-lock', () => {
       // Nothing of fs-safe's own sidecar code is kept.
       expect(decision.source).not.toContain('sidecar-lock');
       expect(decision.source).not.toContain('file-lock-sync');
+      // No top-level await: the runtime require()s module graphs that include this file (plugins), and Node
+      // refuses a graph with one (ERR_REQUIRE_ASYNC_MODULE).
+      expect(decision.source).not.toMatch(/\bawait\b/);
     },
   );
 
