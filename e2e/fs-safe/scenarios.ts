@@ -220,44 +220,79 @@ export interface KilledRow {
   waiterSays: string;
 }
 
+/** How a killed-holder scenario starts its two processes and judges the waiter. */
+interface KilledPlan {
+  /** The lock, for messages. */
+  lock: string;
+  /** Where the holder is held (ProbeHold.target: a target, or a directory of them ending in `/`). */
+  hold: string;
+  /** Whether an acquisition's target is this lock's. */
+  isTarget: (target: string) => boolean;
+  /** Starts a process taking the lock, held inside it when `hold` is given. */
+  start: (hold?: ProbeHold) => Invocation;
+  /** How long the waiter waits before the holder is killed. */
+  waitMs: number;
+  committed: (outcome: InvocationOutcome) => boolean;
+}
+
+/** A holder inside the lock, a waiter at it for `waitMs`, the holder SIGKILLed: when does the waiter get in? */
+async function killedHolder(
+  stage: Stage,
+  scenario: KilledRow['scenario'],
+  backend: Backend,
+  plan: KilledPlan,
+): Promise<KilledRow> {
+  const holder = plan.start({ target: plan.hold, at: 'granted' });
+  const holding = await stage.waitFor('holding', `holder inside the ${plan.lock}`, { unless: holder.exited });
+  const lockFile = `${holding.target}.lock`;
+  const lockRecordText = readIfThere(lockFile);
+  const waiter = plan.start();
+  const called = await stage.waitFor('call', `waiter at the ${plan.lock}`, {
+    target: plan.isTarget,
+    not: holding.pid,
+    unless: waiter.exited,
+  });
+  // The waiter is in its wait (stock: its retry loop; kernel-lock: the kernel) before the kill.
+  await new Promise((resolve) => setTimeout(resolve, plan.waitMs));
+  const grantedEarly = stage.probe.events().some((e) => e.ev === 'granted' && e.pid === called.pid);
+  const killedAt = killHolder(holder, holding);
+  const granted = await stage
+    .waitFor('granted', 'waiter granted after the kill', {
+      target: plan.isTarget,
+      not: holding.pid,
+      timeoutMs: 60_000,
+      unless: waiter.exited,
+    })
+    .catch(() => null);
+  const outcome = await waiter.exited;
+  return {
+    scenario,
+    backend,
+    lockRecord: lockRecordOf(lockRecordText),
+    lockRecordText,
+    waitedBeforeKillMs: killedAt - called.t,
+    grantedBeforeKill: grantedEarly,
+    grantAfterKillMs: granted === null ? null : granted.t - killedAt,
+    ...pollingAround(stage.attempts(called.pid, lockFile), killedAt),
+    waiterCommitted: plan.committed(outcome),
+    waiterExit: outcome.code,
+    waiterSays: lastLines(outcome),
+  };
+}
+
 export async function killedScenario(ctx: FsSafeContext, backend: Backend): Promise<KilledRow> {
   const stage = new Stage(ctx, `killed-${backend}`);
+  let port = 18800;
   try {
-    const target = stage.home.configPath;
-    const holder = stage.configSet(backend, 18801, { hold: { target, at: 'granted' } });
-    const holding = await stage.waitFor('holding', 'holder inside the config lock', { unless: holder.exited });
-    const lockRecordText = readIfThere(stage.lockFile);
-    const waiter = stage.configSet(backend, 18802);
-    const called = await stage.waitFor('call', 'waiter at the config lock', {
-      target: isConfig(stage),
-      not: holding.pid,
-      unless: waiter.exited,
+    return await killedHolder(stage, 'killed', backend, {
+      lock: 'config lock',
+      hold: stage.home.configPath,
+      isTarget: isConfig(stage),
+      start: (hold) => stage.configSet(backend, ++port, hold === undefined ? {} : { hold }),
+      waitMs: 2000,
+      // The waiter set the second port.
+      committed: () => configuredPort(stage.home) === 18802,
     });
-    // The waiter is in its wait (stock: its retry loop; kernel-lock: the kernel) before the kill.
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    const grantedEarly = stage.probe.events().some((e) => e.ev === 'granted' && e.pid === called.pid);
-    const killedAt = killHolder(holder, holding);
-    const granted = await stage
-      .waitFor('granted', 'waiter granted after the kill', {
-        not: holding.pid,
-        timeoutMs: 60_000,
-        unless: waiter.exited,
-      })
-      .catch(() => null);
-    const outcome = await waiter.exited;
-    return {
-      scenario: 'killed',
-      backend,
-      lockRecord: lockRecordOf(lockRecordText),
-      lockRecordText,
-      waitedBeforeKillMs: killedAt - called.t,
-      grantedBeforeKill: grantedEarly,
-      grantAfterKillMs: granted === null ? null : granted.t - killedAt,
-      ...pollingAround(stage.attempts(called.pid, stage.lockFile), killedAt),
-      waiterCommitted: configuredPort(stage.home) === 18802,
-      waiterExit: outcome.code,
-      waiterSays: lastLines(outcome),
-    };
   } finally {
     await stage.end();
   }
@@ -273,42 +308,15 @@ export async function oauthKilledScenario(ctx: FsSafeContext, backend: Backend):
   const stage = new Stage(ctx, `oauth-killed-${backend}`);
   try {
     const locks = `${path.join(stage.home.stateDir, 'locks', 'oauth-refresh')}/`;
-    const profile = 'openai-codex:kernel-lock';
-    const inLocks = (target: string) => target.startsWith(locks);
-    const holder = stage.upsertOAuthProfile(backend, profile, { hold: { target: locks, at: 'granted' } });
-    const holding = await stage.waitFor('holding', 'holder inside the OAuth profile lock', { unless: holder.exited });
-    const lockRecordText = readIfThere(`${holding.target}.lock`);
-    const waiter = stage.upsertOAuthProfile(backend, profile);
-    const called = await stage.waitFor('call', 'waiter at the OAuth profile lock', {
-      target: inLocks,
-      not: holding.pid,
-      unless: waiter.exited,
+    return await killedHolder(stage, 'oauth-killed', backend, {
+      lock: 'OAuth profile lock',
+      hold: locks,
+      isTarget: (target) => target.startsWith(locks),
+      start: (hold) =>
+        stage.upsertOAuthProfile(backend, 'openai-codex:kernel-lock', hold === undefined ? {} : { hold }),
+      waitMs: 8000,
+      committed: (outcome) => outcome.code === 0 && outcome.stdout.includes('"saved":true'),
     });
-    await new Promise((resolve) => setTimeout(resolve, 8000));
-    const grantedEarly = stage.probe.events().some((e) => e.ev === 'granted' && e.pid === called.pid);
-    const killedAt = killHolder(holder, holding);
-    const granted = await stage
-      .waitFor('granted', 'waiter granted after the kill', {
-        target: inLocks,
-        not: holding.pid,
-        timeoutMs: 60_000,
-        unless: waiter.exited,
-      })
-      .catch(() => null);
-    const outcome = await waiter.exited;
-    return {
-      scenario: 'oauth-killed',
-      backend,
-      lockRecord: lockRecordOf(lockRecordText),
-      lockRecordText,
-      waitedBeforeKillMs: killedAt - called.t,
-      grantedBeforeKill: grantedEarly,
-      grantAfterKillMs: granted === null ? null : granted.t - killedAt,
-      ...pollingAround(stage.attempts(called.pid, `${holding.target}.lock`), killedAt),
-      waiterCommitted: outcome.code === 0 && outcome.stdout.includes('"saved":true'),
-      waiterExit: outcome.code,
-      waiterSays: lastLines(outcome),
-    };
   } finally {
     await stage.end();
   }

@@ -42,8 +42,10 @@ torn transcript lines, seconds lost and the first error.
 skipped with a note, except under CI (CI set), where that is a failure.
 
   --runtime openclaw@VERSION  replay scenarios (a) to (d) in the real runtime
-                   instead of the simulation: installs the runtime and a Node it
-                   supports from the npm registry into ~/.cache/kernel-lock/runtime
+                   instead of the simulation (a version with a session lock
+                   file: 2026.4.24; later ones keep sessions in SQLite):
+                   installs the runtime and a Node it supports from the npm
+                   registry into ~/.cache/kernel-lock/runtime
                    (KERNEL_LOCK_RUNTIME_CACHE to change it) on first use, answers
                    its model calls with a mock on 127.0.0.1, and runs each scenario
                    with the stock lock and with kernel-lock through

@@ -8,15 +8,7 @@
 
 import type { SessionWriteLockTimeoutParams } from '../session/error.js';
 import { createSessionWriteLockModule } from '../session/module.js';
-import {
-  acquireFileLock,
-  acquireFileLockSync,
-  createFileLockManager,
-  drainFileLockManagerForTest,
-  resetFileLockManagerForTest,
-  withFileLock,
-  withFileLockSync,
-} from './fs-safe/index.js';
+import * as fsSafe from './fs-safe/index.js';
 
 type Implementation = (runtime: Readonly<Record<string, unknown>>) => object;
 
@@ -41,15 +33,7 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   // @openclaw/fs-safe 0.18.1 / 0.21.0: dist/file-lock.js, i.e. kernel-lock/fs-safe.
   // Its state (managers, held locks) lives in process-wide tables, so the
   // runtime and any direct import of kernel-lock/fs-safe share it.
-  'fs-safe/file-lock@0.18.1': () => ({
-    acquireFileLock,
-    acquireFileLockSync,
-    createFileLockManager,
-    drainFileLockManagerForTest,
-    resetFileLockManagerForTest,
-    withFileLock,
-    withFileLockSync,
-  }),
+  'fs-safe/file-lock@0.18.1': () => fsSafe,
 };
 
 /**

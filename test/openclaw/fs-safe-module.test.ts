@@ -8,6 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import * as stock18 from 'fs-safe-0-18/file-lock';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as fsSafe from '../../src/openclaw/fs-safe/index.js';
 import { IMPLEMENTATIONS } from '../../src/openclaw/implementations.js';
@@ -19,15 +20,8 @@ const LIBRARY = 'file:///opt/kernel-lock/dist/openclaw.js';
 const MODULE = '@openclaw/fs-safe/file-lock';
 const published = (alias: string): string => path.join(root, 'node_modules', alias);
 const fileLock = (alias: string): Buffer => readFileSync(path.join(published(alias), 'dist', 'file-lock.js'));
-const SEVEN = [
-  'acquireFileLock',
-  'acquireFileLockSync',
-  'createFileLockManager',
-  'drainFileLockManagerForTest',
-  'resetFileLockManagerForTest',
-  'withFileLock',
-  'withFileLockSync',
-];
+/** The exports of the published `@openclaw/fs-safe/file-lock`. */
+const SEVEN = Object.keys(stock18).sort();
 
 const work = tempDir('kernel-lock-openclaw-fs-safe-');
 afterAll(() => work.cleanup());
