@@ -21,6 +21,14 @@ export interface RuntimeHome {
   env: NodeJS.ProcessEnv;
 }
 
+/**
+ * The caller's environment the runtime does not get: its npm, vitest and
+ * Node setup, and any runtime or hook settings. Under NODE_ENV=test (which
+ * vitest sets) the runtime skips its own gateway lock.
+ */
+const NOT_INHERITED =
+  /^(npm_|OPENCLAW_|NODE_OPTIONS$|NODE_ENV$|NODE_COMPILE_CACHE$|INIT_CWD$|VITEST|KERNEL_LOCK_OPENCLAW)/i;
+
 /** Creates a state directory whose config points the runtime at the mock model. */
 export function createHome(
   dir: string,
@@ -50,14 +58,7 @@ export function createHome(
     agents: { defaults: { model: { primary: 'mock/mock-1' } } },
   };
   writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
-  // Nothing of the caller's npm, vitest or Node setup: under NODE_ENV=test
-  // (which vitest sets) the runtime skips its own gateway lock.
-  const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([name]) =>
-        !/^(npm_|OPENCLAW_|NODE_OPTIONS$|NODE_ENV$|NODE_COMPILE_CACHE$|INIT_CWD$|VITEST|KERNEL_LOCK_OPENCLAW)/i.test(name),
-    ),
-  );
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !NOT_INHERITED.test(name)));
   return {
     dir,
     stateDir,
