@@ -15,19 +15,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureRuntime, type InstalledRuntime, runtimeCacheDir } from '../../src/demo/runtime/install.js';
 import { freePort } from '../../src/demo/runtime/main.js';
 import { MOCK_REPLY, MockModel } from '../../src/demo/runtime/mock-model.js';
+import { type KilledRow, killedScenario, oauthKilledScenario } from './killed.js';
 import {
   type AgentRow,
   agentScenario,
-  type Backend,
-  type FsSafeContext,
-  type KilledRow,
-  killedScenario,
-  oauthKilledScenario,
   type PidnsRow,
   pidnsLiveScenario,
   type TornRow,
   tornScenario,
 } from './scenarios.js';
+import type { Backend, FsSafeContext } from './stage.js';
 
 const SPEC = 'openclaw@2026.9.6';
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
