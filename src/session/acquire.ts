@@ -141,6 +141,11 @@ export async function acquireSessionWriteLockWith(
         timeout: remaining(),
         // The runtime's release deletes its lock file, and old-version
         // processes need that to get in after us during a rolling upgrade.
+        // Unlike the library default: the session lock file's only lockers
+        // are kernel-lock (which re-checks the inode after locking) and
+        // legacy O_EXCL writers, which never lock and wait for the marker to
+        // disappear (docs/MIGRATION.md). A file holding anything but a
+        // record or marker is still never removed.
         removeOnRelease: true,
         ...(params.owner === undefined ? {} : { owner: params.owner }),
       });
