@@ -56,6 +56,21 @@ describe('exports', () => {
     expect(typeof session.isSessionWriteLockTimeoutError).toBe('function');
   });
 
+  it("has the later generations' stale error exports (session-write-lock-error.ts since 2026.5)", () => {
+    expect(typeof session.SessionWriteLockStaleError).toBe('function');
+    expect(session.SESSION_WRITE_LOCK_STALE_CODE).toBe('OPENCLAW_SESSION_WRITE_LOCK_STALE');
+    expect(typeof session.isSessionWriteLockStaleError).toBe('function');
+    expect(typeof session.isSessionWriteLockAcquireError).toBe('function');
+  });
+
+  it('the returned lock has the 2026.4.24 release() and the fenced API of later generations', async () => {
+    const lock = await acquireSessionWriteLock({ sessionFile: path.join(dir, 'x.jsonl') });
+    expect(Object.keys(lock).sort()).toEqual(
+      ['assertCurrent', 'assertOwned', 'fencingToken', 'lockPath', 'release', 'signal', 'write', 'writeSync'].sort(),
+    );
+    await lock.release();
+  });
+
   it('__testing has the runtime shape; kernel-lock installs no cleanup signal handlers', () => {
     expect(Object.keys(__testing).sort()).toEqual(
       ['cleanupSignals', 'handleTerminationSignal', 'releaseAllLocksSync', 'runLockWatchdogCheck'].sort(),
