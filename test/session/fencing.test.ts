@@ -18,7 +18,7 @@ import {
   SessionWriteLockStaleError,
   SessionWriteLockTimeoutError,
 } from '../../src/session/index.js';
-import { fixture, lineFrom, sleep, tempDir } from '../helpers.js';
+import { fixture, lineFrom, holdInChild as lockInChild, releaseInChild, sleep, tempDir } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -416,5 +416,25 @@ describe('reentrancy and supersession', () => {
     } finally {
       stderr.mockRestore();
     }
+  });
+});
+
+describe('the lock file (`.jsonl.lock`) beside the lease', () => {
+  it('waits for a plain flock holder of it (an earlier kernel-lock version), names it, and leaves no lease held', async () => {
+    const sessionFile = path.join(dir, 'm.jsonl');
+    const lockPath = `${sessionFile}.lock`;
+    const earlier = await lockInChild(lockPath, { removeOnRelease: true });
+    children.add(earlier.child);
+    const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 500 }));
+    expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
+    expect(error.pid).toBe(earlier.pid);
+    // The lease taken before the wait was given back: another process gets the session as soon as the flock is free.
+    await releaseInChild(earlier);
+    const { lines } = start(['token', sessionFile]);
+    await until('the other process', () => lines.some((l) => l.startsWith('token ')), 5_000);
+    const lock = await acquireSessionWriteLock({ sessionFile, timeoutMs: 2_000 });
+    expect(parseRecord(readFileSync(lockPath))?.pid).toBe(process.pid);
+    await lock.release();
+    expect(existsSync(lockPath)).toBe(false);
   });
 });
