@@ -34,10 +34,14 @@ afterEach(() => {
 });
 
 /** Starts the fixture; `lines` collects its stdout lines. */
-function start(args: string[], prefix: string[] = []): { child: ChildProcess; lines: string[] } {
+function start(
+  args: string[],
+  prefix: string[] = [],
+): { child: ChildProcess; lines: string[]; exited: Promise<unknown> } {
   const command = [...prefix, process.execPath, fixture('session-fenced.mjs'), ...args];
   const child = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
   children.add(child);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
   const lines: string[] = [];
   let buffered = '';
   child.stdout!.on('data', (chunk: Buffer) => {
@@ -46,7 +50,7 @@ function start(args: string[], prefix: string[] = []): { child: ChildProcess; li
     buffered = parts.pop()!;
     lines.push(...parts);
   });
-  return { child, lines };
+  return { child, lines, exited };
 }
 
 async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
@@ -63,12 +67,13 @@ async function holdInChild(
   options: object,
   writes?: { transcript: string; interval: string },
   prefix: string[] = [],
-): Promise<{ child: ChildProcess; lines: string[]; token: bigint; lockedAt: number }> {
+): Promise<{ child: ChildProcess; lines: string[]; token: bigint; lockedAt: number; grantedAt: number }> {
   const args = ['hold', sessionFile, JSON.stringify(options)];
   if (writes) args.push(writes.transcript, writes.interval);
   const { child, lines } = start(args, prefix);
   const locked = await lineFrom(child, 'locked');
-  return { child, lines, token: BigInt(locked.split(' ')[2]!), lockedAt: performance.now() };
+  const [, , token, grantedAt] = locked.split(' ');
+  return { child, lines, token: BigInt(token!), lockedAt: performance.now(), grantedAt: Number(grantedAt) };
 }
 
 async function releaseChild(child: ChildProcess): Promise<void> {
@@ -298,8 +303,9 @@ describe('maxHoldMs with fencing: true: a waiter supersedes the hold', () => {
       written = stderr.mock.calls.map((c) => String(c[0]));
       stderr.mockRestore();
     }
-    const waited = performance.now() - old.lockedAt;
-    expect(waited).toBeGreaterThan(300); // not before the holder's maxHoldMs (less the start-up of the line)
+    // Not before the holder's maxHoldMs, counted from its grant (its line follows the grant by a few ms).
+    const waited = Date.now() - old.grantedAt;
+    expect(waited).toBeGreaterThan(300);
     expect(waited).toBeLessThan(10_000);
     expect(lock.fencingToken > old.token).toBe(true);
     const line = written.find((l) => l.includes('superseded lock'));
@@ -404,9 +410,9 @@ describe('reentrancy and supersession', () => {
     try {
       const old = await acquireSessionWriteLock({ sessionFile, fencing: true, maxHoldMs: 100 });
       // Another process supersedes it.
-      const { child, lines } = start(['token', sessionFile]);
+      const { lines, exited } = start(['token', sessionFile]);
       await until('the other process', () => lines.some((l) => l.startsWith('token ')));
-      await new Promise((resolve) => child.once('exit', resolve));
+      await exited;
       await until('the notice', () => old.signal.aborted, 5_000);
       const joined = await acquireSessionWriteLock({ sessionFile, allowReentrant: true, timeoutMs: 2_000 });
       expect(joined.fencingToken > old.fencingToken).toBe(true);
