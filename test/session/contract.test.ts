@@ -17,7 +17,7 @@ import {
   resetSessionWriteLockStateForTest,
   SessionWriteLockTimeoutError,
 } from '../../src/session/index.js';
-import { tempDir } from '../helpers.js';
+import { rejection, tempDir } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -28,15 +28,6 @@ afterEach(() => {
   resetSessionWriteLockStateForTest();
   cleanup();
 });
-
-async function rejection(promise: Promise<unknown>): Promise<Error & Record<string, unknown>> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error & Record<string, unknown>;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('exports', () => {
   it("has every export of the runtime's two modules", () => {

@@ -18,7 +18,15 @@ import {
   SessionWriteLockStaleError,
   SessionWriteLockTimeoutError,
 } from '../../src/session/index.js';
-import { fixture, lineFrom, holdInChild as lockInChild, releaseInChild, sleep, tempDir } from '../helpers.js';
+import {
+  fixture,
+  lineFrom,
+  holdInChild as lockInChild,
+  rejection,
+  releaseInChild,
+  sleep,
+  tempDir,
+} from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -82,13 +90,24 @@ async function releaseChild(child: ChildProcess): Promise<void> {
   await released;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<Error & Record<string, unknown>> {
+/** Checks that every transcript line from the first one of `token` on is `token`'s; returns that line's index. */
+function expectNothingLate(transcript: string, token: bigint): number {
+  const rows = readFileSync(transcript, 'utf8').trim().split('\n');
+  const first = rows.findIndex((r) => r.startsWith(`${token} `));
+  expect(first).toBeGreaterThanOrEqual(0);
+  expect(rows.slice(first).every((r) => r.startsWith(`${token} `))).toBe(true);
+  return first;
+}
+
+/** Runs `fn` with this process's stderr captured (the watchdog's and the successor's lines); returns them too. */
+async function capturingStderr<T>(fn: () => Promise<T>): Promise<{ value: T; lines: string[] }> {
+  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
   try {
-    await promise;
-  } catch (error) {
-    return error as Error & Record<string, unknown>;
+    const value = await fn();
+    return { value, lines: stderr.mock.calls.map((c) => String(c[0])) };
+  } finally {
+    stderr.mockRestore();
   }
-  throw new Error('expected a rejection');
 }
 
 function staleOf(fn: () => unknown): SessionWriteLockStaleError {
@@ -270,21 +289,20 @@ describe('write() and writeSync() hold the fence', () => {
 describe('maxHoldMs without fencing: the hold’s own watchdog fences it', () => {
   it('aborts signal with SessionWriteLockStaleError (hold-exceeded); assertCurrent() and write() throw it', async () => {
     const sessionFile = path.join(dir, 's.jsonl');
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    try {
-      const lock = await acquireSessionWriteLock({ sessionFile, maxHoldMs: 200 });
-      await until('the watchdog', () => lock.signal.aborted, 5_000);
-      const reason = lock.signal.reason as SessionWriteLockStaleError;
-      expect(reason).toBeInstanceOf(SessionWriteLockStaleError);
-      expect(reason.staleReasons).toEqual(['lease-lost', 'hold-exceeded']);
-      expect(staleOf(() => lock.assertCurrent())).toBe(reason);
-      expect(await rejection(lock.write(() => undefined))).toBe(reason);
-      const next = await acquireSessionWriteLock({ sessionFile, timeoutMs: 1_000 });
-      expect(next.fencingToken > lock.fencingToken).toBe(true);
-      await next.release();
-    } finally {
-      stderr.mockRestore();
-    }
+    const { value: lock, lines } = await capturingStderr(async () => {
+      const held = await acquireSessionWriteLock({ sessionFile, maxHoldMs: 200 });
+      await until('the watchdog', () => held.signal.aborted, 5_000);
+      return held;
+    });
+    expect(lines.some((l) => l.startsWith('[session-write-lock] releasing lock held for'))).toBe(true);
+    const reason = lock.signal.reason as SessionWriteLockStaleError;
+    expect(reason).toBeInstanceOf(SessionWriteLockStaleError);
+    expect(reason.staleReasons).toEqual(['lease-lost', 'hold-exceeded']);
+    expect(staleOf(() => lock.assertCurrent())).toBe(reason);
+    expect(await rejection(lock.write(() => undefined))).toBe(reason);
+    const next = await acquireSessionWriteLock({ sessionFile, timeoutMs: 1_000 });
+    expect(next.fencingToken > lock.fencingToken).toBe(true);
+    await next.release();
   });
 });
 
@@ -294,15 +312,9 @@ describe('maxHoldMs with fencing: true: a waiter supersedes the hold', () => {
     const lockPath = `${sessionFile}.lock`;
     const transcript = path.join(dir, 'transcript.txt');
     const old = await holdInChild(sessionFile, { fencing: true, maxHoldMs: 400 }, { transcript, interval: '5' });
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    let lock: Awaited<ReturnType<typeof acquireSessionWriteLock>>;
-    let written: string[];
-    try {
-      lock = await acquireSessionWriteLock({ sessionFile, timeoutMs: 15_000, fencing: true, maxHoldMs: 60_000 });
-    } finally {
-      written = stderr.mock.calls.map((c) => String(c[0]));
-      stderr.mockRestore();
-    }
+    const { value: lock, lines: written } = await capturingStderr(() =>
+      acquireSessionWriteLock({ sessionFile, timeoutMs: 15_000, fencing: true, maxHoldMs: 60_000 }),
+    );
     // Not before the holder's maxHoldMs, counted from its grant (its line follows the grant by a few ms).
     const waited = Date.now() - old.grantedAt;
     expect(waited).toBeGreaterThan(300);
@@ -333,10 +345,7 @@ describe('maxHoldMs with fencing: true: a waiter supersedes the hold', () => {
     await releaseChild(old.child);
     expect(parseRecord(readFileSync(lockPath))?.pid).toBe(process.pid);
     lock.assertCurrent();
-    const rows = readFileSync(transcript, 'utf8').trim().split('\n');
-    const firstNew = rows.findIndex((r) => r.startsWith(`${lock.fencingToken} `));
-    expect(firstNew).toBeGreaterThan(0); // the old holder did write before
-    expect(rows.slice(firstNew).every((r) => r.startsWith(`${lock.fencingToken} `))).toBe(true);
+    expect(expectNothingLate(transcript, lock.fencingToken)).toBeGreaterThan(0); // the old holder did write before
     await lock.release();
     expect(existsSync(lockPath)).toBe(false);
     expect(legacyCreate(lockPath)).toBe('created');
@@ -345,33 +354,28 @@ describe('maxHoldMs with fencing: true: a waiter supersedes the hold', () => {
   it('supersedes a wedged holder (its event loop blocked: its own watchdog cannot run); without fencing nobody does', async () => {
     const sessionFile = path.join(dir, 'w.jsonl');
     const transcript = path.join(dir, 'transcript.txt');
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    try {
-      const wedged = await holdInChild(sessionFile, { maxHoldMs: 200 }, { transcript, interval: 'wedged:3000' });
-      // A waiter's own `fencing` and maxHoldMs change nothing: supersession is the holder's choice.
-      const error = await rejection(
-        acquireSessionWriteLock({ sessionFile, timeoutMs: 1_500, fencing: true, maxHoldMs: 1 }),
-      );
-      expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
-      expect(error.pid).toBe(wedged.child.pid);
-      wedged.child.kill('SIGKILL');
+    const wedged = await holdInChild(sessionFile, { maxHoldMs: 200 }, { transcript, interval: 'wedged:3000' });
+    // A waiter's own `fencing` and maxHoldMs change nothing: supersession is the holder's choice.
+    const error = await rejection(
+      acquireSessionWriteLock({ sessionFile, timeoutMs: 1_500, fencing: true, maxHoldMs: 1 }),
+    );
+    expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
+    expect(error.pid).toBe(wedged.child.pid);
+    wedged.child.kill('SIGKILL');
 
-      const fenced = await holdInChild(
-        sessionFile,
-        { fencing: true, maxHoldMs: 200 },
-        { transcript, interval: 'wedged:3000' },
-      );
-      const lock = await acquireSessionWriteLock({ sessionFile, timeoutMs: 10_000 });
-      expect(performance.now() - fenced.lockedAt).toBeLessThan(2_500); // before the wedge ends
-      await until('the wedged write', () => fenced.lines.some((l) => l.startsWith('wedge-write')));
-      expect(fenced.lines.find((l) => l.startsWith('wedge-write'))).toBe(
-        'wedge-write OPENCLAW_SESSION_WRITE_LOCK_STALE lease-lost,superseded',
-      );
-      expect(existsSync(transcript)).toBe(false);
-      await lock.release();
-    } finally {
-      stderr.mockRestore();
-    }
+    const fenced = await holdInChild(
+      sessionFile,
+      { fencing: true, maxHoldMs: 200 },
+      { transcript, interval: 'wedged:3000' },
+    );
+    const { value: lock } = await capturingStderr(() => acquireSessionWriteLock({ sessionFile, timeoutMs: 10_000 }));
+    expect(performance.now() - fenced.lockedAt).toBeLessThan(2_500); // before the wedge ends
+    await until('the wedged write', () => fenced.lines.some((l) => l.startsWith('wedge-write')));
+    expect(fenced.lines.find((l) => l.startsWith('wedge-write'))).toBe(
+      'wedge-write OPENCLAW_SESSION_WRITE_LOCK_STALE lease-lost,superseded',
+    );
+    expect(existsSync(transcript)).toBe(false);
+    await lock.release();
   }, 30_000);
 
   it('fences a holder in another pid namespace the same way', async () => {
@@ -384,44 +388,32 @@ describe('maxHoldMs with fencing: true: a waiter supersedes the hold', () => {
       { transcript, interval: '10' },
       unshare,
     );
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    try {
-      const lock = await acquireSessionWriteLock({ sessionFile, timeoutMs: 10_000 });
-      expect(lock.fencingToken > other.token).toBe(true);
-      await lock.write(() => writeFileSync(transcript, `${lock.fencingToken} new\n`, { flag: 'a' }));
-      await until('the other namespace’s holder to be refused', () => other.lines.some((l) => l.startsWith('refused')));
-      expect(other.lines.find((l) => l.startsWith('refused'))).toBe(
-        'refused OPENCLAW_SESSION_WRITE_LOCK_STALE lease-lost,superseded',
-      );
-      const rows = readFileSync(transcript, 'utf8').trim().split('\n');
-      const firstNew = rows.findIndex((r) => r.startsWith(`${lock.fencingToken} `));
-      expect(rows.slice(firstNew).every((r) => r.startsWith(`${lock.fencingToken} `))).toBe(true);
-      await lock.release();
-    } finally {
-      stderr.mockRestore();
-    }
+    const { value: lock } = await capturingStderr(() => acquireSessionWriteLock({ sessionFile, timeoutMs: 10_000 }));
+    expect(lock.fencingToken > other.token).toBe(true);
+    await lock.write(() => writeFileSync(transcript, `${lock.fencingToken} new\n`, { flag: 'a' }));
+    await until('the other namespace’s holder to be refused', () => other.lines.some((l) => l.startsWith('refused')));
+    expect(other.lines.find((l) => l.startsWith('refused'))).toBe(
+      'refused OPENCLAW_SESSION_WRITE_LOCK_STALE lease-lost,superseded',
+    );
+    expectNothingLate(transcript, lock.fencingToken);
+    await lock.release();
   }, 30_000);
 });
 
 describe('reentrancy and supersession', () => {
   it('a reentrant acquisition never joins a hold that was superseded', async () => {
     const sessionFile = path.join(dir, 'r.jsonl');
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    try {
-      const old = await acquireSessionWriteLock({ sessionFile, fencing: true, maxHoldMs: 100 });
-      // Another process supersedes it.
-      const { lines, exited } = start(['token', sessionFile]);
-      await until('the other process', () => lines.some((l) => l.startsWith('token ')));
-      await exited;
-      await until('the notice', () => old.signal.aborted, 5_000);
-      const joined = await acquireSessionWriteLock({ sessionFile, allowReentrant: true, timeoutMs: 2_000 });
-      expect(joined.fencingToken > old.fencingToken).toBe(true);
-      joined.assertCurrent();
-      await joined.release();
-      await old.release();
-    } finally {
-      stderr.mockRestore();
-    }
+    const old = await acquireSessionWriteLock({ sessionFile, fencing: true, maxHoldMs: 100 });
+    // Another process supersedes it.
+    const { lines, exited } = start(['token', sessionFile]);
+    await until('the other process', () => lines.some((l) => l.startsWith('token ')));
+    await exited;
+    await until('the notice', () => old.signal.aborted, 5_000);
+    const joined = await acquireSessionWriteLock({ sessionFile, allowReentrant: true, timeoutMs: 2_000 });
+    expect(joined.fencingToken > old.fencingToken).toBe(true);
+    joined.assertCurrent();
+    await joined.release();
+    await old.release();
   });
 });
 
