@@ -4,17 +4,38 @@
 // hold's `signal` is aborted with it, and a stale hold leaves the table of
 // held sessions so that a reentrant acquisition never joins it.
 import { LeaseStaleError } from '../lease/errors.js';
-import type { Lease } from '../lease/lease.js';
-import type { LockHandle } from '../lock/handle.js';
 import { type SessionStaleCause, type SessionWriteLockStaleError, staleError } from './stale-error.js';
+
+/**
+ * What a hold needs from its engine: a fenced lease (src/lease/ on files;
+ * any engine whose stale holds throw LeaseStaleError fits).
+ */
+export interface FencedHold {
+  readonly token: bigint;
+  /** Aborted (reason: a LeaseStaleError) when superseded, released or replaced. */
+  readonly signal: AbortSignal;
+  assertCurrent(): void;
+  write<T>(fn: () => T | Promise<T>): Promise<T>;
+  writeSync<T>(fn: () => T, options?: { timeout?: number }): T;
+  release(): Promise<void>;
+  releaseSync(): void;
+}
+
+/** What an engine keeps beside the lease for the runtime's other readers (the `.jsonl.lock` file on files). */
+export interface SessionMarker {
+  /** Takes it off its path; called under the lease's fence, only while the hold is current. */
+  removeFromPath(): void;
+  /** Drops it, leaving the path alone. */
+  close(): void;
+}
 
 /** One session held by this process (through a fenced lease and its marker), shared by reentrant acquisitions. */
 export interface HeldSession {
   key: string;
   lockPath: string;
-  lease: Lease;
-  /** The session's lock file as old-version processes and `kernel-lock status` see it; null once closed. */
-  marker: LockHandle | null;
+  lease: FencedHold;
+  /** The session's lock file as old-version processes and `kernel-lock status` see it; null once closed (or none). */
+  marker: SessionMarker | null;
   count: number;
   /** Date.now() at grant: the runtime's watchdog arithmetic (runLockWatchdogCheck(nowMs)). */
   acquiredAt: number;

@@ -14,7 +14,7 @@ import { processIdentity } from '../proc/identity.js';
 import type { SessionLockHolder } from './error.js';
 import type { Grant } from './held.js';
 import { formatAge, kernelHolder, leaseHolderPid } from './holder-detail.js';
-import { replaceMarker, takeMarker } from './marker.js';
+import { replaceMarker, sessionMarker, takeMarker } from './marker.js';
 
 /** The lease file of a session, beside its lock file. */
 export function leasePathFor(key: string): string {
@@ -107,7 +107,7 @@ export async function acquireOnFiles(req: FileHoldRequest): Promise<Grant> {
     key: req.key,
     lockPath: req.lockPath,
     lease: held,
-    marker,
+    marker: marker === null ? null : sessionMarker(marker, req.lockPath),
     maxHoldMs: req.maxHoldMs,
     fencing: req.fencing,
   };

@@ -5,20 +5,19 @@
 // `fencing`), or, with `fencing`, by a waiter superseding it past maxHoldMs;
 // in the last two cases it is stale: its `signal` aborts with a
 // SessionWriteLockStaleError, and assertCurrent() and fenced writes throw it.
-import type { Lease } from '../lease/lease.js';
-import type { LockHandle } from '../lock/handle.js';
 import {
   assertCurrent,
+  type FencedHold,
   fencedWrite,
   fencedWriteSync,
   followLease,
   type HeldSession,
   isCurrent,
   markStale,
+  type SessionMarker,
 } from './currency.js';
-import { unlinkMarker } from './marker.js';
 
-export type { HeldSession };
+export type { FencedHold, HeldSession, SessionMarker };
 
 /** A held session write lock, as acquireSessionWriteLock() returns it. */
 export interface SessionWriteLock {
@@ -84,7 +83,7 @@ export function currentHold(key: string): HeldSession | undefined {
   return entry !== undefined && !entry.ended && isCurrent(entry) ? entry : undefined;
 }
 
-function startEnding(entry: HeldSession): LockHandle | null {
+function startEnding(entry: HeldSession): SessionMarker | null {
   entry.ended = true;
   if (entry.watchdog !== undefined) clearTimeout(entry.watchdog);
   forget(entry);
@@ -103,11 +102,11 @@ async function endHold(entry: HeldSession): Promise<void> {
   const marker = startEnding(entry);
   if (marker !== null) {
     try {
-      await entry.lease.write(() => unlinkMarker(marker, entry.lockPath));
+      await entry.lease.write(() => marker.removeFromPath());
     } catch {
       // Stale: the path belongs to a successor now, or to nobody.
     }
-    marker.releaseSync();
+    marker.close();
   }
   markStale(entry, 'released');
   await entry.lease.release();
@@ -118,11 +117,11 @@ function endHoldSync(entry: HeldSession): void {
   const marker = startEnding(entry);
   if (marker !== null) {
     try {
-      entry.lease.writeSync(() => unlinkMarker(marker, entry.lockPath), { timeout: 0 });
+      entry.lease.writeSync(() => marker.removeFromPath(), { timeout: 0 });
     } catch {
       // Stale, or the fence is busy: leaving a marker of ours is harmless, the next holder takes it.
     }
-    marker.releaseSync();
+    marker.close();
   }
   markStale(entry, 'released');
   entry.lease.releaseSync();
@@ -162,12 +161,12 @@ export function share(entry: HeldSession): SessionWriteLock {
   };
 }
 
-/** What acquisition hands over: a granted lease and its marker. */
+/** What an engine's acquisition hands over: a granted lease and its marker. */
 export interface Grant {
   key: string;
   lockPath: string;
-  lease: Lease;
-  marker: LockHandle | null;
+  lease: FencedHold;
+  marker: SessionMarker | null;
   maxHoldMs: number;
   fencing: boolean;
 }

@@ -23,9 +23,13 @@ import { lock } from '../lock/acquire.js';
 import type { LockHandle } from '../lock/handle.js';
 import { native } from '../lock/native.js';
 import { isKernelLockRecord, MAX_RECORD_BYTES, parseRecord } from '../lock/owner-record.js';
+import type { SessionMarker } from './currency.js';
 
 /** The marker a hold keeps, or null when it has none (it lost it during its own takeover). */
 export type Marker = LockHandle | null;
+
+/** Longest file name (bytes) on Linux file systems. */
+const NAME_MAX = 255;
 
 function lockOptions(owner: string | undefined, timeout: number) {
   // The marker is removed by the rules above, never by the core's release.
@@ -44,10 +48,9 @@ export function takeMarker(lockPath: string, owner: string | undefined, timeout:
  * superseded in turn before the rename.
  */
 export async function replaceMarker(lockPath: string, owner: string | undefined, lease: Lease): Promise<Marker> {
-  const fresh = path.join(
-    path.dirname(lockPath),
-    `.${path.basename(lockPath)}.${process.pid}-${randomBytes(4).toString('hex')}.takeover`,
-  );
+  const suffix = `${process.pid}-${randomBytes(4).toString('hex')}.takeover`;
+  const named = `.${path.basename(lockPath)}.${suffix}`;
+  const fresh = path.join(path.dirname(lockPath), Buffer.byteLength(named) <= NAME_MAX ? named : `.${suffix}`);
   const handle = await lock(fresh, lockOptions(owner, 0));
   try {
     await lease.write(() => renameSync(fresh, lockPath));
@@ -81,7 +84,7 @@ function holdsOurRecord(fd: number): boolean {
  * holds our record (never a file that an old-version process put there, or
  * someone's data). Call it under the fence, and only while current.
  */
-export function unlinkMarker(marker: LockHandle, lockPath: string): void {
+function unlinkMarker(marker: LockHandle, lockPath: string): void {
   let same = false;
   try {
     same = native.verify(marker.fd, lockPath);
@@ -94,4 +97,12 @@ export function unlinkMarker(marker: LockHandle, lockPath: string): void {
   } catch {
     // Already gone (removed by hand): the goal is reached.
   }
+}
+
+/** The hold's view of its marker (see SessionMarker). */
+export function sessionMarker(marker: LockHandle, lockPath: string): SessionMarker {
+  return {
+    removeFromPath: () => unlinkMarker(marker, lockPath),
+    close: () => marker.releaseSync(),
+  };
 }
