@@ -307,6 +307,16 @@ describe('maxHoldMs without fencing: the hold’s own watchdog fences it', () =>
 });
 
 describe('maxHoldMs with fencing: true: a waiter supersedes the hold', () => {
+  it('fencing must be a boolean, checked before anything is created', async () => {
+    const sessionFile = path.join(dir, 'v', 's.jsonl');
+    for (const fencing of ['yes', 1, null]) {
+      const error = await rejection(acquireSessionWriteLock({ sessionFile, fencing: fencing as unknown as boolean }));
+      expect(error).toBeInstanceOf(TypeError);
+      expect(error.message).toBe(`kernel-lock/session: fencing must be a boolean, got ${JSON.stringify(fencing)}`);
+    }
+    expect(existsSync(path.join(dir, 'v'))).toBe(false);
+  });
+
   it('supersedes a live holder in another process that keeps writing; none of its writes lands after the successor’s first', async () => {
     const sessionFile = path.join(dir, 's.jsonl');
     const lockPath = `${sessionFile}.lock`;
