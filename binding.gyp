@@ -4,9 +4,12 @@
       "target_name": "kernel_lock",
       "sources": [
         "native/addon.cc",
+        "native/async_turn.cc",
         "native/async_waiter.cc",
         "native/interrupt.cc",
         "native/lock_ops.cc",
+        "native/posix_table.cc",
+        "native/record_content.cc",
         "native/waiter.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { requirePeer } from './peers.mjs';
 
 const require = createRequire(import.meta.url);
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -103,7 +104,7 @@ export const contenders = [
     keepsFile: true,
     note: 'bare flock: no verify, no record',
     async load() {
-      const { flock } = require('fs-ext');
+      const { flock } = requirePeer('fs-ext');
       return async (p) => {
         const fd = fs.openSync(p, OPEN_FLAGS);
         await new Promise((resolve, reject) => flock(fd, 'ex', (err) => (err ? reject(err) : resolve())));
@@ -122,7 +123,7 @@ export const contenders = [
     keepsFile: true,
     note: 'bare flock: no verify, no record',
     async load() {
-      const { flockSync } = require('fs-ext');
+      const { flockSync } = requirePeer('fs-ext');
       return (p) => {
         const fd = fs.openSync(p, OPEN_FLAGS);
         flockSync(fd, 'ex');
@@ -180,7 +181,7 @@ export const contenders = [
     keepsFile: true,
     note: 'bare POSIX lock: no verify, no record; locks are per process',
     async load() {
-      const { lock } = require('os-lock');
+      const { lock } = requirePeer('os-lock');
       return async (p) => {
         const fd = fs.openSync(p, OPEN_FLAGS);
         await lock(fd, { exclusive: true });

@@ -6,8 +6,9 @@
  *   open(O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK) + fstat
  *   flock(LOCK_EX|LOCK_NB)
  *   fstat + lstat (the path still names the locked inode)
+ *   pread (is the content a record? foreign content is never written over)
  *   pwrite(owner record, offset 0)
- *   [fstat + lstat + unlink]  only in "unlink" mode (removeOnRelease)
+ *   [fstat + lstat + pread + unlink]  only in "unlink" mode (removeOnRelease)
  *   close               (releases the lock)
  *
  * Modes (built by bench/run.mjs with `cc -O2`):
@@ -87,6 +88,10 @@ static int acquire(const char* path, int blocking) {
       close(fd); /* unlinked or replaced while we waited: start over */
       continue;
     }
+    /* kernel-lock reads what is there (at most 4 KiB + 1) before writing. */
+    char head[4097];
+    if (by_fd.st_size > 0 && by_fd.st_size < (off_t)sizeof head && pread(fd, head, (size_t)by_fd.st_size + 1, 0) < 0)
+      die("pread");
     if (pwrite(fd, kRecord, sizeof kRecord - 1, 0) < 0) die("pwrite");
     return fd;
   }
@@ -97,7 +102,10 @@ static void release(const char* path, int fd, int do_unlink) {
     /* As kernel-lock does: unlink only while the path still names our inode. */
     struct stat by_fd, by_path;
     if (fstat(fd, &by_fd) != 0) die("fstat");
+    char head[4097];
     if (lstat(path, &by_path) == 0 && by_path.st_ino == by_fd.st_ino && by_path.st_dev == by_fd.st_dev &&
+        (by_fd.st_size == 0 || by_fd.st_size >= (off_t)sizeof head ||
+         pread(fd, head, (size_t)by_fd.st_size + 1, 0) >= 0) &&
         unlink(path) != 0)
       die("unlink");
   }

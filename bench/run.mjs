@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // `npm run bench` (full, minutes) or `npm run bench -- --quick` (< 60 s).
+// Ends with bench/inspection.mjs (bench/inspection-results.md).
 // Builds what the bench needs (dist/ when stale, the C floor, the legacy
 // baseline), runs the seven measurements of issue 6 with every contender in
 // the same run, and writes bench/results.{json,md,svg}; the Markdown report
@@ -21,6 +22,7 @@ import {
   uncontended,
   waitingCost,
 } from './measurements.mjs';
+import { ensurePeers, peers, peerVersion } from './peers.mjs';
 import { markdown } from './report.mjs';
 import { renderSvg } from './svg.mjs';
 
@@ -135,6 +137,7 @@ function fsType(dir) {
 }
 
 function versionOf(name) {
+  if (peers.includes(name)) return peerVersion(name);
   try {
     return JSON.parse(fs.readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')).version;
   } catch {
@@ -151,6 +154,7 @@ async function main() {
   const specs = [...contenders, ...floorContenders].filter(
     (spec) => !only || only.includes(spec.id) || spec.floor || spec.id === 'legacy-marker',
   );
+  if (specs.some((spec) => peers.includes(spec.lib))) ensurePeers(log);
   const dir = fs.mkdtempSync(path.join(buildDir, 'run-'));
   const machine = {
     cpuModel: os.cpus()[0]?.model?.trim() ?? 'unknown CPU',
@@ -208,6 +212,16 @@ async function main() {
   fs.writeFileSync(path.join(benchDir, 'results.svg'), renderSvg(run));
   process.stdout.write(`${report}\n`);
   log(`done: bench/results.json, bench/results.md, bench/results.svg`);
+  // Inspection with 10,000 locks on the host, in a process of its own (it measures its own event loop).
+  log('8. inspection on a busy host (bench/inspection.mjs) …');
+  const inspection = spawnSync(
+    process.execPath,
+    ['--expose-gc', path.join(benchDir, 'inspection.mjs'), ...(quick ? ['--quick'] : [])],
+    {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
+  if (inspection.status !== 0) log(`bench/inspection.mjs failed (exit ${inspection.status})`);
 }
 
 await main();

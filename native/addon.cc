@@ -7,14 +7,18 @@
 #include <fcntl.h>
 #include <napi.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "async_turn.h"
 #include "async_waiter.h"
 #include "lock_ops.h"
+#include "posix_table.h"
+#include "record_content.h"
 #include "unique_fd.h"
 #include "waiter.h"
 
@@ -33,7 +37,15 @@ constexpr int kMaxVerifyAttempts = 1000;
 
 // Slots of the Float64Array shared with JavaScript for results that do not
 // fit a return value, so the hot path allocates no result object.
-enum OutSlot { kOutDev = 0, kOutIno, kOutRecordErr, kOutReadOnly, kOutSlots };
+// kOutReadOnly: 0 writable, an errno that forced a read-only descriptor, or
+// -1 when read-only was chosen (kReadOnlyIfForeign). kOutRecordSkipped: 1
+// when no record was written because the file holds foreign content.
+// kOutTurn (posix, busy): 1 when the caller has the turn and must wait in
+// the kernel, 0 when it must first wait for the turn.
+enum OutSlot { kOutDev = 0, kOutIno, kOutRecordErr, kOutReadOnly, kOutRecordSkipped, kOutTurn, kOutSlots };
+
+// Environments get ids from one counter: the posix table tells them apart.
+std::atomic<EnvId> g_next_env{1};
 
 Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall, const char* detail = nullptr) {
   Napi::Error error = Napi::Error::New(env, detail != nullptr ? detail : syscall);
@@ -70,9 +82,9 @@ bool ReadPath(const Napi::Value& value, char* buffer, size_t size) {
   return true;
 }
 
-class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRegistry {
+class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRegistry, public TurnRegistry {
  public:
-  KernelLockAddon(Napi::Env env, Napi::Object exports) {
+  KernelLockAddon(Napi::Env env, Napi::Object exports) : env_id_(g_next_env.fetch_add(1)) {
     DefineAddon(exports, {
                              InstanceMethod("setOutBuffer", &KernelLockAddon::SetOutBuffer),
                              InstanceMethod("acquire", &KernelLockAddon::Acquire),
@@ -88,6 +100,17 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
                              InstanceMethod("cancelWait", &KernelLockAddon::CancelWait),
                              InstanceMethod("waitSync", &KernelLockAddon::WaitSync),
                              InstanceMethod("stats", &KernelLockAddon::Stats),
+                             InstanceMethod("contentKind", &KernelLockAddon::ContentKind),
+                             InstanceMethod("posixAcquire", &KernelLockAddon::PosixAcquire),
+                             InstanceMethod("posixWaitTurn", &KernelLockAddon::PosixWaitTurn),
+                             InstanceMethod("posixCancelTurn", &KernelLockAddon::PosixCancelTurn),
+                             InstanceMethod("posixWaitTurnSync", &KernelLockAddon::PosixWaitTurnSync),
+                             InstanceMethod("posixTryLock", &KernelLockAddon::PosixTryLock),
+                             InstanceMethod("posixFinish", &KernelLockAddon::PosixFinish),
+                             InstanceMethod("posixAbandon", &KernelLockAddon::PosixAbandon),
+                             InstanceMethod("posixRelease", &KernelLockAddon::PosixRelease),
+                             InstanceMethod("posixDescriptor", &KernelLockAddon::PosixDescriptor),
+                             InstanceMethod("closeDescriptor", &KernelLockAddon::CloseDescriptorFd),
                          });
     exports.Set("ofdSupported", Napi::Boolean::New(env, OfdSupported()));
     exports.Set("interruptSignal", Napi::Number::New(env, InterruptSignal()));
@@ -101,6 +124,9 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
 
   // A wait reported its result: forget it (the TSFN finalizer deletes it).
   void Forget(uint32_t id) override { waiters_.erase(id); }
+  void ForgetTicket(uint32_t id) override { tickets_.erase(id); }
+  // A posix turn reached JavaScript: this environment ends it, or its teardown does.
+  void TurnDelivered(int fd) override { posix_turns_.insert(fd); }
 
  private:
   Napi::Value SetOutBuffer(const Napi::CallbackInfo& info) {
@@ -137,20 +163,32 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
     return undefined;
   }
 
-  // Writes the owner record unless the lock is shared or the file read-only.
+  // Writes the owner record unless the lock is shared, the file read-only,
+  // or the file holds content that is not a record or marker (a script, a
+  // database, somebody's data): that is never rewritten.
   void WriteOwnerRecord(const Napi::Value& record, int fd, const LockRequest& req, bool read_only, off_t size) {
     int record_err = 0;
+    bool skipped = false;
     if (record.IsString() && !req.shared) {
-      if (read_only) {
+      Content content = ClassifyFile(fd, size);
+      if (!IsOurs(content)) {
+        skipped = true;
+      } else if (read_only) {
         record_err = EBADF;
       } else {
         char buffer[kRecordBuffer];
         size_t length = 0;
         napi_get_value_string_utf8(record.Env(), record, buffer, sizeof(buffer), &length);
-        record_err = WriteRecord(fd, buffer, length, size);
+        record_err = WriteRecord(fd, buffer, length, size, content);
       }
     }
     SetOut(kOutRecordErr, record_err);
+    SetOut(kOutRecordSkipped, skipped ? 1 : 0);
+  }
+
+  static double ReadOnlyOut(const OpenResult& opened) {
+    if (!opened.read_only) return 0;
+    return opened.write_err != 0 ? opened.write_err : -1;
   }
 
   // acquire(path, flags, start, length, record?) -> fd, -1 (busy) or
@@ -168,6 +206,7 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
       OpenResult opened;
       UniqueFd fd = OpenLockFile(path, &opened, /*check_type=*/false);
       if (!fd.valid()) return ThrowOpen(env, opened);
+      if ((flags & kReadOnlyIfForeign) != 0) fd = ReopenReadOnlyIfForeign(path, std::move(fd), &opened);
       int err = TryLock(fd.get(), req);
       if (err != 0) {
         // Whatever went wrong, something other than a regular file explains
@@ -179,7 +218,7 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
       if (err == EWOULDBLOCK) {
         SetOut(kOutDev, static_cast<double>(opened.st.st_dev));
         SetOut(kOutIno, static_cast<double>(opened.st.st_ino));
-        SetOut(kOutReadOnly, opened.read_only ? opened.write_err : 0);
+        SetOut(kOutReadOnly, ReadOnlyOut(opened));
         if ((flags & kKeepOnBusy) == 0) return Napi::Number::New(env, -1);
         Track(fd.get());
         return Napi::Number::New(env, -(fd.release() + 2.0));
@@ -194,7 +233,7 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
       if (!same) continue;  // unlinked or replaced under us: the lock guards nothing
       SetOut(kOutDev, static_cast<double>(st.st_dev));
       SetOut(kOutIno, static_cast<double>(st.st_ino));
-      SetOut(kOutReadOnly, opened.read_only ? opened.write_err : 0);
+      SetOut(kOutReadOnly, ReadOnlyOut(opened));
       WriteOwnerRecord(info[4], fd.get(), req, opened.read_only, st.st_size);
       Track(fd.get());
       return Napi::Number::New(env, fd.release());
@@ -202,8 +241,8 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
     return ThrowErrno(env, EAGAIN, "lstat", "lock file kept being replaced while locking");
   }
 
-  // open(path) -> fd: the safe open alone, for callers that lock separately
-  // (the posix kind keeps one descriptor per inode).
+  // open(path) -> fd: the safe open alone, for callers that take several
+  // locks on one descriptor themselves (a fenced lease).
   Napi::Value Open(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     char path[kPathBuffer];
@@ -213,7 +252,7 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
     if (!fd.valid()) return ThrowOpen(env, opened);
     SetOut(kOutDev, static_cast<double>(opened.st.st_dev));
     SetOut(kOutIno, static_cast<double>(opened.st.st_ino));
-    SetOut(kOutReadOnly, opened.read_only ? opened.write_err : 0);
+    SetOut(kOutReadOnly, ReadOnlyOut(opened));
     Track(fd.get());
     return Napi::Number::New(env, fd.release());
   }
@@ -291,7 +330,9 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
   }
 
   // release(fd, path, flags, start, length) -> 1 when the file was unlinked,
-  // 0 when kept, or -errno when unlinking failed. Always closes `fd`.
+  // 0 when kept, 2 when kept because it holds foreign content, or -errno
+  // when unlinking failed. Always closes `fd` (without dropping a posix lock
+  // this process holds on the file: see PosixTable::Close).
   // With kUnlink the file is removed only by the last holder and only while
   // it still names our inode: another process may already be waiting on it,
   // and a waiter that wakes on an unlinked inode re-verifies and starts over.
@@ -314,13 +355,18 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
         LockRequest whole{req.kind, false, 0, 0};
         last = TryLock(fd.get(), whole) == 0;
       }
-      // A lease file outlives every holder: its fencing token lives in it.
-      if (last && HasLeaseSlot(fd.get())) last = false;
       if (last) {
         struct stat st;
         bool same = false;
         if (PathNamesFd(fd.get(), path, &same, &st) == 0 && same) {
-          result = ::unlink(path) == 0 ? 1 : -errno;
+          // Foreign content is somebody's data; a lease file outlives every
+          // holder, because its fencing token lives in it.
+          Content content = ClassifyFile(fd.get(), st.st_size);
+          if (!IsOurs(content)) {
+            result = 2;
+          } else if (MayUnlink(content)) {
+            result = ::unlink(path) == 0 ? 1 : -errno;
+          }
         }
       }
     }
@@ -352,12 +398,16 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
     const char* syscall = req.kind == Kind::kFlock ? "flock" : "fcntl";
     if (!std::isfinite(timeout_ms)) {
       int err;
-      do err = BlockingLock(fd, req);
-      while (err == EINTR);
+      if (req.kind == Kind::kPosix) {
+        err = PosixTable::Get().BlockingLock(nullptr, fd, req, env_id_, /*may_wait_own=*/false);
+      } else {
+        do err = BlockingLock(fd, req);
+        while (err == EINTR);
+      }
       if (err != 0) return ThrowErrno(env, err, syscall);
       return Napi::Number::New(env, 0);
     }
-    SyncWaiter waiter(fd, req);
+    SyncWaiter waiter(fd, req, env_id_, /*may_wait_own=*/false);
     int err = waiter.Start();
     if (err != 0) return ThrowErrno(env, err, err == ENOTSUP ? "sigaction" : "pthread_create");
     if (!waiter.WaitFor(timeout_ms)) {
@@ -380,10 +430,213 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
     return result;
   }
 
+  // contentKind(fd) -> what the file holds, as record_content.h judges it:
+  // 'empty', 'record', 'marker', 'lease' or 'foreign'.
+  Napi::Value ContentKind(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return ThrowErrno(env, errno, "fstat");
+    return Napi::String::New(env, ContentName(ClassifyFile(fd, st.st_size)));
+  }
+
+  // ---- kind 'posix': acquisitions through the process-wide table ----
+
+  void EndTurn(int fd) {
+    posix_turns_.erase(fd);
+    PosixTable::Get().PassTurn(fd);
+  }
+
+  void LeaveEntry(int fd) {
+    auto found = posix_joins_.find(fd);
+    if (found != posix_joins_.end() && --found->second == 0) posix_joins_.erase(found);
+    PosixTable::Get().Leave(fd);
+  }
+
+  // posixAcquire(path, flags, start, length, record?) -> the inode's entry
+  // descriptor when locked (record written, lock settled); -1 when busy;
+  // with kKeepOnBusy, -(fd + 2) when busy with the entry joined, and
+  // out[kOutTurn] 1 when the caller has the turn (wait in the kernel next)
+  // or 0 when another acquisition of this process has it (wait for the turn).
+  Napi::Value PosixAcquire(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    char path[kPathBuffer];
+    if (!ReadPath(info[0], path, sizeof(path))) return env.Undefined();
+    uint32_t flags = info[1].As<Napi::Number>().Uint32Value();
+    LockRequest req = RequestFrom(info, 1);
+    bool keep = (flags & kKeepOnBusy) != 0;
+    PosixTable& table = PosixTable::Get();
+    for (int attempt = 0; attempt < kMaxVerifyAttempts; ++attempt) {
+      OpenResult opened;
+      struct stat st;
+      int fd = table.Join(path, &opened, &st);
+      if (fd < 0) return ThrowOpen(env, opened);
+      ++posix_joins_[fd];
+      SetOut(kOutDev, static_cast<double>(st.st_dev));
+      SetOut(kOutIno, static_cast<double>(st.st_ino));
+      SetOut(kOutReadOnly, ReadOnlyOut(opened));
+      if (!table.TakeTurn(fd, env_id_, nullptr)) {
+        if (!keep) {
+          LeaveEntry(fd);
+          return Napi::Number::New(env, -1);
+        }
+        SetOut(kOutTurn, 0);
+        return Napi::Number::New(env, -(fd + 2.0));
+      }
+      posix_turns_.insert(fd);
+      int err = table.TryLock(fd, req);
+      if (err == EWOULDBLOCK && keep) {
+        SetOut(kOutTurn, 1);
+        return Napi::Number::New(env, -(fd + 2.0));
+      }
+      if (err != 0) {
+        EndTurn(fd);
+        LeaveEntry(fd);
+        if (err == EWOULDBLOCK) return Napi::Number::New(env, -1);
+        return ThrowErrno(env, err, "fcntl");
+      }
+      bool same = false;
+      struct stat locked;
+      err = PathNamesFd(fd, path, &same, &locked);
+      if (err != 0 || !same) {
+        // Unlinked or replaced under us: the lock guards nothing.
+        Unlock(fd, req);
+        EndTurn(fd);
+        LeaveEntry(fd);
+        if (err != 0) return ThrowErrno(env, err, "lstat");
+        continue;
+      }
+      SetOut(kOutDev, static_cast<double>(locked.st_dev));
+      SetOut(kOutIno, static_cast<double>(locked.st_ino));
+      WriteOwnerRecord(info[4], fd, req, opened.read_only, locked.st_size);
+      table.Settle(fd);
+      return Napi::Number::New(env, fd);
+    }
+    return ThrowErrno(env, EAGAIN, "lstat", "lock file kept being replaced while locking");
+  }
+
+  // posixWaitTurn(fd, callback) -> id. The callback later receives 0 (the
+  // turn is ours) or -1 (cancelled before it came).
+  Napi::Value PosixWaitTurn(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    uint32_t id = next_waiter_id_++;
+    if (next_waiter_id_ == 0) next_waiter_id_ = 1;
+    auto* ticket = new AsyncTurn(this, fd, env_id_, id);
+    tickets_.emplace(id, ticket);
+    int err = ticket->Begin(env, info[1]);
+    if (err != 0) {
+      tickets_.erase(id);
+      if (!ticket->OwnedByTsfn()) delete ticket;
+      return ThrowErrno(env, err, "napi_create_threadsafe_function");
+    }
+    return Napi::Number::New(env, id);
+  }
+
+  Napi::Value PosixCancelTurn(const Napi::CallbackInfo& info) {
+    uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+    auto found = tickets_.find(id);
+    if (found != tickets_.end()) found->second->Cancel();
+    return info.Env().Undefined();
+  }
+
+  // posixWaitTurnSync(fd, timeoutMs) -> 0 (the turn is ours) or -1 (timed
+  // out). Throws EDEADLK when this thread would wait for itself.
+  Napi::Value PosixWaitTurnSync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    double timeout_ms = info[1].As<Napi::Number>().DoubleValue();
+    int result = PosixTable::Get().AwaitTurn(fd, env_id_, timeout_ms);
+    if (result == 0) posix_turns_.insert(fd);
+    if (result > 0) return ThrowErrno(env, result, "fcntl");
+    return Napi::Number::New(env, result);
+  }
+
+  // posixTryLock(fd, flags, start, length) -> true when locked (by the turn holder).
+  Napi::Value PosixTryLock(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    LockRequest req = RequestFrom(info, 1);
+    int err = PosixTable::Get().TryLock(fd, req);
+    if (err == EWOULDBLOCK) return Napi::Boolean::New(env, false);
+    if (err != 0) return ThrowErrno(env, err, "fcntl");
+    return Napi::Boolean::New(env, true);
+  }
+
+  // posixFinish(fd, path, flags, start, length, record?) -> true when the
+  // granted lock is on the file `path` names (record written, lock
+  // settled); false when the caller must abandon it and start over.
+  Napi::Value PosixFinish(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    char path[kPathBuffer];
+    if (!ReadPath(info[1], path, sizeof(path))) return env.Undefined();
+    uint32_t flags = info[2].As<Napi::Number>().Uint32Value();
+    LockRequest req = RequestFrom(info, 2);
+    struct stat st;
+    bool same = false;
+    int err = PathNamesFd(fd, path, &same, &st);
+    if (err != 0) return ThrowErrno(env, err, "lstat");
+    if (!same) return Napi::Boolean::New(env, false);
+    SetOut(kOutDev, static_cast<double>(st.st_dev));
+    SetOut(kOutIno, static_cast<double>(st.st_ino));
+    WriteOwnerRecord(info[5], fd, req, (flags & kReadOnly) != 0, st.st_size);
+    PosixTable::Get().Settle(fd);
+    return Napi::Boolean::New(env, true);
+  }
+
+  // posixAbandon(fd, flags, start, length, state): gives up an acquisition:
+  // unlocks the range (state bit 2: possibly locked), passes the turn on
+  // (bit 1: the turn is ours) and leaves the entry.
+  Napi::Value PosixAbandon(const Napi::CallbackInfo& info) {
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    LockRequest req = RequestFrom(info, 1);
+    uint32_t state = info[4].As<Napi::Number>().Uint32Value();
+    if ((state & 2) != 0) Unlock(fd, req);
+    if ((state & 1) != 0) EndTurn(fd);
+    LeaveEntry(fd);
+    return info.Env().Undefined();
+  }
+
+  // posixRelease(fd, path, flags, start, length) -> as release().
+  Napi::Value PosixRelease(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    char path[kPathBuffer];
+    if (!ReadPath(info[1], path, sizeof(path))) return env.Undefined();
+    uint32_t flags = info[2].As<Napi::Number>().Uint32Value();
+    LockRequest req = RequestFrom(info, 2);
+    posix_turns_.erase(fd);
+    auto found = posix_joins_.find(fd);
+    if (found != posix_joins_.end() && --found->second == 0) posix_joins_.erase(found);
+    return Napi::Number::New(env, PosixTable::Get().Release(fd, path, flags, req));
+  }
+
+  // posixDescriptor(dev, ino) -> the process's posix descriptor for the inode, or -1.
+  Napi::Value PosixDescriptor(const Napi::CallbackInfo& info) {
+    auto dev = static_cast<dev_t>(info[0].As<Napi::Number>().DoubleValue());
+    auto ino = static_cast<ino_t>(info[1].As<Napi::Number>().DoubleValue());
+    return Napi::Number::New(info.Env(), PosixTable::Get().DescriptorFor(dev, ino));
+  }
+
+  // closeDescriptor(fd): closes a descriptor opened elsewhere (fs.openSync
+  // for a record read, a probe) without dropping this process's posix locks.
+  Napi::Value CloseDescriptorFd(const Napi::CallbackInfo& info) {
+    PosixTable::Get().Close(info[0].As<Napi::Number>().Int32Value());
+    return info.Env().Undefined();
+  }
+
+  const EnvId env_id_;
   Napi::Reference<Napi::Float64Array> out_ref_;
   double* out_ = nullptr;
   std::unordered_set<int> fds_;
   std::unordered_map<uint32_t, AsyncWaiter*> waiters_;
+  std::unordered_map<uint32_t, AsyncTurn*> tickets_;
+  // Entries of the posix table this environment joined (with counts) and
+  // turns it holds: its teardown ends them, so a terminated worker never
+  // strands another thread's acquisition of the same inode.
+  std::unordered_map<int, int> posix_joins_;
+  std::unordered_set<int> posix_turns_;
   uint32_t next_waiter_id_ = 1;
 };
 
@@ -393,7 +646,7 @@ Napi::Value KernelLockAddon::Wait(const Napi::CallbackInfo& info) {
   LockRequest req = RequestFrom(info, 1);
   uint32_t id = next_waiter_id_++;
   if (next_waiter_id_ == 0) next_waiter_id_ = 1;
-  auto* waiter = new AsyncWaiter(this, fd, req, id);
+  auto* waiter = new AsyncWaiter(this, fd, req, id, env_id_);
   int err = waiter->Begin(env, info[4]);
   if (err != 0) {
     if (!waiter->OwnedByTsfn()) delete waiter;
@@ -420,7 +673,18 @@ KernelLockAddon::~KernelLockAddon() {
     entry.second->Detach();
   }
   waiters_.clear();
-  for (int fd : fds_) ::close(fd);
+  for (auto& entry : tickets_) entry.second->Detach();
+  tickets_.clear();
+  PosixTable& table = PosixTable::Get();
+  // This environment's posix locks: one turn holder per inode, so unlocking
+  // the whole file drops exactly its lock; the next acquirer gets the turn.
+  for (int fd : posix_turns_) table.UnlockAndPassTurn(fd, LockRequest{Kind::kPosix, false, 0, 0});
+  posix_turns_.clear();
+  for (const auto& joined : posix_joins_) {
+    for (int i = 0; i < joined.second; ++i) table.Leave(joined.first);
+  }
+  posix_joins_.clear();
+  for (int fd : fds_) table.Close(fd);
   fds_.clear();
 }
 

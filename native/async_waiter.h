@@ -36,8 +36,8 @@ class WaitRegistry {
 // thread ever outlives the TSFN it reports to, on every path.
 class AsyncWaiter final : public Waiter {
  public:
-  AsyncWaiter(WaitRegistry* registry, int fd, LockRequest req, uint32_t id)
-      : Waiter(fd, req), registry_(registry), id_(id) {}
+  AsyncWaiter(WaitRegistry* registry, int fd, LockRequest req, uint32_t id, EnvId env)
+      : Waiter(fd, req, env, /*may_wait_own=*/true), registry_(registry), id_(id) {}
   ~AsyncWaiter() override {
     Cancel();
     Join();

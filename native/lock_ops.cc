@@ -12,19 +12,11 @@
 #include <cstring>
 #include <vector>
 
+#include "record_content.h"
+
 namespace kernel_lock {
 
 namespace {
-
-// Content beyond this size is cut with ftruncate instead of blanked: a
-// legacy marker or a hostile file may be large, and blanking it byte by byte
-// would make the lock cost grow with somebody else's garbage.
-constexpr off_t kMaxBlankedSize = 4096;
-
-// How a lease's token slot begins (src/lock/lease-layout.ts, right after the
-// record area): a plain lock() of a lease file must neither cut the slot nor
-// unlink the file, or the next lease's token could go backwards.
-constexpr char kLeaseSlotMagic[] = "kernel-lock-lease/1 ";
 
 FileType TypeOf(mode_t mode) {
   if (S_ISREG(mode)) return FileType::kRegular;
@@ -71,15 +63,6 @@ int FcntlLock(int fd, int cmd, struct flock* fl) {
 }
 
 }  // namespace
-
-bool HasLeaseSlot(int fd) {
-  constexpr size_t kLength = sizeof(kLeaseSlotMagic) - 1;
-  char head[kLength];
-  ssize_t n;
-  do n = ::pread(fd, head, kLength, kMaxBlankedSize);
-  while (n < 0 && errno == EINTR);
-  return n == static_cast<ssize_t>(kLength) && std::memcmp(head, kLeaseSlotMagic, kLength) == 0;
-}
 
 LockRequest DecodeRequest(uint32_t flags, double start, double length) {
   LockRequest req;
@@ -265,12 +248,15 @@ int PathNamesFd(int fd, const char* path, bool* same, struct stat* by_fd_out) {
   return 0;
 }
 
-int WriteRecord(int fd, const char* data, size_t length, off_t previous_size) {
+int WriteRecord(int fd, const char* data, size_t length, off_t previous_size, Content content) {
+  // A lease file's record area is blanked up to its fixed size and the
+  // token slot after it is never touched; any other record file is at most
+  // kMaxRecordBytes (nothing else is ever written over: see IsOurs).
+  const bool lease = content == Content::kLease;
+  const off_t blank_to = lease ? kMaxRecordBytes : previous_size;
   size_t total = length;
   std::vector<char> padded;
-  const bool keep_tail = previous_size > kMaxBlankedSize && HasLeaseSlot(fd);
-  const off_t blank_to = keep_tail ? kMaxBlankedSize : previous_size;
-  if (blank_to > static_cast<off_t>(length) && blank_to <= kMaxBlankedSize) {
+  if (blank_to > static_cast<off_t>(length) && blank_to <= kMaxRecordBytes) {
     padded.assign(data, data + length);
     padded.resize(static_cast<size_t>(blank_to), ' ');
     padded.back() = '\n';
@@ -285,15 +271,13 @@ int WriteRecord(int fd, const char* data, size_t length, off_t previous_size) {
     err = errno;
   } else if (static_cast<size_t>(written) != total) {
     err = ENOSPC;
-  } else if (previous_size > kMaxBlankedSize && !keep_tail) {
-    if (::ftruncate(fd, static_cast<off_t>(total)) != 0) err = errno;
   }
   // A torn record is worse than none: readers would see half of ours over
-  // half of someone else's. Empty is unambiguous ("no record"); a lease file
-  // keeps its token slot and gets a blank record area instead.
+  // half of the previous one. Empty is unambiguous ("no record"); a lease
+  // file keeps its token slot and gets a blank record area instead.
   if (err != 0) {
-    if (keep_tail) {
-      std::vector<char> blank(static_cast<size_t>(kMaxBlankedSize), ' ');
+    if (lease) {
+      std::vector<char> blank(static_cast<size_t>(kMaxRecordBytes), ' ');
       blank.back() = '\n';
       if (::pwrite(fd, blank.data(), blank.size(), 0) < 0) {
         // Nothing more can be done; the record is advisory and err is reported.
@@ -303,6 +287,21 @@ int WriteRecord(int fd, const char* data, size_t length, off_t previous_size) {
     }
   }
   return err;
+}
+
+UniqueFd ReopenReadOnlyIfForeign(const char* path, UniqueFd fd, OpenResult* result) {
+  if (result->read_only) return fd;
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return fd;
+  if (IsOurs(ClassifyFile(fd.get(), st.st_size))) return fd;
+  UniqueFd reader(::open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  struct stat again;
+  if (!reader.valid() || ::fstat(reader.get(), &again) != 0 || again.st_dev != st.st_dev || again.st_ino != st.st_ino) {
+    return fd;
+  }
+  result->read_only = true;
+  result->write_err = 0;
+  return reader;
 }
 
 }  // namespace kernel_lock

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "record_content.h"
 #include "unique_fd.h"
 
 namespace kernel_lock {
@@ -22,6 +23,10 @@ constexpr uint32_t kShared = 1u << 2;
 constexpr uint32_t kKeepOnBusy = 1u << 3;
 constexpr uint32_t kUnlink = 1u << 4;
 constexpr uint32_t kReadOnly = 1u << 5;  // the descriptor was opened read-only: skip the record
+// Lock an existing file that holds foreign content (a script, data) through
+// a read-only descriptor, as flock(1) does: a writable descriptor would make
+// executing it fail with ETXTBSY (kernel-lock run <script> -- <script>).
+constexpr uint32_t kReadOnlyIfForeign = 1u << 6;
 
 struct LockRequest {
   Kind kind = Kind::kFlock;
@@ -79,18 +84,20 @@ int GetLock(int fd, const LockRequest& req, int* type, int64_t* pid, int64_t* st
 // False when the path was unlinked or replaced: the protocol then retries.
 int PathNamesFd(int fd, const char* path, bool* same, struct stat* fd_stat);
 
-// True when the file carries a lease's token slot right after the 4 KiB
-// record area (src/lock/lease-layout.ts). Such a file is never cut and never
-// unlinked: its fencing token must outlive every holder.
-bool HasLeaseSlot(int fd);
+// Overwrites the owner record in place. `content` is what the file holds
+// (never kForeign: nothing else is ever written over). When the previous
+// record or marker (at most 4 KiB) was longer, the rest is blanked with
+// spaces (JSON allows trailing white space), so no ftruncate is needed; a
+// lease file's whole record area is blanked and its token slot kept.
+// Returns 0 or an errno; on a failed or short write the file is truncated to
+// empty (a lease file: its record area blanked) so no half record remains.
+int WriteRecord(int fd, const char* data, size_t length, off_t previous_size, Content content);
 
-// Overwrites the owner record in place. When the previous content was longer
-// the rest is blanked with spaces (JSON allows trailing white space), so no
-// ftruncate is needed on the common path; content past 4 KiB is cut, except
-// a lease's token slot, which is kept. Returns 0 or an errno; on a failed or
-// short write the file is truncated to empty (a lease file: its record area
-// blanked) so no half record remains.
-int WriteRecord(int fd, const char* data, size_t length, off_t previous_size);
+// With kReadOnlyIfForeign: when the file `fd` (opened read-write, not yet
+// locked) already holds foreign content, reopens it read-only and returns
+// that descriptor (result->read_only set, write_err 0); otherwise returns
+// `fd` unchanged. A path replaced in between keeps the original.
+UniqueFd ReopenReadOnlyIfForeign(const char* path, UniqueFd fd, OpenResult* result);
 
 bool OfdSupported();
 

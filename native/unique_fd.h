@@ -7,6 +7,10 @@
 
 namespace kernel_lock {
 
+// Closes a descriptor without dropping a posix lock this process holds on
+// its inode (posix_table.cc): every descriptor the addon closes goes here.
+void CloseDescriptor(int fd);
+
 class UniqueFd {
  public:
   UniqueFd() = default;
@@ -33,7 +37,7 @@ class UniqueFd {
   // Closing a descriptor releases every flock/OFD lock on its open file
   // description; EINTR from close() on Linux still closes, so never retry.
   void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0) CloseDescriptor(fd_);
     fd_ = fd;
   }
 

@@ -43,7 +43,12 @@ void* Waiter::Run(void* self) {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
-  waiter->result_ = InterruptibleLock(&waiter->interruptible_, waiter->fd_, waiter->req_);
+  if (waiter->req_.kind == Kind::kPosix) {
+    waiter->result_ = PosixTable::Get().BlockingLock(&waiter->interruptible_, waiter->fd_, waiter->req_, waiter->env_,
+                                                     waiter->may_wait_own_);
+  } else {
+    waiter->result_ = InterruptibleLock(&waiter->interruptible_, waiter->fd_, waiter->req_);
+  }
   {
     std::lock_guard<std::mutex> lock(waiter->mutex_);
     waiter->finished_ = true;
@@ -53,8 +58,13 @@ void* Waiter::Run(void* self) {
 }
 
 void Waiter::Cancel() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (started_ && !finished_) Interrupt(&interruptible_, thread_);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!started_ || finished_) return;
+    Interrupt(&interruptible_, thread_);
+  }
+  // A posix wait may be parked on the table, not in the kernel.
+  if (req_.kind == Kind::kPosix) PosixTable::Get().Wake();
 }
 
 bool Waiter::Finished() {

@@ -11,12 +11,18 @@
 
 #include "interrupt.h"
 #include "lock_ops.h"
+#include "posix_table.h"
 
 namespace kernel_lock {
 
 class Waiter {
  public:
-  Waiter(int fd, LockRequest req) : fd_(fd), req_(req) {}
+  // `env` is the environment the wait belongs to; `may_wait_own` says
+  // whether that environment's thread stays free while it waits (an async
+  // wait) or is the one blocked on it (lockSync). Both matter only to posix
+  // waits (see PosixTable::BlockingLock).
+  Waiter(int fd, LockRequest req, EnvId env = 0, bool may_wait_own = false)
+      : fd_(fd), req_(req), env_(env), may_wait_own_(may_wait_own) {}
   Waiter(const Waiter&) = delete;
   Waiter& operator=(const Waiter&) = delete;
   // Joins the thread if it is still running, so no thread outlives its Waiter.
@@ -44,6 +50,8 @@ class Waiter {
 
   const int fd_;
   const LockRequest req_;
+  const EnvId env_;
+  const bool may_wait_own_;
   Interruptible interruptible_;
   pthread_t thread_{};
   bool started_ = false;

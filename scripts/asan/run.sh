@@ -45,8 +45,12 @@ files=()
 # pending), every open/lock error path (path buffers, special files), and
 # option values at their limits. Chaos and load stay out: under ASan a Node
 # start costs seconds, and they start hundreds of processes.
+# process-wide.test.ts drives the process-wide posix table from several
+# worker_threads (turns passed between threads, workers terminated while
+# holding or queued); orphan-cycle.test.ts its EDEADLK retry.
 for f in test/lock/basics.test.ts test/reliability/native-build.test.ts test/reliability/lifecycle.test.ts \
-  test/reliability/hostile-input.test.ts test/property/options.test.ts; do
+  test/reliability/hostile-input.test.ts test/property/options.test.ts test/lock/process-wide.test.ts \
+  test/lock/orphan-cycle.test.ts; do
   [ -f "$f" ] && files+=("$f")
 done
 # CI unset: with CI=true vitest.config.ts adds its own JSON reporter, which

@@ -4,12 +4,14 @@
 // is SIGKILLed. Only flock and OFD locks can work this way: they belong to
 // the open file, which the child shares; POSIX locks belong to a process and
 // are not inherited, so they are refused rather than silently weakened.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { lock } from '../lock/acquire.js';
+import { lockRequest } from '../lock/acquire.js';
 import { LockTimeoutError } from '../lock/errors.js';
 import type { LockHandle } from '../lock/handle.js';
+import { Flag } from '../lock/native.js';
+import { normalizeOptions } from '../lock/options.js';
 import { UsageError } from './usage.js';
 
 const FORWARDED_SIGNALS: NodeJS.Signals[] = [
@@ -93,11 +95,16 @@ export function parseRun(argv: string[]): RunPlan {
 
 function spawnHolding(plan: RunPlan, handle: LockHandle): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(plan.command, plan.args, { stdio: ['inherit', 'inherit', 'inherit', handle.fd] });
+    // Listen before spawning: the command may already run (and print) before
+    // the next statement, and a signal arriving while nothing listens would
+    // take the default action and kill this process instead of reaching it.
+    // A signal is delivered to JavaScript on a later turn, when `child` is set.
+    let child: ChildProcess | undefined;
     const forward = (signal: NodeJS.Signals): void => {
-      child.kill(signal);
+      child?.kill(signal);
     };
     for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
+    child = spawn(plan.command, plan.args, { stdio: ['inherit', 'inherit', 'inherit', handle.fd] });
     const finish = (status: number): void => {
       for (const signal of FORWARDED_SIGNALS) process.off(signal, forward);
       resolve(status);
@@ -117,9 +124,9 @@ function spawnHolding(plan: RunPlan, handle: LockHandle): Promise<number> {
 /** Runs `run`; resolves with the command's exit status (or the conflict status). */
 export async function runCommand(argv: string[]): Promise<number> {
   const plan = parseRun(argv);
-  let handle: LockHandle;
-  try {
-    handle = await lock(plan.lockfile, {
+  const request = normalizeOptions(
+    plan.lockfile,
+    {
       kind: plan.kind,
       mode: plan.shared ? 'shared' : 'exclusive',
       timeout: plan.timeout,
@@ -127,7 +134,17 @@ export async function runCommand(argv: string[]): Promise<number> {
       // Descendants of the command may still hold the inherited descriptor
       // when it exits; unlinking then would split the lock in two.
       removeOnRelease: false,
-    });
+    },
+    Number.POSITIVE_INFINITY,
+  );
+  // flock(1) users lock the script they run (`flock deploy.sh ./deploy.sh`):
+  // a file with content of its own is locked through a read-only descriptor,
+  // as flock(1) does, so executing it does not fail with ETXTBSY; nothing
+  // is written into it. (An exclusive ofd lock needs a writable descriptor.)
+  if (plan.kind === 'flock' || plan.shared) request.flags |= Flag.readOnlyIfForeign;
+  let handle: LockHandle;
+  try {
+    handle = await lockRequest(request);
   } catch (error) {
     if (error instanceof LockTimeoutError) {
       process.stderr.write(`kernel-lock: ${error.message}\n`);

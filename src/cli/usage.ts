@@ -41,7 +41,12 @@ Documentation: docs/CLI.md in the package.
 
 Shows, for each lock file (directories are scanned for *<suffix> files),
 what the kernel says: state, holder pid, whether it is alive, for how long
-it has held the lock, its owner label and command line.
+it has held the lock, its owner label and command line. File names are
+bytes: names that are not UTF-8 are printed escaped (\\xHH, and \\\\ for a
+backslash). A missing *<suffix> file in an existing directory is free; any
+other argument that names nothing is an error. When a lease file (lease())
+is listed, a TOKEN column shows its last token, and a line under the table
+names each superseded holder still alive.
 
 States: free (no kernel lock, whatever the file says), held, held-by-self,
 orphan-record (no kernel lock; the file's record names a dead process).
@@ -51,7 +56,12 @@ Options:
       --suffix <s>       file name suffix when scanning directories (default .lock)
   -h, --help             this help
 
-Exit status: 0 all free, 1 at least one held, 2 usage error or failure.
+PostgreSQL advisory locks (docs/PG.md):
+  kernel-lock status --pg <url> [name...] [--namespace <ns>] [--json]
+                         the named locks, or every advisory lock of the database
+
+Exit status: 0 all free, 1 at least one held, 2 usage error, an argument
+that names nothing, or failure.
 `,
   run: `Usage: kernel-lock run [options] <lockfile> -- <command> [args...]
 
@@ -73,14 +83,29 @@ Options:
 
 The lock file is kept after the command ends (descendants of the command may
 still hold the inherited descriptor); \`kernel-lock sweep\` removes unheld ones.
+
+PostgreSQL advisory locks (docs/PG.md):
+  kernel-lock run --pg <url> [--namespace <ns>] [-s] [-w ms] [-n] [-E n] [-o label] <name> -- <command>
+The lock is held by kernel-lock's server session, not inherited: if that
+session is lost, the command gets SIGTERM. It finds the fencing token in
+KERNEL_LOCK_PG_TOKEN.
 `,
   sweep: `Usage: kernel-lock sweep <dir> [--suffix .lock] [--dry-run] [--json]
 
 Removes every *<suffix> file in <dir> whose lock can be taken without
 waiting, unlinking it while holding the lock (the protocol release uses).
-Held locks, of any kind and from any process or pid namespace, are kept.
-Safe to run while other processes acquire and release: the startup step that
-replaces \`rm -f sessions/*.lock\`.
+Held locks, of any kind and from any process or pid namespace, are kept, and
+so is every file that holds anything but a lock record (a script, a
+database, somebody's data). The startup step that replaces
+\`rm -f sessions/*.lock\`.
+
+Safe only where every locker of these files re-checks the file after
+locking, as kernel-lock does (kernel-lock/session included). Do not sweep
+files that util-linux flock(1), Python's fcntl.flock/lockf, lockf(3) or
+SQLite lock: one of them that opened a file just before the sweep would lock
+the removed file while the next locker locks a new one. Legacy O_EXCL
+markers are removed like any unheld file: during a rolling upgrade use the
+runtime's cleanStaleLockFiles, which keeps a live old writer's marker.
 
 Options:
       --suffix <s>       file name suffix (default .lock)

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { KNOWN_BUILDS, knownRuntimes, SESSION_WRITE_LOCK_MODULE } from '../openclaw/known-modules.js';
 import { BACKENDS, type Backend, type DemoConfig, demoConfig } from './config.js';
 import { pidNamespacesAvailable } from './processes.js';
 import { kernelLockRowOk, renderReport, rowNote } from './report.js';
@@ -46,8 +47,10 @@ rows need no runtime change.
 skipped with a note, except under CI (CI set), where that is a failure.
 
   --runtime openclaw@VERSION  replay scenarios (a) to (d) in the real runtime
-                   instead of the simulation: installs the runtime and a Node it
-                   supports from the npm registry into ~/.cache/kernel-lock/runtime
+                   instead of the simulation (a version with a session lock
+                   file: 2026.4.24; later ones keep sessions in SQLite):
+                   installs the runtime and a Node it supports from the npm
+                   registry into ~/.cache/kernel-lock/runtime
                    (KERNEL_LOCK_RUNTIME_CACHE to change it) on first use, answers
                    its model calls with a mock on 127.0.0.1, and runs each scenario
                    with the stock lock and with kernel-lock through
@@ -109,6 +112,13 @@ function parseRuntime(values: {
     );
   }
   const spec = parseRuntimeSpec(values.runtime);
+  const sessionRuntimes = knownRuntimes(KNOWN_BUILDS.filter((build) => build.module === SESSION_WRITE_LOCK_MODULE));
+  if (!sessionRuntimes.includes(spec)) {
+    throw new Error(
+      `--runtime ${spec}: the demo replays the session lock's scenarios, and kernel-lock serves the session lock of ${sessionRuntimes.join(', ')} only ` +
+        '(from 2026.8 the runtime keeps sessions in SQLite and has no session lock file); npm run e2e runs openclaw 2026.9.6 on its file locks',
+    );
+  }
   let scenarios = [...RUNTIME_SCENARIOS];
   if (values.scenarios !== undefined) {
     const wanted = values.scenarios.split(',').map((s) => s.trim().toLowerCase());

@@ -8,7 +8,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { FSWatcher } from 'node:fs';
 import { fromNative } from '../lock/errors.js';
-import { type InodeKey, noteAcquired, noteReleased } from '../lock/held-locks.js';
+import { type HeldLock, type InodeKey, noteAcquired, noteReleased } from '../lock/held-locks.js';
 import { native } from '../lock/native.js';
 import { LeaseStaleError, type LeaseStaleReason } from './errors.js';
 import { noteFence, takeFence, takeFenceSync } from './fence.js';
@@ -37,6 +37,12 @@ interface LeaseState {
 
 /** The lease whose fenced write the current async context is inside (so a nested write() runs at once). */
 const inside = new AsyncLocalStorage<LeaseState>();
+
+// What a lease holds that a synchronous lock() of this thread could wait on:
+// the shared flock membership (the liveness byte and fence are OFD ranges no
+// plain lock takes). Noted in the thread's held-locks table so such a
+// lockSync() fails fast with EDEADLK instead of hanging.
+const MEMBERSHIP: HeldLock = Object.freeze({ kind: 'flock', mode: 'shared', start: 0, length: 0 });
 
 function markStale(state: LeaseState, reason: LeaseStaleReason, current: number | null = null): LeaseStaleError {
   if (state.stale === null) {
@@ -74,7 +80,7 @@ function closeNow(state: LeaseState): void {
   state.closed = true;
   state.watcher?.close();
   state.watcher = null;
-  noteReleased(state.key);
+  noteReleased(state.key, MEMBERSHIP);
   native.close(state.fd);
 }
 
@@ -165,7 +171,7 @@ export class Lease implements Disposable, AsyncDisposable {
     this.#state = state;
     // Known to this thread as a holder of the file: inspection calls it ours,
     // and a lockSync() of the same file fails fast instead of hanging on it.
-    noteAcquired(init.key);
+    noteAcquired(init.key, MEMBERSHIP);
     state.watcher = watchLeaseFile(init.fd, init.path, () => {
       try {
         check(state);

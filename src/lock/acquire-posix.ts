@@ -1,147 +1,147 @@
 // Acquisition for kind 'posix'. Classic fcntl locks belong to the process,
-// so this thread takes turns per inode (posix-table.ts) before asking the
+// so acquisitions take turns per inode in the process-wide posix table
+// (native/posix_table.h, shared by every worker_thread) before asking the
 // kernel, and every failure path unlocks explicitly instead of closing: the
-// inode's one descriptor stays open for the next acquirer in the queue.
-import {
-  finish,
-  kernelWait,
-  makeHandle,
-  recordFor,
-  timeoutError,
-  timeoutErrorSync,
-  unlockQuietly,
-} from './acquire-steps.js';
-import { abortError, fromNative, selfDeadlockError } from './errors.js';
+// inode's one descriptor stays open for the process's other acquirers.
+// The uncontended path is one native call, as for the other kinds.
+import os from 'node:os';
+import { kernelWait, makeHandle, recordFor, selfDeadlock, timeoutError, timeoutErrorSync } from './acquire-steps.js';
+import { abortError, fromNative } from './errors.js';
 import type { LockHandle } from './handle.js';
-import { native, Out, out } from './native.js';
+import { Flag, native, Out, out } from './native.js';
 import type { LockRequest } from './options.js';
-import { type InodeEntry, joinEntry, leaveEntry, passTurn, takeTurn, takeTurnNow } from './posix-table.js';
+import { waitTurn } from './posix-table.js';
+
+const EDEADLK = os.constants.errno.EDEADLK;
+
+/** posixAbandon() state bits. */
+const HAVE_TURN = 1;
+const LOCKED = 2;
+
+/** One native attempt; returns the native result code (see NativeBinding.posixAcquire). */
+function attemptPosix(req: LockRequest, record: string | undefined, keepOnBusy: boolean): number {
+  try {
+    return native.posixAcquire(req.path, req.flags | (keepOnBusy ? Flag.keepOnBusy : 0), req.start, req.length, record);
+  } catch (error) {
+    throw fromNative(error, req.display);
+  }
+}
+
+/** Verifies a granted lock and writes the record; false when the file was replaced. */
+function finishPosix(req: LockRequest, fd: number, readOnly: number): boolean {
+  try {
+    return native.posixFinish(
+      fd,
+      req.path,
+      req.flags | (readOnly !== 0 ? Flag.readOnly : 0),
+      req.start,
+      req.length,
+      // A fresh record: createdAt is when the lock was granted.
+      recordFor(req),
+    );
+  } catch (error) {
+    throw fromNative(error, req.display);
+  }
+}
+
+function tryLockTurn(req: LockRequest, fd: number): boolean {
+  try {
+    return native.posixTryLock(fd, req.flags, req.start, req.length);
+  } catch (error) {
+    throw fromNative(error, req.display);
+  }
+}
 
 export async function lockPosix(req: LockRequest): Promise<LockHandle> {
   const started = performance.now();
   const deadline = started + req.timeout;
   for (;;) {
-    let entry: InodeEntry;
-    try {
-      entry = joinEntry(req.path);
-    } catch (error) {
-      throw fromNative(error, req.display);
-    }
+    const result = attemptPosix(req, recordFor(req), true);
+    if (result >= 0) return makeHandle(req, result, out[Out.readOnly]!, true);
+    const fd = -(result + 2);
     const readOnly = out[Out.readOnly]!;
-    let ourTurn = false;
-    let locked = false;
+    let state = out[Out.turn] === 1 ? HAVE_TURN : 0;
     let handed = false;
     try {
-      ourTurn = await takeTurn(entry, req.signal, deadline);
-      if (!ourTurn) {
-        if (req.signal?.aborted) throw abortError(req.signal, req.display);
-        throw await timeoutError(req, started);
-      }
-      try {
-        locked = native.tryLock(entry.fd, req.flags, req.start, req.length);
-      } catch (error) {
-        throw fromNative(error, req.display);
-      }
-      if (!locked) {
+      if (!(state & HAVE_TURN)) {
         if (req.timeout === 0) throw await timeoutError(req, started);
-        await kernelWait(req, entry.fd, started, () => native.unlock(entry.fd, req.flags, req.start, req.length));
-        locked = true;
+        const turn = await waitTurn(fd, req.signal, deadline);
+        if (turn.haveTurn) state |= HAVE_TURN;
+        if (turn.outcome === 'aborted') throw abortError(req.signal!, req.display);
+        if (turn.outcome === 'timeout') throw await timeoutError(req, started);
+        if (tryLockTurn(req, fd)) state |= LOCKED;
       }
-      if (finish(req, entry.fd, readOnly, recordFor(req))) {
+      if (!(state & LOCKED)) {
+        if (req.timeout === 0) throw await timeoutError(req, started);
+        // A cancelled wait may still have been granted in the race with the
+        // cancellation: the abandon below unlocks in any case.
+        await kernelWait(req, fd, started, () => {
+          state |= LOCKED;
+        });
+        state |= LOCKED;
+      }
+      if (finishPosix(req, fd, readOnly)) {
         handed = true;
-        return makeHandle(req, entry.fd, readOnly, entry);
+        return makeHandle(req, fd, readOnly, true);
       }
+      // The holder we waited for unlinked the file on release: our lock is
+      // on an orphaned inode. Drop it and start over on the current file.
     } finally {
-      if (!handed) {
-        // The descriptor may stay open for queued acquirers of this process,
-        // so closing it is not enough to drop a lock we took.
-        if (locked) unlockQuietly(entry.fd, req);
-        leaveEntry(entry, true);
-        if (ourTurn) passTurn(entry);
-      }
+      if (!handed) native.posixAbandon(fd, req.flags, req.start, req.length, state);
     }
   }
 }
 
 export function tryLockPosix(req: LockRequest): LockHandle | null {
-  let entry: InodeEntry;
-  try {
-    entry = joinEntry(req.path);
-  } catch (error) {
-    throw fromNative(error, req.display);
-  }
-  const readOnly = out[Out.readOnly]!;
-  let ourTurn = false;
-  let locked = false;
-  let handed = false;
-  try {
-    ourTurn = takeTurnNow(entry);
-    if (!ourTurn) return null;
-    let granted: boolean;
-    try {
-      granted = native.tryLock(entry.fd, req.flags, req.start, req.length);
-    } catch (error) {
-      throw fromNative(error, req.display);
-    }
-    if (!granted) return null;
-    locked = true;
-    if (finish(req, entry.fd, readOnly, recordFor(req))) {
-      handed = true;
-      return makeHandle(req, entry.fd, readOnly, entry);
-    }
-    // Replaced between open and lock by a releasing holder: it was busy.
-    return null;
-  } finally {
-    if (!handed) {
-      if (locked) unlockQuietly(entry.fd, req);
-      leaveEntry(entry, true);
-      if (ourTurn) passTurn(entry);
-    }
-  }
+  const result = attemptPosix(req, recordFor(req), false);
+  return result >= 0 ? makeHandle(req, result, out[Out.readOnly]!, true) : null;
 }
 
 export function lockSyncPosix(req: LockRequest): LockHandle {
   const started = performance.now();
+  const remaining = (): number => Math.max(0, req.timeout - (performance.now() - started));
   for (;;) {
-    let entry: InodeEntry;
-    try {
-      entry = joinEntry(req.path);
-    } catch (error) {
-      throw fromNative(error, req.display);
-    }
+    const result = attemptPosix(req, recordFor(req), true);
+    if (result >= 0) return makeHandle(req, result, out[Out.readOnly]!, true);
+    const fd = -(result + 2);
     const readOnly = out[Out.readOnly]!;
-    let ourTurn = false;
-    let locked = false;
+    let state = out[Out.turn] === 1 ? HAVE_TURN : 0;
     let handed = false;
     try {
-      ourTurn = takeTurnNow(entry);
-      if (!ourTurn) {
+      if (!(state & HAVE_TURN)) {
         if (req.timeout === 0) throw timeoutErrorSync(req, started);
-        throw selfDeadlockError(req.display);
+        // Another thread's turn is waited for; this thread's own throws
+        // EDEADLK (it could never be passed on while we block).
+        let turn: number;
+        try {
+          turn = native.posixWaitTurnSync(fd, remaining());
+        } catch (error) {
+          if ((error as { errno?: number }).errno === -EDEADLK) throw selfDeadlock(req);
+          throw fromNative(error, req.display);
+        }
+        if (turn !== 0) throw timeoutErrorSync(req, started);
+        state |= HAVE_TURN;
+        if (tryLockTurn(req, fd)) state |= LOCKED;
       }
-      locked = native.tryLock(entry.fd, req.flags, req.start, req.length);
-      if (!locked) {
+      if (!(state & LOCKED)) {
         if (req.timeout === 0) throw timeoutErrorSync(req, started);
-        const remaining = Math.max(0, req.timeout - (performance.now() - started));
         // A cancelled wait may still have been granted in the race with the
         // deadline: unlock in any case before reporting the timeout.
-        locked = true;
-        if (native.waitSync(entry.fd, req.flags, req.start, req.length, remaining) !== 0) {
-          throw timeoutErrorSync(req, started);
+        state |= LOCKED;
+        let status: number;
+        try {
+          status = native.waitSync(fd, req.flags, req.start, req.length, remaining());
+        } catch (error) {
+          throw fromNative(error, req.display);
         }
+        if (status !== 0) throw timeoutErrorSync(req, started);
       }
-      if (finish(req, entry.fd, readOnly, recordFor(req))) {
+      if (finishPosix(req, fd, readOnly)) {
         handed = true;
-        return makeHandle(req, entry.fd, readOnly, entry);
+        return makeHandle(req, fd, readOnly, true);
       }
-    } catch (error) {
-      throw fromNative(error, req.display);
     } finally {
-      if (!handed) {
-        if (locked) unlockQuietly(entry.fd, req);
-        leaveEntry(entry, true);
-        if (ourTurn) passTurn(entry);
-      }
+      if (!handed) native.posixAbandon(fd, req.flags, req.start, req.length, state);
     }
   }
 }

@@ -3,14 +3,20 @@
 // post-wait verification and owner record, the handle, and the errors.
 // acquire.ts (whole-file kinds) and acquire-posix.ts compose them.
 import { onAbort } from './abort-listeners.js';
-import { abortError, fromNative, LockTimeoutError, systemError } from './errors.js';
+import {
+  abortError,
+  fromNative,
+  LockTimeoutError,
+  type SystemError,
+  selfDeadlockError,
+  systemError,
+} from './errors.js';
 import { LockHandle } from './handle.js';
 import { inodeKey, noteAcquired } from './held-locks.js';
 import { describeHolder, describeHolderSync } from './holder.js';
 import { Flag, native, Out, out } from './native.js';
 import type { LockRequest } from './options.js';
 import { formatRecord } from './owner-record.js';
-import type { InodeEntry } from './posix-table.js';
 
 /** setTimeout's longest delay; longer timeouts re-arm. */
 const MAX_TIMER_MS = 0x7fffffff;
@@ -25,17 +31,27 @@ export function syscallOf(req: LockRequest): string {
   return req.kind === 'flock' ? 'flock' : 'fcntl';
 }
 
+/** EDEADLK for a synchronous wait on a lock this very thread holds (or is acquiring). */
+export function selfDeadlock(req: LockRequest): SystemError {
+  const error = selfDeadlockError(req.display);
+  error.syscall = syscallOf(req);
+  return error;
+}
+
 /**
- * `readOnly` is 0 for a writable descriptor, else the errno (EACCES, EROFS)
- * that made the library fall back to a read-only one: that errno, not the
- * write that was never attempted, is why the owner record is missing.
+ * `readOnly` is 0 for a writable descriptor, -1 for one read-only by choice
+ * (foreign content), else the errno (EACCES, EROFS) that made the library
+ * fall back to a read-only one: that errno, not the write that was never
+ * attempted, is why the owner record is missing. `posix` says the
+ * descriptor is the posix table's entry for the inode.
  */
-export function makeHandle(req: LockRequest, fd: number, readOnly: number, posix?: InodeEntry): LockHandle {
+export function makeHandle(req: LockRequest, fd: number, readOnly: number, posix = false): LockHandle {
   const key = inodeKey(out[Out.dev]!, out[Out.ino]!);
-  noteAcquired(key);
-  const recordErrno = readOnly !== 0 && req.mode === 'exclusive' ? readOnly : out[Out.recordErr]!;
-  const init = { request: req, fd, key, readOnly: readOnly !== 0, recordErrno };
-  return new LockHandle(posix ? { ...init, posix } : init);
+  const held = { kind: req.kind, mode: req.mode, start: req.start, length: req.length };
+  noteAcquired(key, held);
+  const foreign = out[Out.recordSkipped] === 1;
+  const recordErrno = foreign ? 0 : readOnly > 0 && req.mode === 'exclusive' ? readOnly : out[Out.recordErr]!;
+  return new LockHandle({ request: req, fd, key, held, readOnly: readOnly !== 0, recordErrno, foreign, posix });
 }
 
 /** One native acquisition attempt; returns the native result code. */

@@ -7,10 +7,19 @@
 // A timeout or an AbortSignal interrupts that thread; a lock granted in the
 // race with the cancellation is dropped at once.
 import { lockPosix, lockSyncPosix, tryLockPosix } from './acquire-posix.js';
-import { attempt, finish, kernelWait, makeHandle, recordFor, timeoutError, timeoutErrorSync } from './acquire-steps.js';
-import { abortError, fromNative, selfDeadlockError } from './errors.js';
+import {
+  attempt,
+  finish,
+  kernelWait,
+  makeHandle,
+  recordFor,
+  selfDeadlock,
+  timeoutError,
+  timeoutErrorSync,
+} from './acquire-steps.js';
+import { abortError, fromNative } from './errors.js';
 import type { LockHandle } from './handle.js';
-import { heldHere, inodeKey } from './held-locks.js';
+import { conflictsHere, inodeKey } from './held-locks.js';
 import { native, Out, out } from './native.js';
 import { type LockOptions, type LockRequest, normalizeOptions } from './options.js';
 /** Options of tryLock(): one attempt, so no timeout and nothing to abort. */
@@ -58,7 +67,15 @@ export function lock(path: string | Buffer, options?: LockOptions): Promise<Lock
   // should cost no more than that plus one resolved promise. Every failure,
   // validation included, still arrives as a rejection.
   try {
-    const req = normalizeOptions(path, options, Number.POSITIVE_INFINITY);
+    return lockRequest(normalizeOptions(path, options, Number.POSITIVE_INFINITY));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/** lock() for a request validated already (the CLI adds internal flags to it). */
+export function lockRequest(req: LockRequest): Promise<LockHandle> {
+  try {
     if (req.signal?.aborted) throw abortError(req.signal, req.display);
     if (req.kind === 'posix') return lockPosix(req);
     const record = recordFor(req);
@@ -120,9 +137,11 @@ export function lockSync(path: string | Buffer, options?: LockSyncOptions): Lock
     if (result === -1) throw timeoutErrorSync(req, started);
     const fd = -(result + 2);
     const readOnly = out[Out.readOnly]!;
-    if (req.kind === 'flock' && heldHere(inodeKey(out[Out.dev]!, out[Out.ino]!)) > 0) {
+    const wanted = { kind: req.kind, mode: req.mode, start: req.start, length: req.length };
+    if (conflictsHere(inodeKey(out[Out.dev]!, out[Out.ino]!), wanted)) {
+      // This thread holds a conflicting lock: blocking it would wait forever.
       native.close(fd);
-      throw selfDeadlockError(req.display);
+      throw selfDeadlock(req);
     }
     let status: number;
     let same = false;

@@ -2,41 +2,33 @@
 // resort, when it is garbage-collected) closes its descriptor, which is what
 // makes the kernel drop the lock; with removeOnRelease the last holder first
 // unlinks the file while still holding it, so no waiter can be handed a lock
-// on a file that is about to disappear.
+// on a file that is about to disappear. A file with foreign content (not an
+// owner record) is never unlinked, whatever the options say.
 import { type SystemError, systemError } from './errors.js';
-import { type InodeKey, noteReleased } from './held-locks.js';
+import { type HeldLock, type InodeKey, noteReleased } from './held-locks.js';
 import { Flag, native } from './native.js';
 import type { LockKind, LockMode, LockRange, LockRequest } from './options.js';
-import { type InodeEntry, isLastUser, leaveEntry, passTurn } from './posix-table.js';
 
 /** State a handle needs to release; kept apart so the GC finalizer does not retain the handle. */
 interface ReleaseState {
   request: LockRequest;
   fd: number;
   released: boolean;
-  posix: InodeEntry | undefined;
+  /** The descriptor is the process-wide posix table's entry for the inode. */
+  posix: boolean;
   key: InodeKey;
+  held: HeldLock;
 }
 
 function releaseLock(state: ReleaseState): void {
   state.released = true;
-  noteReleased(state.key);
+  noteReleased(state.key, state.held);
   const req = state.request;
   const flags = req.flags | (req.removeOnRelease ? Flag.unlink : 0);
-  const entry = state.posix;
-  if (entry === undefined) {
-    native.release(state.fd, req.path, flags, req.start, req.length);
-  } else if (isLastUser(entry)) {
-    native.release(entry.fd, req.path, flags, req.start, req.length);
-    leaveEntry(entry, false);
-    passTurn(entry);
-  } else {
-    // Other handles of this process still use the inode: unlock our range
-    // only; closing anything now would drop their POSIX locks too.
-    native.unlock(entry.fd, req.flags, req.start, req.length);
-    leaveEntry(entry, true);
-    passTurn(entry);
-  }
+  // posix: the table unlinks only as the inode's last user in the process;
+  // otherwise it unlocks this range and passes the turn, closing nothing.
+  if (state.posix) native.posixRelease(state.fd, req.path, flags, req.start, req.length);
+  else native.release(state.fd, req.path, flags, req.start, req.length);
 }
 
 const leaked = new FinalizationRegistry<ReleaseState>((state) => {
@@ -61,10 +53,16 @@ export interface HandleInit {
   request: LockRequest;
   fd: number;
   key: InodeKey;
+  held: HeldLock;
   readOnly: boolean;
   recordErrno: number;
-  posix?: InodeEntry;
+  /** No record was written because the file holds foreign content. */
+  foreign: boolean;
+  posix: boolean;
 }
+
+/** Why no owner record was written although the lock is exclusive. */
+export type RecordSkipped = 'foreign-content';
 
 /** A lock held by this process. Release is idempotent. */
 export class LockHandle implements Disposable, AsyncDisposable {
@@ -78,10 +76,21 @@ export class LockHandle implements Disposable, AsyncDisposable {
   readonly range: LockRange | undefined;
   /** When the lock was granted (milliseconds since the epoch; see acquiredAt). */
   readonly acquiredAtMs: number;
-  /** True when the file could only be opened read-only (locked, but no owner record). */
+  /**
+   * True when the lock is held through a read-only descriptor: the file
+   * could only be opened read-only, or (kernel-lock run) it holds foreign
+   * content and is locked the way flock(1) locks it.
+   */
   readonly readOnly: boolean;
   /** Why the owner record could not be written (full disk, read-only file), or null. */
   readonly recordError: SystemError | null;
+  /**
+   * 'foreign-content' when the file holds something other than an owner
+   * record or legacy marker (a script, a database, any data): kernel-lock
+   * then locks it but writes nothing into it, truncates nothing and never
+   * unlinks it, even with removeOnRelease. null otherwise.
+   */
+  readonly recordSkipped: RecordSkipped | null;
 
   readonly #request: LockRequest;
   readonly #state: ReleaseState;
@@ -98,7 +107,8 @@ export class LockHandle implements Disposable, AsyncDisposable {
     this.acquiredAtMs = Date.now();
     this.readOnly = init.readOnly;
     this.recordError = init.recordErrno === 0 ? null : systemError(init.recordErrno, 'write', request.display);
-    this.#state = { request, fd: init.fd, released: false, posix: init.posix, key: init.key };
+    this.recordSkipped = init.foreign ? 'foreign-content' : null;
+    this.#state = { request, fd: init.fd, released: false, posix: init.posix, key: init.key, held: init.held };
     leaked.register(this, this.#state, this);
   }
 

@@ -18,11 +18,18 @@ export const Flag = {
   keepOnBusy: 1 << 3,
   unlink: 1 << 4,
   readOnly: 1 << 5,
+  /** Lock an existing file with foreign content through a read-only descriptor (kernel-lock run). */
+  readOnlyIfForeign: 1 << 6,
 } as const;
 
-/** Slots of the shared result array; must match OutSlot in native/addon.cc. */
-/** `readOnly` holds 0, or the errno (EACCES, EROFS) that forced a read-only descriptor. */
-export const Out = { dev: 0, ino: 1, recordErr: 2, readOnly: 3 } as const;
+/**
+ * Slots of the shared result array; must match OutSlot in native/addon.cc.
+ * `readOnly`: 0 writable, the errno (EACCES, EROFS) that forced a read-only
+ * descriptor, or -1 when read-only was chosen (foreign content, Flag.readOnlyIfForeign).
+ * `recordSkipped`: 1 when no record was written because the file holds foreign content.
+ * `turn` (posix, busy): 1 when the caller has the inode's turn, 0 when it must wait for it.
+ */
+export const Out = { dev: 0, ino: 1, recordErr: 2, readOnly: 3, recordSkipped: 4, turn: 5 } as const;
 
 export interface NativeBinding {
   readonly ofdSupported: boolean;
@@ -30,15 +37,38 @@ export interface NativeBinding {
   setOutBuffer(out: Float64Array): void;
   /** fd when locked; -1 busy (closed); -(fd + 2) busy with the descriptor kept for a wait. */
   acquire(path: NativePath, flags: number, start: number, length: number, record?: string): number;
+  /** The safe open alone (a lease takes several locks on one descriptor): fd, with out[Out.dev/ino/readOnly]. */
   open(path: NativePath): number;
   tryLock(fd: number, flags: number, start: number, length: number): boolean;
   unlock(fd: number, flags: number, start: number, length: number): void;
   getLock(fd: number, flags: number, start: number, length: number): [number, number, number, number] | null;
   finish(fd: number, path: NativePath, flags: number, start: number, length: number, record?: string): boolean;
   verify(fd: number, path: NativePath): boolean;
-  /** Always closes fd. 1 unlinked, 0 kept, negative errno when unlink failed. */
+  /** Always closes fd. 1 unlinked, 0 kept (a lease file is always kept), 2 kept for its foreign content, negative errno when unlink failed. */
   release(fd: number, path: NativePath, flags: number, start: number, length: number): number;
+  /** Closes a descriptor this environment owns (from acquire), without dropping the process's posix locks. */
   close(fd: number): void;
+  /** Closes any descriptor (one opened with fs, say) without dropping the process's posix locks. */
+  closeDescriptor(fd: number): void;
+  /**
+   * What the file holds (native/record_content.h): kernel-lock writes its record only into `empty`, `record`,
+   * `marker` and `lease` files, and unlinks only the first three.
+   */
+  contentKind(fd: number): 'empty' | 'record' | 'marker' | 'lease' | 'foreign';
+  /** Kind posix, one call: entry fd when locked; -1 busy; with keepOnBusy -(fd + 2) and out[Out.turn]. */
+  posixAcquire(path: NativePath, flags: number, start: number, length: number, record?: string): number;
+  /** Queues for the turn on a joined entry; callback gets 0 (the turn is ours) or -1 (cancelled). */
+  posixWaitTurn(fd: number, callback: (status: number) => void): number;
+  posixCancelTurn(id: number): void;
+  /** Blocks for the turn: 0 ours, -1 timed out; throws EDEADLK when this thread would wait for itself. */
+  posixWaitTurnSync(fd: number, timeoutMs: number): number;
+  posixTryLock(fd: number, flags: number, start: number, length: number): boolean;
+  posixFinish(fd: number, path: NativePath, flags: number, start: number, length: number, record?: string): boolean;
+  /** state: 1 the turn is ours, 2 possibly locked. */
+  posixAbandon(fd: number, flags: number, start: number, length: number, state: number): void;
+  posixRelease(fd: number, path: NativePath, flags: number, start: number, length: number): number;
+  /** The process's posix descriptor for an inode, or -1. */
+  posixDescriptor(dev: number, ino: number): number;
   /** Starts a wait on a dedicated thread; callback gets 0 granted, -1 cancelled, or an errno. */
   wait(fd: number, flags: number, start: number, length: number, callback: (status: number) => void): number;
   cancelWait(id: number): void;

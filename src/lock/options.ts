@@ -23,7 +23,15 @@ export interface LockOptions {
   owner?: string;
   /** Byte range (ofd and posix only). Default: the whole file. */
   range?: LockRange;
-  /** Unlink the lock file on release when this is the last holder. Default true. */
+  /**
+   * Unlink the lock file on release when this is the last holder. Default
+   * false: the file is kept. Unlinking is safe only when every process that
+   * locks the path re-checks the inode after locking, as kernel-lock does;
+   * flock(1), Python's fcntl.flock/lockf, lockf(3) and SQLite do not, and a
+   * waiter of theirs would end up holding a lock on the unlinked file while
+   * the next kernel-lock user locks a new one. A file with foreign content
+   * (not an owner record) is never unlinked.
+   */
   removeOnRelease?: boolean;
 }
 
@@ -169,7 +177,7 @@ export function normalizeOptions(
   if (owner !== undefined && typeof owner !== 'string') {
     throw new TypeError(`kernel-lock: option owner must be a string, got ${describe(owner)}`);
   }
-  const removeOnRelease = opts.removeOnRelease === undefined ? true : opts.removeOnRelease;
+  const removeOnRelease = opts.removeOnRelease === undefined ? false : opts.removeOnRelease;
   if (typeof removeOnRelease !== 'boolean') {
     throw new TypeError(`kernel-lock: option removeOnRelease must be a boolean, got ${describe(removeOnRelease)}`);
   }

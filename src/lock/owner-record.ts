@@ -2,12 +2,11 @@
 // it. The kernel lock is the truth; the record only explains it, so it is
 // written in place (no ftruncate on the hot path, see native/lock_ops.cc) and
 // read defensively: bounded, never throwing, garbage meaning "no record".
-import { closeSync, constants, fstat, fstatSync, open, openSync, read, readSync } from 'node:fs';
+import { constants, open, openSync, read, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { processIdentity } from '../proc/identity.js';
-import { inodeKey } from './held-locks.js';
 import type { LockKind, LockMode } from './options.js';
-import { closeUnlessPosixHeld } from './posix-table.js';
+import { closeDescriptor } from './posix-table.js';
 
 /** Marks records written by kernel-lock (legacy markers lack it). */
 export const RECORD_FORMAT = 'kernel-lock/1';
@@ -148,15 +147,12 @@ const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBL
 
 const openAsync = promisify(open);
 const readAsync = promisify(read);
-const fstatAsync = promisify(fstat);
 
 // Closing any descriptor of a file drops this process's POSIX locks on it,
-// so the close goes through the posix table, which defers it while this
-// thread holds such a lock. Checked at close time: an acquisition may have
-// happened while an asynchronous read was in flight.
-function closeReader(fd: number, dev: number, ino: number): void {
-  closeUnlessPosixHeld(inodeKey(dev, ino), () => closeSync(fd));
-}
+// so the close goes through the process-wide posix table, which defers it
+// while any thread of the process holds such a lock. Checked at close time:
+// an acquisition may have happened while an asynchronous read was in flight.
+const closeReader = closeDescriptor;
 
 /** Reads a lock file's record synchronously (at most MAX_RECORD_BYTES); null when missing or unreadable. */
 export function readRecordSync(path: string | Buffer): OwnerRecord | null {
@@ -166,17 +162,14 @@ export function readRecordSync(path: string | Buffer): OwnerRecord | null {
   } catch {
     return null;
   }
-  let dev = -1;
-  let ino = -1;
   try {
-    ({ dev, ino } = fstatSync(fd));
     const buffer = Buffer.alloc(MAX_RECORD_BYTES);
     const length = readSync(fd, buffer, 0, buffer.length, 0);
     return parseRecord(buffer.subarray(0, length));
   } catch {
     return null;
   } finally {
-    closeReader(fd, dev, ino);
+    closeReader(fd);
   }
 }
 
@@ -188,16 +181,13 @@ export async function readRecord(path: string | Buffer): Promise<OwnerRecord | n
   } catch {
     return null;
   }
-  let dev = -1;
-  let ino = -1;
   try {
-    ({ dev, ino } = await fstatAsync(fd));
     const buffer = Buffer.alloc(MAX_RECORD_BYTES);
     const { bytesRead } = await readAsync(fd, buffer, 0, buffer.length, 0);
     return parseRecord(buffer.subarray(0, bytesRead));
   } catch {
     return null;
   } finally {
-    closeReader(fd, dev, ino);
+    closeReader(fd);
   }
 }

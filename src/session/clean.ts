@@ -80,16 +80,20 @@ function mtimeOf(file: string): number | null {
  * `remove` a free file is unlinked while its lock is held. Returns whether
  * the lock was held and whether the file was removed.
  */
-function probe(lockPath: string, remove: boolean): { held: boolean; removed: boolean } {
+function probe(lockPath: string, remove: boolean): { held: boolean; removed: boolean; foreign: boolean } {
   const outcome = sweepFile(lockPath, { dryRun: !remove });
   switch (outcome.action) {
     case 'removed':
-      return { held: false, removed: true };
+      return { held: false, removed: true, foreign: false };
     case 'would-remove':
     case 'missing':
-      return { held: false, removed: false };
+      return { held: false, removed: false, foreign: false };
     default:
-      if (outcome.reason === 'held' || outcome.reason === 'held-by-self') return { held: true, removed: false };
+      if (outcome.reason === 'held' || outcome.reason === 'held-by-self') {
+        return { held: true, removed: false, foreign: false };
+      }
+      // Neither a record nor a marker: somebody's data, never removed.
+      if (outcome.reason === 'foreign-content') return { held: false, removed: false, foreign: true };
       throw new Error(outcome.detail);
   }
 }
@@ -144,7 +148,7 @@ export async function cleanStaleLockFiles(
     }
     // Gone since the listing (released by its holder): nothing to report.
     if (mtimeMs === null) continue;
-    let result: { held: boolean; removed: boolean };
+    let result: { held: boolean; removed: boolean; foreign: boolean };
     try {
       result = probe(lockPath, removeStale);
     } catch (error) {
@@ -170,6 +174,11 @@ export async function cleanStaleLockFiles(
       held: result.held,
     };
     locks.push(info);
+    if (result.foreign) {
+      params.log?.warn?.(
+        `kept session lock file holding data that is not a lock record (check it, then remove it by hand): ${lockPath}`,
+      );
+    }
     if (info.removed) {
       cleaned.push(info);
       params.log?.warn?.(`removed stale session lock: ${lockPath} (${staleReasons.join(', ')})`);

@@ -169,6 +169,10 @@ describe('kernel-lock demo --runtime: arguments (the run itself is in e2e/)', ()
     [['--runtime', 'openclaw@2026.4.24', '--scenarios', 'e'], /\(e\) needs a long-lived gateway: simulated mode only/],
     [['--runtime', 'openclaw@2026.4.24', '--followers', '0'], /--followers must be a whole number from 1 to 10/],
     [['--runtime', 'openclaw@2026.4.24', '--quick'], /--quick and --timeout belong to the simulated demo/],
+    [
+      ['--runtime', 'openclaw@2026.9.6'],
+      /--runtime openclaw@2026\.9\.6: the demo replays the session lock's scenarios, .* of openclaw@2026\.4\.24 only .*npm run e2e/,
+    ],
     [['--followers', '2'], /--followers needs --runtime/],
   ])('%j is a usage error', async (args, message) => {
     const run = await runCli(['demo', ...args]);

@@ -140,3 +140,22 @@ describe('sweep', () => {
     expect(removedWorkerFiles).toBeGreaterThan(0);
   });
 });
+
+describe('sweep and other people’s data', () => {
+  it('never removes a file whose content is not a lock record, however unheld', async () => {
+    const data = path.join(dir, 'database.lock');
+    writeFileSync(data, 'SQLite format 3\u0000');
+    const script = path.join(dir, 'deploy.lock');
+    writeFileSync(script, '#!/bin/sh\necho deployed\n');
+    const marker = orphan('legacy.lock');
+    const dry = await sweep(dir, { dryRun: true });
+    expect(dry.removed).toEqual([marker]);
+    const result = await sweep(dir);
+    expect(result.removed).toEqual([marker]);
+    const kept = Object.fromEntries(result.kept.map((k) => [path.basename(k.path), k.reason]));
+    expect(kept).toEqual({ 'database.lock': 'foreign-content', 'deploy.lock': 'foreign-content' });
+    expect(readFileSync(data, 'utf8')).toBe('SQLite format 3\u0000');
+    expect(readFileSync(script, 'utf8')).toBe('#!/bin/sh\necho deployed\n');
+    expect(sweepFile(script)).toMatchObject({ action: 'kept', reason: 'foreign-content' });
+  });
+});

@@ -12,9 +12,20 @@ beforeEach(() => {
 afterEach(() => cleanup());
 
 describe('lock basics', () => {
-  it('acquires, writes an owner record, and removes the file on release', async () => {
-    const file = path.join(dir, 'a.lock');
+  it('acquires, writes an owner record, and keeps the file on release (the default)', async () => {
+    const file = path.join(dir, 'default.lock');
     const handle = await lock(file, { owner: 'basics' });
+    expect(handle.recordSkipped).toBeNull();
+    expect(parseRecord(readFileSync(file))).toMatchObject({ pid: process.pid, owner: 'basics' });
+    await handle.release();
+    // Kept: a flock(1) or Python peer that opened the file before a release
+    // would otherwise lock an unlinked inode (test/lock/interop.test.ts).
+    expect(existsSync(file)).toBe(true);
+  });
+
+  it('acquires, writes an owner record, and removes the file on release with removeOnRelease', async () => {
+    const file = path.join(dir, 'a.lock');
+    const handle = await lock(file, { owner: 'basics', removeOnRelease: true });
     expect(handle).toBeInstanceOf(LockHandle);
     expect(handle.kind).toBe('flock');
     expect(handle.mode).toBe('exclusive');

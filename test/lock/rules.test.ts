@@ -29,7 +29,7 @@ const inodeOf = (fd: number): number => fstatSync(fd).ino;
 describe('rule 1: verified acquisition', () => {
   it('a waiter woken on an unlinked file retries on the file the path now names', async () => {
     const file = path.join(dir, 'v.lock');
-    const holder = await holdInChild(file); // removeOnRelease: unlinks while holding
+    const holder = await holdInChild(file, { removeOnRelease: true }); // unlinks while holding
     const waiting = lock(file, { timeout: 10_000 });
     await sleep(100); // the waiter has opened the old inode and sleeps in the kernel
     await releaseInChild(holder);
@@ -75,8 +75,8 @@ describe('rule 1: verified acquisition', () => {
 describe('rule 2: removeOnRelease', () => {
   it('only the last shared holder removes the file', async () => {
     const file = path.join(dir, 'shared.lock');
-    const other = await holdInChild(file, { mode: 'shared' });
-    const mine = await lock(file, { mode: 'shared' });
+    const other = await holdInChild(file, { mode: 'shared', removeOnRelease: true });
+    const mine = await lock(file, { mode: 'shared', removeOnRelease: true });
     await mine.release();
     // The child still holds it: the file must stay, or a newcomer would
     // create a fresh file and "share" nothing with the child.
@@ -88,8 +88,8 @@ describe('rule 2: removeOnRelease', () => {
 
   it.each(['ofd', 'posix'] as const)('%s: only the last shared holder removes the file', async (kind) => {
     const file = path.join(dir, `shared-${kind}.lock`);
-    const other = await holdInChild(file, { mode: 'shared', kind });
-    const mine = await lock(file, { mode: 'shared', kind });
+    const other = await holdInChild(file, { mode: 'shared', kind, removeOnRelease: true });
+    const mine = await lock(file, { mode: 'shared', kind, removeOnRelease: true });
     await mine.release();
     expect(existsSync(file)).toBe(true);
     await releaseInChild(other);
@@ -99,8 +99,8 @@ describe('rule 2: removeOnRelease', () => {
 
   it('a range holder does not remove the file while another process holds another range', async () => {
     const file = path.join(dir, 'range.lock');
-    const other = await holdInChild(file, { kind: 'ofd', range: { start: 0, length: 10 } });
-    const mine = await lock(file, { kind: 'ofd', range: { start: 10, length: 10 } });
+    const other = await holdInChild(file, { kind: 'ofd', range: { start: 0, length: 10 }, removeOnRelease: true });
+    const mine = await lock(file, { kind: 'ofd', range: { start: 10, length: 10 }, removeOnRelease: true });
     mine.releaseSync();
     expect(existsSync(file)).toBe(true);
     await other.kill();
@@ -108,7 +108,7 @@ describe('rule 2: removeOnRelease', () => {
 
   it('never removes a path that no longer names the locked file', async () => {
     const file = path.join(dir, 'swap.lock');
-    const handle = await lock(file);
+    const handle = await lock(file, { removeOnRelease: true });
     const replacement = path.join(dir, 'replacement');
     writeFileSync(replacement, 'not ours');
     renameSync(replacement, file);
@@ -122,8 +122,8 @@ describe('rule 2: removeOnRelease', () => {
     // many hand-offs between two processes and check the winner's file.
     const file = path.join(dir, 'order.lock');
     for (let i = 0; i < 10; i++) {
-      const holder = await holdInChild(file);
-      const waiting = lock(file, { timeout: 10_000 });
+      const holder = await holdInChild(file, { removeOnRelease: true });
+      const waiting = lock(file, { timeout: 10_000, removeOnRelease: true });
       await sleep(20);
       await releaseInChild(holder);
       const handle = await waiting;
@@ -173,13 +173,28 @@ describe('rule 3: owner record', () => {
     short.releaseSync();
   });
 
-  it('a huge previous content is cut, so the record still parses', async () => {
+  it('content that is not a record or marker is never rewritten, truncated or removed', async () => {
     const file = path.join(dir, 'huge.lock');
-    writeFileSync(file, `{"pid":1,"junk":"${'z'.repeat(20_000)}"}`);
-    const handle = lockSync(file, { owner: 'after-huge' });
-    expect(statSync(file).size).toBeLessThan(4096);
-    expect(parseRecord(readFileSync(file))).toMatchObject({ owner: 'after-huge' });
+    const huge = `{"pid":1,"junk":"${'z'.repeat(20_000)}"}`;
+    writeFileSync(file, huge);
+    const handle = lockSync(file, { owner: 'after-huge', removeOnRelease: true });
+    expect(handle.recordSkipped).toBe('foreign-content');
+    expect(handle.recordError).toBeNull();
     handle.releaseSync();
+    expect(readFileSync(file, 'utf8')).toBe(huge);
+  });
+
+  it('a legacy marker and a kernel-lock record are rewritten; an empty file gets a record', async () => {
+    const legacy = path.join(dir, 'legacy-marker.lock');
+    writeFileSync(legacy, JSON.stringify({ pid: 4687, createdAt: '2026-01-01T00:00:00.000Z', starttime: 1 }, null, 2));
+    const empty = path.join(dir, 'empty.lock');
+    writeFileSync(empty, '');
+    for (const file of [legacy, empty, legacy]) {
+      const handle = lockSync(file, { owner: 'mine' });
+      expect(handle.recordSkipped).toBeNull();
+      expect(parseRecord(readFileSync(file))).toMatchObject({ pid: process.pid, owner: 'mine' });
+      handle.releaseSync();
+    }
   });
 
   it('legacy markers still read; garbage and oversize files read as no record', async () => {

@@ -107,7 +107,10 @@ describe('option validation', () => {
         const handle = await tryLock(path.join(dir, 'v.lock'), tryOptions);
         expect(handle).not.toBeNull();
         await handle!.release();
-        if (options.removeOnRelease === false) tryLockSync(path.join(dir, 'v.lock'))!.releaseSync();
+        // The file is kept unless removeOnRelease was true; remove it for the next run.
+        if (options.removeOnRelease !== true) {
+          tryLockSync(path.join(dir, 'v.lock'), { removeOnRelease: true })!.releaseSync();
+        }
       }),
       { numRuns: 150 },
     );

@@ -27,7 +27,7 @@ describe('load', () => {
        const before = fds();
        let t = performance.now();
        const handles = [];
-       for (let i = 0; i < 10000; i++) handles.push(await kl.lock(dir + '/' + i + '.lock', { timeout: 0 }));
+       for (let i = 0; i < 10000; i++) handles.push(await kl.lock(dir + '/' + i + '.lock', { timeout: 0, removeOnRelease: true }));
        const acquireMs = performance.now() - t;
        const held = fds() - before;
        const allValid = handles.every((h) => h.verify());

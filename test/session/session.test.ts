@@ -289,6 +289,17 @@ describe('migration from the legacy marker', () => {
   it.each([
     ['{}', () => '{}'],
     ['garbage', () => '\u0000\u0001not json at all {{{'],
+  ])('a lock file with %s (not a record or marker) never blocks, and is left as it is', async (_name, content) => {
+    const sessionFile = path.join(dir, 's.jsonl');
+    const text = content();
+    writeFileSync(`${sessionFile}.lock`, text);
+    const lock = await acquireSessionWriteLock({ sessionFile, timeoutMs: 300 });
+    await lock.release();
+    // Not ours to rewrite or remove (issue 10): locked, nothing written.
+    expect(readFileSync(`${sessionFile}.lock`, 'utf8')).toBe(text);
+  });
+
+  it.each([
     [
       'a dead pid',
       () => JSON.stringify({ pid: deadPid(), createdAt: new Date().toISOString(), starttime: 1 }, null, 2),
@@ -438,19 +449,18 @@ describe('cleanStaleLockFiles', () => {
       removed: true,
       staleReasons: ['no-kernel-lock', 'dead-pid', 'too-old'],
     });
+    // Unheld, but neither a record nor a marker: reported, never removed (issue 10).
     expect(byName.get('empty-object.jsonl.lock')).toMatchObject({
       pid: null,
       stale: true,
-      removed: true,
+      removed: false,
       staleReasons: ['no-kernel-lock', 'missing-pid', 'too-old'],
     });
-    expect(cleaned.map((c) => path.basename(c.lockPath)).sort()).toEqual([
-      'empty-object.jsonl.lock',
-      'garbage.jsonl.lock',
-      'killed.jsonl.lock',
-    ]);
+    expect(readFileSync(file('garbage.jsonl.lock'), 'utf8')).toBe('garbage\n');
+    expect(cleaned.map((c) => path.basename(c.lockPath)).sort()).toEqual(['killed.jsonl.lock']);
     for (const c of cleaned) expect(existsSync(c.lockPath)).toBe(false);
     expect(existsSync(file('unrelated.lock'))).toBe(true);
+    expect(warnings.filter((w) => w.startsWith('kept session lock file holding data'))).toHaveLength(2);
     expect(warnings).toHaveLength(3);
     void elsewhere;
   });

@@ -1,0 +1,256 @@
+#include "record_content.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace kernel_lock {
+
+namespace {
+
+// A strict JSON reader over a bounded buffer, just enough to tell "one JSON
+// object whose top-level keys are record fields" from anything else. It
+// never allocates and gives up (foreign) on anything unexpected.
+class Reader {
+ public:
+  Reader(const char* data, size_t size) : p_(data), end_(data + size) {}
+
+  void SkipSpace() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+  bool AtEnd() const { return p_ == end_; }
+  bool Consume(char c) {
+    if (p_ < end_ && *p_ == c) {
+      ++p_;
+      return true;
+    }
+    return false;
+  }
+
+  // A string; on success [*begin, *end) is its raw content and *escaped
+  // says whether it holds escapes (then it never equals a plain key).
+  bool String(const char** begin, const char** end, bool* escaped) {
+    if (!Consume('"')) return false;
+    *begin = p_;
+    *escaped = false;
+    while (p_ < end_) {
+      unsigned char c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        *end = p_++;
+        return true;
+      }
+      if (c < 0x20) return false;
+      if (c == '\\') {
+        *escaped = true;
+        if (++p_ == end_) return false;
+        if (*p_ == 'u') {
+          for (int i = 0; i < 4; ++i) {
+            if (++p_ == end_ || !IsHex(*p_)) return false;
+          }
+        } else if (std::strchr("\"\\/bfnrt", *p_) == nullptr) {
+          return false;
+        }
+      }
+      ++p_;
+    }
+    return false;
+  }
+
+  // A number; *integer says whether it had no fraction or exponent.
+  bool Number(bool* integer) {
+    *integer = true;
+    Consume('-');
+    if (Consume('0')) {
+      // no leading zeros
+    } else if (!Digits()) {
+      return false;
+    }
+    if (Consume('.')) {
+      *integer = false;
+      if (!Digits()) return false;
+    }
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      *integer = false;
+      ++p_;
+      if (!Consume('+')) Consume('-');
+      if (!Digits()) return false;
+    }
+    return true;
+  }
+
+  // Any JSON value, nested at most kMaxDepth deep.
+  bool Value(int depth) {
+    if (depth > kMaxDepth || p_ == end_) return false;
+    const char* b;
+    const char* e;
+    bool escaped;
+    bool integer;
+    switch (*p_) {
+      case '"': return String(&b, &e, &escaped);
+      case '{': return Object(depth + 1, nullptr);
+      case '[': {
+        ++p_;
+        SkipSpace();
+        if (Consume(']')) return true;
+        for (;;) {
+          SkipSpace();
+          if (!Value(depth + 1)) return false;
+          SkipSpace();
+          if (Consume(']')) return true;
+          if (!Consume(',')) return false;
+        }
+      }
+      case 't': return Word("true");
+      case 'f': return Word("false");
+      case 'n': return Word("null");
+      default: return Number(&integer);
+    }
+  }
+
+  // What the top-level object says about itself.
+  struct Fields {
+    bool all_known = true;     // every key is a field of records or markers
+    bool kernel_lock = false;  // "format": "kernel-lock/1"
+    bool numeric_pid = false;  // "pid": <integer>
+  };
+
+  // An object; with `fields`, its keys are checked against the record
+  // vocabulary (only at the top level).
+  bool Object(int depth, Fields* fields) {
+    if (depth > kMaxDepth || !Consume('{')) return false;
+    SkipSpace();
+    if (Consume('}')) return true;
+    for (;;) {
+      SkipSpace();
+      const char* key;
+      const char* key_end;
+      bool escaped;
+      if (!String(&key, &key_end, &escaped)) return false;
+      SkipSpace();
+      if (!Consume(':')) return false;
+      SkipSpace();
+      const char* value = p_;
+      if (!Value(depth)) return false;
+      if (fields != nullptr) Note(fields, key, key_end, escaped, value, p_);
+      SkipSpace();
+      if (Consume('}')) return true;
+      if (!Consume(',')) return false;
+    }
+  }
+
+ private:
+  static constexpr int kMaxDepth = 16;
+
+  static bool IsHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+  bool Digits() {
+    const char* start = p_;
+    while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+    return p_ != start;
+  }
+
+  bool Word(const char* word) {
+    size_t n = std::strlen(word);
+    if (static_cast<size_t>(end_ - p_) < n || std::memcmp(p_, word, n) != 0) return false;
+    p_ += n;
+    return true;
+  }
+
+  static bool Equals(const char* begin, const char* end, const char* literal) {
+    size_t n = std::strlen(literal);
+    return static_cast<size_t>(end - begin) == n && std::memcmp(begin, literal, n) == 0;
+  }
+
+  static void Note(Fields* fields, const char* key, const char* key_end, bool escaped, const char* value,
+                   const char* value_end) {
+    // Every field kernel-lock's records and the legacy markers carry.
+    static constexpr const char* kKnown[] = {"format",       "pid",  "createdAt", "starttime", "hostname", "bootId",
+                                             "pidNamespace", "argv", "owner",     "kind",      "mode",     "threadId"};
+    bool known = false;
+    for (const char* name : kKnown) known = known || (!escaped && Equals(key, key_end, name));
+    if (!known) fields->all_known = false;
+    if (escaped) return;
+    if (Equals(key, key_end, "format") && Equals(value, value_end, "\"kernel-lock/1\"")) fields->kernel_lock = true;
+    if (Equals(key, key_end, "pid") && value < value_end && (*value == '-' || (*value >= '0' && *value <= '9'))) {
+      bool integer = true;
+      for (const char* c = value; c < value_end; ++c) integer = integer && *c != '.' && *c != 'e' && *c != 'E';
+      fields->numeric_pid = integer;
+    }
+  }
+
+  const char* p_;
+  const char* end_;
+};
+
+}  // namespace
+
+Content ClassifyBytes(const char* data, size_t size) {
+  if (size == 0) return Content::kEmpty;
+  if (size > static_cast<size_t>(kMaxRecordBytes)) return Content::kForeign;
+  Reader reader(data, size);
+  reader.SkipSpace();
+  Reader::Fields fields;
+  if (!reader.Object(0, &fields)) return Content::kForeign;
+  reader.SkipSpace();
+  if (!reader.AtEnd()) return Content::kForeign;
+  if (fields.kernel_lock) return Content::kRecord;
+  if (fields.numeric_pid && fields.all_known) return Content::kMarker;
+  return Content::kForeign;
+}
+
+namespace {
+
+bool IsBlank(const char* data, size_t size) {
+  for (size_t i = 0; i < size; ++i) {
+    if (data[i] != ' ' && data[i] != '\n') return false;
+  }
+  return true;
+}
+
+ssize_t ReadAt(int fd, char* buffer, size_t size, off_t offset) {
+  ssize_t got;
+  do got = ::pread(fd, buffer, size, offset);
+  while (got < 0 && errno == EINTR);
+  return got;
+}
+
+// A lease file: the slot's magic right after the record area, and a record
+// area that is blank or holds one record or marker.
+bool IsLeaseFile(int fd, off_t size) {
+  constexpr size_t kMagic = sizeof(kLeaseSlotMagic) - 1;
+  if (size < kMaxRecordBytes + static_cast<off_t>(kMagic) || size > kMaxRecordBytes + kLeaseSlotBytes) return false;
+  char magic[kMagic];
+  if (ReadAt(fd, magic, kMagic, kMaxRecordBytes) != static_cast<ssize_t>(kMagic)) return false;
+  if (std::memcmp(magic, kLeaseSlotMagic, kMagic) != 0) return false;
+  char area[kMaxRecordBytes];
+  if (ReadAt(fd, area, sizeof(area), 0) != static_cast<ssize_t>(sizeof(area))) return false;
+  return IsBlank(area, sizeof(area)) || ClassifyBytes(area, sizeof(area)) != Content::kForeign;
+}
+
+}  // namespace
+
+const char* ContentName(Content content) {
+  switch (content) {
+    case Content::kEmpty: return "empty";
+    case Content::kRecord: return "record";
+    case Content::kMarker: return "marker";
+    case Content::kLease: return "lease";
+    case Content::kForeign: return "foreign";
+  }
+  return "foreign";
+}
+
+Content ClassifyFile(int fd, off_t size) {
+  if (size == 0) return Content::kEmpty;
+  if (size > kMaxRecordBytes) return IsLeaseFile(fd, size) ? Content::kLease : Content::kForeign;
+  if (size < 0) return Content::kForeign;
+  // One byte more than fstat reported: a file that grew or shrank since
+  // then is changing under us, and when in doubt it is foreign.
+  char buffer[kMaxRecordBytes + 1];
+  ssize_t got = ReadAt(fd, buffer, static_cast<size_t>(size) + 1, 0);
+  if (got != static_cast<ssize_t>(size)) return Content::kForeign;
+  return ClassifyBytes(buffer, static_cast<size_t>(got));
+}
+
+}  // namespace kernel_lock
