@@ -95,6 +95,16 @@ export function holdInChild(
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The error `promise` rejects with; throws when it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<Error & Record<string, unknown>> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error & Record<string, unknown>;
+  }
+  throw new Error('expected a rejection');
+}
+
 /** Asks a holdInChild() holder to release properly (removeOnRelease applies) and waits until it has. */
 export async function releaseInChild(holder: Holder): Promise<void> {
   const released = lineFrom(holder.child, 'released');
