@@ -13,26 +13,73 @@
 // tests are then skipped with one line each, except in CI, where they fail
 // (test/pg/helpers.ts, test/privileges.ts).
 //
-// The other systems the tests need are set up by the tests themselves: the
-// prebuilt binaries and the old systems of the load matrix
-// (test/package/prebuilt.ts, scripts/prebuild/load-matrix.mjs --provision,
-// cached in ~/.cache/kernel-lock after the first run).
-import { existsSync, readdirSync } from 'node:fs';
+// The cluster is stopped by the teardown, and also when vitest dies without
+// one (SIGKILL, a CI timeout): a detached watchdog holds the read end of a
+// pipe from this process, and the kernel closing that pipe at our exit,
+// however it happens, is what makes it stop the cluster. No polling.
+//
+// The prebuilt binaries (four zig builds; the first on a machine downloads
+// zig and compiles its C++ runtime: minutes, later builds hit the cache in
+// ~/.cache/kernel-lock) are built once here, before any test runs, for the
+// test files that ship them (test/package/prebuilt.ts reads
+// KERNEL_LOCK_TEST_PREBUILT); a cold build then competes with no test for the
+// CPU. The old systems of the load matrix are provisioned by its test
+// (scripts/prebuild/load-matrix.mjs --provision, cached too).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
-import { startClusterVariables, stopCluster } from './pg/helpers.js';
+import { clusterScript, startClusterVariables, stopCluster } from './pg/helpers.js';
 
 const PG_TEST = /\/test\/(pg\/|cli\/pg\.test\.ts$)/;
+const PREBUILT_TEST = /\/test\/package\/(prebuilds|load)\.test\.ts$/;
 const PREFIX = 'klpg-run-';
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Whether this run includes a PostgreSQL test file (a filtered run of other files needs no server). */
-async function wantsPostgres(project: TestProject): Promise<boolean> {
+/** The test files this run includes (a filtered run of a few files needs no server and no prebuilds). */
+async function selectedFiles(project: TestProject): Promise<string[]> {
   // The command line's file filters; the name is vitest's own (internal, so
   // without it every file counts as selected).
   const filters = (project.vitest as unknown as { filenamePattern?: string[] }).filenamePattern ?? [];
   const specs = await project.vitest.globTestSpecifications(filters);
-  return specs.some((spec) => PG_TEST.test(spec.moduleId));
+  return specs.map((spec) => spec.moduleId);
+}
+
+// Runs detached (its own session: a terminal's Ctrl-C does not reach it), so
+// it outlives vitest; stdin is a pipe whose other end only vitest holds.
+const WATCHDOG = `
+const stop = () => require('node:child_process').spawnSync(process.argv[1], ['stop', process.argv[2]], { stdio: 'ignore' });
+process.stdin.on('data', () => {}).on('end', stop).on('error', stop);
+`;
+
+/** Stops the cluster in `dir` when this process exits, whatever ends it; the teardown kills it first. */
+function watchCluster(dir: string): () => void {
+  const watchdog = spawn(process.execPath, ['-e', WATCHDOG, clusterScript, dir], {
+    detached: true,
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  watchdog.unref();
+  (watchdog.stdin as unknown as { unref(): void }).unref();
+  return () => watchdog.kill('SIGKILL');
+}
+
+/** Builds the four prebuilt binaries into a temporary package directory; its path, or undefined when the build failed. */
+function buildPrebuilt(): string | undefined {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kernel-lock-prebuilt-'));
+  const started = Date.now();
+  const built = spawnSync(process.execPath, [path.join(root, 'scripts', 'build-prebuilds.mjs'), '--out', dir], {
+    encoding: 'utf8',
+  });
+  if (built.status !== 0) {
+    // The test files build it themselves and report the failure where it belongs.
+    process.stderr.write(`test/global-setup.ts: prebuilt binaries not built:\n${built.stdout}${built.stderr}\n`);
+    rmSync(dir, { recursive: true, force: true });
+    return undefined;
+  }
+  process.stderr.write(`test/global-setup.ts: prebuilt binaries in ${dir} (${Date.now() - started} ms)\n`);
+  return dir;
 }
 
 function alive(pid: number): boolean {
@@ -57,11 +104,31 @@ function stopAbandoned(): void {
   }
 }
 
-export default async function setup(project: TestProject): Promise<(() => void) | undefined> {
-  if (process.env.KERNEL_LOCK_PG_URL || !(await wantsPostgres(project))) return undefined;
+export default async function setup(project: TestProject): Promise<() => void> {
+  const files = await selectedFiles(project);
+  const teardowns: (() => void)[] = [];
+  if (files.some((file) => PREBUILT_TEST.test(file))) {
+    const prebuilt = buildPrebuilt();
+    if (prebuilt !== undefined) {
+      process.env.KERNEL_LOCK_TEST_PREBUILT = prebuilt;
+      teardowns.push(() => rmSync(prebuilt, { recursive: true, force: true }));
+    }
+  }
+  if (!process.env.KERNEL_LOCK_PG_URL && files.some((file) => PG_TEST.test(file))) {
+    const stop = startPostgres();
+    if (stop !== undefined) teardowns.push(stop);
+  }
+  return () => {
+    for (const teardown of teardowns.reverse()) teardown();
+  };
+}
+
+/** Starts the run's cluster and exports its variables; the function that stops it, or undefined when none could start. */
+function startPostgres(): (() => void) | undefined {
   stopAbandoned();
   const dir = path.join(tmpdir(), `${PREFIX}${process.pid}`);
   let variables: Record<string, string>;
+  const unwatch = watchCluster(dir);
   try {
     variables = startClusterVariables(dir);
   } catch (error) {
@@ -70,6 +137,7 @@ export default async function setup(project: TestProject): Promise<(() => void) 
     process.env.KERNEL_LOCK_PG_UNAVAILABLE = reason.replace(/^pg-cluster: /, '');
     process.stderr.write(`test/global-setup.ts: no PostgreSQL test cluster: ${reason}\n`);
     if (existsSync(dir)) stopCluster(dir);
+    unwatch();
     return undefined;
   }
   Object.assign(process.env, variables);
@@ -78,6 +146,7 @@ export default async function setup(project: TestProject): Promise<(() => void) 
   );
   return () => {
     stopCluster(dir);
+    unwatch();
     for (const name of Object.keys(variables)) delete process.env[name];
   };
 }
