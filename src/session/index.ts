@@ -8,6 +8,7 @@ export { acquireSessionWriteLock } from './acquire.js';
 export type { CleanStaleLockFilesOptions, SessionLockInspection } from './clean.js';
 export { cleanStaleLockFiles } from './clean.js';
 export { resolveSessionLockMaxHoldFromTimeout } from './durations.js';
+export { sessionLockName } from './engine-hold.js';
 export type { SessionLockHolder, SessionWriteLockTimeoutParams, TimeoutErrorFactory } from './error.js';
 export {
   isSessionWriteLockTimeoutError,
