@@ -10,10 +10,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { KnownBuild } from '../../src/openclaw/known-modules.js';
-import { recognize, sourceHash } from '../../src/openclaw/recognize.js';
 import { root, tempDir } from '../helpers.js';
-import { lockChunk, fakeRuntime as makeFakeRuntime } from './fake-runtime.js';
+import { fakeRuntime as makeFakeRuntime, servedLockChunk } from './fake-runtime.js';
 
 const work = tempDir('kernel-lock-openclaw-hook-');
 afterAll(() => work.cleanup());
@@ -72,20 +70,8 @@ describe('kernel-lock/openclaw/register', () => {
 describe('a served module', () => {
   it('works as the runtime module: exports by minified name, timeouts thrown as the runtime error class', () => {
     const dir = fakeRuntime('served');
-    const original = lockChunk();
-    const build: KnownBuild = {
-      runtime: 'openclaw@0.0.0-test',
-      module: 'src/agents/session-write-lock.ts',
-      sha256: sourceHash(original),
-      implementation: 'session-write-lock@2026.4.24',
-      exports: { n: 'acquireSessionWriteLock', t: '__testing' },
-      runtimeImports: ['SessionWriteLockTimeoutError'],
-    };
-    const libraryUrl = pathToFileURL(path.join(root, 'dist', 'openclaw.js')).href;
-    const decision = recognize(original, { libraryUrl, builds: [build] });
-    expect(decision.kind).toBe('serve');
-    if (decision.kind !== 'serve') return;
-    writeFileSync(path.join(dir, 'dist', 'lock-BBBB.js'), decision.source);
+    // The hook serves the fake runtime's session lock module (as if its hash were a known build's).
+    writeFileSync(path.join(dir, 'dist', 'lock-BBBB.js'), servedLockChunk());
     const sessionFile = path.join(dir, 'sessions', 's.jsonl');
     writeFileSync(
       path.join(dir, 'main.js'),

@@ -9,10 +9,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { KnownBuild } from '../../src/openclaw/known-modules.js';
-import { recognize, sourceHash } from '../../src/openclaw/recognize.js';
 import { root, tempDir } from '../helpers.js';
-import { fakeRuntime, lockChunk } from '../openclaw/fake-runtime.js';
+import { fakeRuntime, servedLockChunk } from '../openclaw/fake-runtime.js';
 import { pgEnv } from './helpers.js';
 
 const env = pgEnv();
@@ -22,19 +20,7 @@ afterAll(() => work.cleanup());
 /** The fake runtime with its session lock module replaced by the one the hook serves; main.js reports what it saw. */
 function servedRuntime(): { dir: string; sessionFile: string } {
   const dir = fakeRuntime(work.dir, 'served');
-  const original = lockChunk();
-  const build: KnownBuild = {
-    runtime: 'openclaw@0.0.0-test',
-    module: 'src/agents/session-write-lock.ts',
-    sha256: sourceHash(original),
-    implementation: 'session-write-lock@2026.4.24',
-    exports: { n: 'acquireSessionWriteLock', t: '__testing' },
-    runtimeImports: ['SessionWriteLockTimeoutError'],
-  };
-  const libraryUrl = pathToFileURL(path.join(root, 'dist', 'openclaw.js')).href;
-  const decision = recognize(original, { libraryUrl, builds: [build] });
-  if (decision.kind !== 'serve') throw new Error(`the hook would not serve the fake runtime: ${decision.kind}`);
-  writeFileSync(path.join(dir, 'dist', 'lock-BBBB.js'), decision.source);
+  writeFileSync(path.join(dir, 'dist', 'lock-BBBB.js'), servedLockChunk());
   const sessionFile = path.join(dir, 'sessions', `hook-${process.pid}.jsonl`);
   const pgUrl = pathToFileURL(path.join(root, 'dist', 'pg.js')).href;
   writeFileSync(
