@@ -5,11 +5,9 @@
 // server reports; pg_terminate_backend of the holder's backend makes its
 // hold stale (write() refused) and grants the waiter a larger token;
 // releases leave pg_locks empty; reentrancy; the watchdog; a wedged event loop.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { kernelEngine } from '../../dist/index.js';
@@ -23,15 +21,14 @@ import {
   SessionWriteLockTimeoutError,
   sessionLockName,
 } from '../../src/session/index.js';
-import { root, sleep, tempDir } from '../helpers.js';
-import { adminClient, advisoryLocks, pgEnv } from './helpers.js';
+import { sleep, tempDir } from '../helpers.js';
+import { adminClient, advisoryLocks, pgEnv, SessionAgent } from './helpers.js';
 
 const env = pgEnv();
 const ENGINE_OPTIONS = { deadPeerMs: 3000, namespace: `session-${process.pid}` };
 let admin: pg.Client;
 let keys: PgLocks; // computes keys only
 const engines: PgLocks[] = [];
-const children = new Set<ChildProcess>();
 let dir: string;
 let cleanup: () => void;
 
@@ -41,49 +38,17 @@ function engine(options: object = {}): PgLocks {
   return locks;
 }
 
-type Event = { event: string; [field: string]: unknown };
+const agents: SessionAgent[] = [];
 
-/** A process holding (or trying to hold) a session on the PostgreSQL engine: test/pg/fixtures/session-agent.mjs. */
+/** A process holding (or trying to hold) the session on this cluster. */
 function agent(
   sessionFile: string,
   options: object,
   extra: { transcript?: string; prefix?: string[] } = {},
-): { child: ChildProcess; events: Event[]; next: (event: string, timeoutMs?: number) => Promise<Event> } {
-  const args = [
-    `${root}/test/pg/fixtures/session-agent.mjs`,
-    env.url,
-    sessionFile,
-    JSON.stringify(options),
-    JSON.stringify(ENGINE_OPTIONS),
-    ...(extra.transcript === undefined ? [] : [extra.transcript]),
-  ];
-  const command = [...(extra.prefix ?? []), process.execPath, ...args];
-  const child = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-  children.add(child);
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const events: Event[] = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    try {
-      events.push(JSON.parse(line) as Event);
-    } catch {
-      // not ours
-    }
-  });
-  const next = async (event: string, timeoutMs = 20_000): Promise<Event> => {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const seen = events.find((e) => e.event === event);
-      if (seen !== undefined) return seen;
-      if (performance.now() > deadline) {
-        throw new Error(`no ${event} event within ${timeoutMs} ms; events ${JSON.stringify(events)}; stderr ${stderr}`);
-      }
-      await sleep(10);
-    }
-  };
-  return { child, events, next };
+): SessionAgent {
+  const started = new SessionAgent(env.url, sessionFile, options, ENGINE_OPTIONS, extra);
+  agents.push(started);
+  return started;
 }
 
 async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
@@ -134,14 +99,7 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGKILL');
-      await exited;
-    }
-  }
-  children.clear();
+  for (const a of agents.splice(0)) await a.kill();
   resetSessionWriteLockStateForTest();
   cleanup();
 });
@@ -200,8 +158,7 @@ describe('kernel-lock/session on the PostgreSQL engine', () => {
     expect(await serverView('session/f0c1d2e3-shared.jsonl')).toMatchObject({ waiting: [] });
     expect((await serverView('session/f0c1d2e3-shared.jsonl')).granted).toHaveLength(1);
 
-    holder.child.stdin!.write('release\n');
-    await holder.next('released');
+    await holder.release();
     expect(await serverView('session/f0c1d2e3-shared.jsonl')).toEqual({ granted: [], waiting: [] });
     const after = await acquireSessionWriteLock({ sessionFile: onB, engine: engine(), timeoutMs: 2000 });
     expect(after.fencingToken).toBeGreaterThan(BigInt(locked.token as string));
@@ -251,8 +208,7 @@ describe('kernel-lock/session on the PostgreSQL engine', () => {
     const view = await serverView(lockName);
     expect(view.granted).toHaveLength(1);
     expect(view.granted[0]).not.toBe(backend);
-    waiter.child.stdin!.write('release\n');
-    await waiter.next('released');
+    await waiter.release();
     expect(await serverView(lockName)).toEqual({ granted: [], waiting: [] });
   });
 
