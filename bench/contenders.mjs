@@ -33,6 +33,18 @@ const PROPER_OPTIONS = {
   retries: { forever: true, minTimeout: 5, maxTimeout: 100, factor: 1.5, randomize: false },
 };
 
+/** fs-ext's non-blocking attempt: true when locked, false when busy. */
+function tryFlock(flockSync, fd) {
+  try {
+    flockSync(fd, 'exnb');
+    return true;
+  } catch (error) {
+    if (error.code === 'EAGAIN' || error.code === 'EWOULDBLOCK') return false;
+    fs.closeSync(fd);
+    throw error;
+  }
+}
+
 let kernelLock;
 async function kl() {
   // KERNEL_LOCK_BENCH_DIST names another build of kernel-lock (an ESM entry
@@ -101,12 +113,17 @@ export const contenders = [
     sync: false,
     wait: Wait.threadpool,
     keepsFile: true,
-    note: 'bare flock: no verify, no record',
+    note: 'bare flock: no verify, no record; a non-blocking attempt first, the pool only when busy',
     async load() {
-      const { flock } = require('fs-ext');
+      const { flock, flockSync } = require('fs-ext');
       return async (p) => {
         const fd = fs.openSync(p, OPEN_FLAGS);
-        await new Promise((resolve, reject) => flock(fd, 'ex', (err) => (err ? reject(err) : resolve())));
+        // A non-blocking first attempt on the calling thread, as
+        // fs-native-extensions' tryLock and kernel-lock do: the threadpool
+        // round trip is paid only when the lock is busy.
+        if (!tryFlock(flockSync, fd)) {
+          await new Promise((resolve, reject) => flock(fd, 'ex', (err) => (err ? reject(err) : resolve())));
+        }
         return () => fs.closeSync(fd);
       };
     },

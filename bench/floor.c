@@ -18,7 +18,10 @@
  *       the bench's child protocol on stdin/stdout (see bench/worker.mjs):
  *       "acquire" -> "waiting <ns>" then "acquired <ns>" (blocking lock of
  *       the given kind; ofd and posix lock the whole file with fcntl),
- *       "release" -> "released <ns>", "cycle" (acquire + release),
+ *       "release" -> "released <ns>", "drop" -> releases and prints nothing
+ *       (a hand-off's holder must not write to a pipe inside the measured
+ *       window), "when" -> "dropped <ns>" (the instant of the last drop),
+ *       "cycle" (acquire + release),
  *       "append <data file> <ms> <start ns>" -> from the start instant on,
  *       appends one line under the lock per cycle for <ms>; "count <n>";
  *       "exit".
@@ -166,6 +169,7 @@ static long append(const char* path, int do_unlink, const char* data, double dur
 static int serve(const char* path, int do_unlink) {
   char line[4096 + 64];
   int fd = -1;
+  uint64_t dropped = 0;
   setvbuf(stdout, NULL, _IOLBF, 0);
   printf("ready %d\n", (int)getpid());
   while (fgets(line, sizeof line, stdin) != NULL) {
@@ -178,6 +182,12 @@ static int serve(const char* path, int do_unlink) {
       release(path, fd, do_unlink);
       fd = -1;
       printf("released %llu\n", (unsigned long long)t);
+    } else if (strncmp(line, "drop", 4) == 0) {
+      dropped = now_ns();
+      release(path, fd, do_unlink);
+      fd = -1;
+    } else if (strncmp(line, "when", 4) == 0) {
+      printf("dropped %llu\n", (unsigned long long)dropped);
     } else if (strncmp(line, "cycle", 5) == 0) {
       printf("waiting %llu\n", (unsigned long long)now_ns());
       int held = acquire(path, 1);

@@ -21,13 +21,15 @@ function rssBytes() {
 }
 
 // Commands: "use <contender> <path>" (switch; the bench reuses a pool of
-// these processes across contenders), "acquire", "release", "cycle" (acquire
+// these processes across contenders), "acquire", "release", "drop" (release
+// silently) and "when" (the instant of the last drop), "cycle" (acquire
 // then release at once: drains waiters), "append <data> <ms> <start ns>"
 // (throughput: from the given monotonic instant on), "readfile <counts>
 // <samples> <stall ms> <probe> <settle ms>", "scale <dir> <count> <waiters>", "exit".
 async function serve(id, lockPath) {
   let acquire = await contender(id).load();
   let release = null;
+  let dropped = 0n;
   say(`ready ${process.pid}`);
   const lines = readline.createInterface({ input: process.stdin });
   for await (const line of lines) {
@@ -45,6 +47,13 @@ async function serve(id, lockPath) {
       await release();
       release = null;
       say(`released ${t}`);
+    } else if (command === 'drop') {
+      // A hand-off's holder: nothing is written inside the measured window.
+      dropped = now();
+      await release();
+      release = null;
+    } else if (command === 'when') {
+      say(`dropped ${dropped}`);
     } else if (command === 'cycle') {
       say(`waiting ${now()}`);
       const drop = await acquire(lockPath);
