@@ -6,10 +6,13 @@
         "native/addon.cc",
         "native/async_turn.cc",
         "native/async_waiter.cc",
+        "native/grant.cc",
         "native/interrupt.cc",
         "native/lock_ops.cc",
+        "native/pending_waits.cc",
         "native/posix_table.cc",
         "native/record_content.cc",
+        "native/wait_hub.cc",
         "native/waiter.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

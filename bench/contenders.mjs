@@ -45,13 +45,17 @@ function tryFlock(flockSync, fd) {
   }
 }
 
-let kernelLock;
-async function kl() {
-  // KERNEL_LOCK_BENCH_DIST names another build of kernel-lock (an ESM entry
-  // whose package root holds its own build/Release) to measure a change.
-  const entry = process.env.KERNEL_LOCK_BENCH_DIST ?? path.join(root, 'dist', 'index.js');
-  kernelLock ??= await import(pathToFileURL(path.resolve(entry)).href);
-  return kernelLock;
+const kernelLocks = new Map();
+// KERNEL_LOCK_BENCH_DIST names another build of kernel-lock (an ESM entry
+// whose package root holds its own build/Release) to measure a change;
+// KERNEL_LOCK_BENCH_BASELINE adds a second build's contenders to the same
+// run ("before"), for a before/after measured side by side.
+const currentDist = process.env.KERNEL_LOCK_BENCH_DIST ?? path.join(root, 'dist', 'index.js');
+export const baselineDist = process.env.KERNEL_LOCK_BENCH_BASELINE;
+async function kl(entry = currentDist) {
+  const url = pathToFileURL(path.resolve(entry)).href;
+  if (!kernelLocks.has(url)) kernelLocks.set(url, await import(url));
+  return kernelLocks.get(url);
 }
 
 let legacy;
@@ -66,20 +70,21 @@ async function legacyModule() {
   return legacy;
 }
 
-function kernelLockContender(api, kind, removeOnRelease) {
+function kernelLockContender(api, kind, removeOnRelease, dist) {
   const mode = removeOnRelease ? 'remove' : 'keep';
   const opts = { kind, removeOnRelease };
   return {
-    id: `kl-${api}-${kind}-${mode}`,
-    label: `kernel-lock ${api === 'async' ? 'lock()' : 'lockSync()'} ${kind} ${mode}`,
-    lib: 'kernel-lock',
+    id: `${dist ? 'base-' : ''}kl-${api}-${kind}-${mode}`,
+    label: `kernel-lock ${api === 'async' ? 'lock()' : 'lockSync()'} ${kind} ${mode}${dist ? ' (before)' : ''}`,
+    lib: dist ? 'kernel-lock before' : 'kernel-lock',
+    baseline: Boolean(dist),
     sync: api === 'sync',
     wait: api === 'async' ? Wait.kernelThread : Wait.blocksThread,
     keepsFile: !removeOnRelease,
     lockKind: kind,
     timeout: api === 'async' ? 'yes: timeout + AbortSignal' : 'yes: timeout',
     async load() {
-      const { lock, lockSync } = await kl();
+      const { lock, lockSync } = await kl(dist);
       if (api === 'sync') {
         return (p) => {
           const handle = lockSync(p, opts);
@@ -243,6 +248,15 @@ export const contenders = [
     },
   },
 ];
+
+// The same contenders from the baseline build, when one is given.
+if (baselineDist) {
+  for (const api of ['async', 'sync']) {
+    for (const kind of ['flock', 'ofd']) {
+      for (const remove of [true, false]) contenders.push(kernelLockContender(api, kind, remove, baselineDist));
+    }
+  }
+}
 
 /** Which file the legacy baseline came from (for the report). */
 export async function legacySource() {

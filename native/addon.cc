@@ -11,15 +11,20 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <memory>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "async_turn.h"
 #include "async_waiter.h"
+#include "grant.h"
 #include "lock_ops.h"
+#include "pending_waits.h"
 #include "posix_table.h"
 #include "record_content.h"
 #include "unique_fd.h"
+#include "wait_hub.h"
 #include "waiter.h"
 
 namespace kernel_lock {
@@ -82,9 +87,13 @@ bool ReadPath(const Napi::Value& value, char* buffer, size_t size) {
   return true;
 }
 
-class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRegistry, public TurnRegistry {
+class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
+                              public WaitOwner,
+                              public HubOwner,
+                              public TurnRegistry {
  public:
-  KernelLockAddon(Napi::Env env, Napi::Object exports) : env_id_(g_next_env.fetch_add(1)) {
+  KernelLockAddon(Napi::Env env, Napi::Object exports)
+      : env_id_(g_next_env.fetch_add(1)), hub_(WaitHub::Create(env, this)) {
     DefineAddon(exports, {
                              InstanceMethod("setOutBuffer", &KernelLockAddon::SetOutBuffer),
                              InstanceMethod("acquire", &KernelLockAddon::Acquire),
@@ -122,8 +131,20 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
   // worker therefore leaves no lock, thread or descriptor behind.
   ~KernelLockAddon();
 
-  // A wait reported its result: forget it (the TSFN finalizer deletes it).
-  void Forget(uint32_t id) override { waiters_.erase(id); }
+  // A descriptor a wait owned comes back; a whole acquisition was granted.
+  void Adopt(int fd) override {
+    --owned_by_waits_;
+    if (fd >= 0) Track(fd);
+  }
+  void Granted(const GrantReport& report) override {
+    SetOut(kOutDev, static_cast<double>(report.dev));
+    SetOut(kOutIno, static_cast<double>(report.ino));
+    SetOut(kOutReadOnly, report.read_only);
+    SetOut(kOutRecordErr, report.record_err);
+    SetOut(kOutRecordSkipped, report.record_skipped ? 1 : 0);
+  }
+  // The environment is being torn down: the hub aborted every wait.
+  void HubClosed() override { hub_ = nullptr; }
   void ForgetTicket(uint32_t id) override { tickets_.erase(id); }
   // A posix turn reached JavaScript: this environment ends it, or its teardown does.
   void TurnDelivered(int fd) override { posix_turns_.insert(fd); }
@@ -170,25 +191,13 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
     int record_err = 0;
     bool skipped = false;
     if (record.IsString() && !req.shared) {
-      Content content = ClassifyFile(fd, size);
-      if (!IsOurs(content)) {
-        skipped = true;
-      } else if (read_only) {
-        record_err = EBADF;
-      } else {
-        char buffer[kRecordBuffer];
-        size_t length = 0;
-        napi_get_value_string_utf8(record.Env(), record, buffer, sizeof(buffer), &length);
-        record_err = WriteRecord(fd, buffer, length, size, content);
-      }
+      char buffer[kRecordBuffer];
+      size_t length = 0;
+      napi_get_value_string_utf8(record.Env(), record, buffer, sizeof(buffer), &length);
+      record_err = kernel_lock::WriteOwnerRecord(fd, buffer, length, read_only, size, &skipped);
     }
     SetOut(kOutRecordErr, record_err);
     SetOut(kOutRecordSkipped, skipped ? 1 : 0);
-  }
-
-  static double ReadOnlyOut(const OpenResult& opened) {
-    if (!opened.read_only) return 0;
-    return opened.write_err != 0 ? opened.write_err : -1;
   }
 
   // acquire(path, flags, start, length, record?) -> fd, -1 (busy) or
@@ -358,7 +367,9 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
       if (last) {
         struct stat st;
         bool same = false;
-        if (PathNamesFd(fd.get(), path, &same, &st) == 0 && same) {
+        // Another acquisition of this process waiting for the inode makes
+        // this holder not the last: it keeps the file, and the last unlinks.
+        if (PathNamesFd(fd.get(), path, &same, &st) == 0 && same && !PendingWaits::Get().Any(st.st_dev, st.st_ino)) {
           // Foreign content is somebody's data; a lease file outlives every
           // holder, because its fencing token lives in it.
           Content content = ClassifyFile(fd.get(), st.st_size);
@@ -382,8 +393,11 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
     return info.Env().Undefined();
   }
 
-  // wait(fd, flags, start, length, callback) -> id. The callback later
-  // receives 0 (granted), -1 (cancelled) or an errno.
+  // wait(fd, flags, start, length, callback, path?, record?, readOnly?) ->
+  // id. The callback later receives (status, fd): 0 granted, -1 cancelled,
+  // -2 start over, or an errno. With a path (a whole acquisition, flock or
+  // ofd) the descriptor is the wait's until then, and the waiter thread
+  // verifies the grant and writes the record (grant.h).
   Napi::Value Wait(const Napi::CallbackInfo& info);
   Napi::Value CancelWait(const Napi::CallbackInfo& info);
 
@@ -397,6 +411,8 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
     double timeout_ms = info[4].As<Napi::Number>().DoubleValue();
     const char* syscall = req.kind == Kind::kFlock ? "flock" : "fcntl";
     if (!std::isfinite(timeout_ms)) {
+      PendingWait pending;
+      if (req.kind != Kind::kPosix) pending.Move(fd);
       int err;
       if (req.kind == Kind::kPosix) {
         err = PosixTable::Get().BlockingLock(nullptr, fd, req, env_id_, /*may_wait_own=*/false);
@@ -407,6 +423,9 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
       if (err != 0) return ThrowErrno(env, err, syscall);
       return Napi::Number::New(env, 0);
     }
+    // Counted as waiting, so that a release elsewhere in the process keeps the file for us.
+    PendingWait pending;
+    if (req.kind != Kind::kPosix) pending.Move(fd);
     SyncWaiter waiter(fd, req, env_id_, /*may_wait_own=*/false);
     int err = waiter.Start();
     if (err != 0) return ThrowErrno(env, err, err == ENOTSUP ? "sigaction" : "pthread_create");
@@ -421,12 +440,15 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
     return Napi::Number::New(env, 0);
   }
 
-  // stats() -> [open descriptors, pending waits] owned by this environment.
+  // stats() -> [open descriptors, pending waits, inodes waited for in the
+  // process] owned by this environment (the descriptors a wait holds count).
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    Napi::Array result = Napi::Array::New(env, 2);
-    result.Set(0u, Napi::Number::New(env, static_cast<double>(fds_.size())));
-    result.Set(1u, Napi::Number::New(env, static_cast<double>(waiters_.size())));
+    Napi::Array result = Napi::Array::New(env, 3);
+    size_t pending = hub_ != nullptr ? hub_->Pending() : 0;
+    result.Set(0u, Napi::Number::New(env, static_cast<double>(fds_.size() + owned_by_waits_)));
+    result.Set(1u, Napi::Number::New(env, static_cast<double>(pending)));
+    result.Set(2u, Napi::Number::New(env, static_cast<double>(PendingWaits::Get().Size())));
     return result;
   }
 
@@ -630,7 +652,10 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
   Napi::Reference<Napi::Float64Array> out_ref_;
   double* out_ = nullptr;
   std::unordered_set<int> fds_;
-  std::unordered_map<uint32_t, AsyncWaiter*> waiters_;
+  // Descriptors handed to pending whole-acquisition waits (see Adopt()).
+  size_t owned_by_waits_ = 0;
+  // Delivers finished waits; null once the environment's teardown began.
+  WaitHub* hub_;
   std::unordered_map<uint32_t, AsyncTurn*> tickets_;
   // Entries of the posix table this environment joined (with counts) and
   // turns it holds: its teardown ends them, so a terminated worker never
@@ -643,36 +668,53 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>, public WaitRe
 Napi::Value KernelLockAddon::Wait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
+  uint32_t flags = info[1].As<Napi::Number>().Uint32Value();
   LockRequest req = RequestFrom(info, 1);
+  if (hub_ == nullptr) return ThrowErrno(env, ENOMEM, "uv_async_init");
+  std::unique_ptr<GrantWork> work;
+  if (info.Length() > 5 && !info[5].IsUndefined() && req.kind != Kind::kPosix) {
+    char path[kPathBuffer];
+    if (!ReadPath(info[5], path, sizeof(path))) return env.Undefined();
+    std::string record;
+    bool has_record = info.Length() > 6 && info[6].IsString();
+    if (has_record) record = info[6].As<Napi::String>().Utf8Value();
+    double read_only = info.Length() > 7 ? info[7].As<Napi::Number>().DoubleValue() : 0;
+    work.reset(new GrantWork(path, std::move(record), has_record, flags, read_only));
+  }
   uint32_t id = next_waiter_id_++;
   if (next_waiter_id_ == 0) next_waiter_id_ = 1;
-  auto* waiter = new AsyncWaiter(this, fd, req, id, env_id_);
+  bool owns = work != nullptr;
+  auto* waiter = new AsyncWaiter(id, hub_, this, fd, req, env_id_, std::move(work));
+  if (owns) {
+    Untrack(fd);
+    ++owned_by_waits_;
+  }
   int err = waiter->Begin(env, info[4]);
   if (err != 0) {
-    if (!waiter->OwnedByTsfn()) delete waiter;
+    if (owns) {
+      --owned_by_waits_;
+      Track(waiter->TakeFd());
+    }
+    delete waiter;
     return ThrowErrno(env, err, err == ENOTSUP ? "sigaction" : "pthread_create");
   }
-  waiters_.emplace(id, waiter);
+  hub_->Track(waiter);
   return Napi::Number::New(env, id);
 }
 
 Napi::Value KernelLockAddon::CancelWait(const Napi::CallbackInfo& info) {
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  auto found = waiters_.find(id);
-  if (found != waiters_.end()) found->second->Cancel();
+  Completion* found = hub_ != nullptr ? hub_->Find(id) : nullptr;
+  if (found != nullptr) found->Stop();
   return info.Env().Undefined();
 }
 
 KernelLockAddon::~KernelLockAddon() {
-  // Normally empty here: every TSFN finalizer (which joins its thread) ran
-  // before the environment let go of the addon. Stop any leftover anyway,
-  // before closing the descriptors their threads are blocked on.
-  for (auto& entry : waiters_) {
-    entry.second->Cancel();
-    entry.second->Join();
-    entry.second->Detach();
-  }
-  waiters_.clear();
+  // Normally the hub's cleanup hook ran already (see wait_hub.h): every wait
+  // was interrupted and joined. Stop any leftover anyway, before closing
+  // the descriptors their threads are blocked on.
+  if (hub_ != nullptr) hub_->OwnerGone();
+  hub_ = nullptr;
   for (auto& entry : tickets_) entry.second->Detach();
   tickets_.clear();
   PosixTable& table = PosixTable::Get();

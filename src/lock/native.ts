@@ -69,13 +69,28 @@ export interface NativeBinding {
   posixRelease(fd: number, path: NativePath, flags: number, start: number, length: number): number;
   /** The process's posix descriptor for an inode, or -1. */
   posixDescriptor(dev: number, ino: number): number;
-  /** Starts a wait on a dedicated thread; callback gets 0 granted, -1 cancelled, or an errno. */
-  wait(fd: number, flags: number, start: number, length: number, callback: (status: number) => void): number;
+  /**
+   * Starts a wait on a dedicated thread; callback gets (status, fd): 0 granted, -1 cancelled, -2 start over
+   * (close fd, attempt again), or an errno. With `path` (kinds flock and ofd) the wait owns `fd` until the
+   * callback, which may get another descriptor of the file `path` names by then; on a grant the thread has
+   * verified it and written `record` (createdAt set to the grant time), and out[Out.dev/ino/readOnly/recordErr/
+   * recordSkipped] describe it. `readOnly` is out[Out.readOnly] of the attempt that returned `fd`.
+   */
+  wait(
+    fd: number,
+    flags: number,
+    start: number,
+    length: number,
+    callback: (status: number, fd: number) => void,
+    path?: NativePath,
+    record?: string,
+    readOnly?: number,
+  ): number;
   cancelWait(id: number): void;
   /** 0 granted, -1 timed out. */
   waitSync(fd: number, flags: number, start: number, length: number, timeoutMs: number): number;
-  /** [descriptors owned, waits pending] in this thread's environment. */
-  stats(): [number, number];
+  /** [descriptors owned, waits pending] in this thread's environment, and inodes waited for in the whole process. */
+  stats(): [number, number, number];
 }
 
 function packageRoot(): string {

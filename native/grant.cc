@@ -1,0 +1,100 @@
+#include "grant.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "record_content.h"
+
+namespace kernel_lock {
+
+namespace {
+// As in addon.cc: each retry means another process completed a whole
+// release in that instant; the bound only stops a pathological livelock.
+constexpr int kMaxVerifyAttempts = 1000;
+constexpr char kCreatedAtKey[] = "\"createdAt\":\"";
+constexpr size_t kStampLength = 24;  // 2026-01-01T00:00:00.000Z
+
+bool LooksLikeStamp(const char* p) {
+  // Digits where Date#toISOString writes digits, its separators elsewhere.
+  static constexpr char kShape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+  for (size_t i = 0; i < kStampLength; ++i) {
+    if (kShape[i] == 'd' ? (p[i] < '0' || p[i] > '9') : p[i] != kShape[i]) return false;
+  }
+  return true;
+}
+}  // namespace
+
+double ReadOnlyOut(const OpenResult& opened) {
+  if (!opened.read_only) return 0;
+  return opened.write_err != 0 ? opened.write_err : -1;
+}
+
+int WriteOwnerRecord(int fd, const char* record, size_t length, bool read_only, off_t size, bool* skipped) {
+  *skipped = false;
+  Content content = ClassifyFile(fd, size);
+  if (!IsOurs(content)) {
+    *skipped = true;
+    return 0;
+  }
+  if (read_only) return EBADF;
+  return WriteRecord(fd, record, length, size, content);
+}
+
+void StampCreatedAt(char* record, size_t length) {
+  const size_t key = sizeof(kCreatedAtKey) - 1;
+  const char* end = record + length;
+  char* at = nullptr;
+  for (char* p = record; p + key + kStampLength <= end; ++p) {
+    if (std::memcmp(p, kCreatedAtKey, key) == 0) {
+      at = p + key;
+      break;
+    }
+  }
+  if (at == nullptr || !LooksLikeStamp(at)) return;
+  struct timespec now;
+  struct tm utc;
+  if (clock_gettime(CLOCK_REALTIME, &now) != 0 || gmtime_r(&now.tv_sec, &utc) == nullptr) return;
+  if (utc.tm_year + 1900 < 0 || utc.tm_year + 1900 > 9999) return;
+  char stamp[kStampLength + 1];
+  int n = std::snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+                        utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                        static_cast<int>(now.tv_nsec / 1000000));
+  if (n == static_cast<int>(kStampLength)) std::memcpy(at, stamp, kStampLength);
+}
+
+int GrantWork::Run(Interruptible* ctx, UniqueFd* fd, const LockRequest& req, PendingWait* pending) {
+  for (int attempt = 0; attempt < kMaxVerifyAttempts; ++attempt) {
+    struct stat st;
+    bool same = false;
+    if (PathNamesFd(fd->get(), path_.c_str(), &same, &st) != 0) return kRestart;
+    if (same) {
+      report_.dev = st.st_dev;
+      report_.ino = st.st_ino;
+      if (has_record_ && !req.shared) {
+        StampCreatedAt(&record_[0], record_.size());
+        report_.record_err = WriteOwnerRecord(fd->get(), record_.data(), record_.size(), report_.read_only != 0,
+                                              st.st_size, &report_.record_skipped);
+      }
+      return 0;
+    }
+    // Unlinked or replaced while we waited: the lock guards nothing. Open
+    // what the path names now; closing the orphaned descriptor lets the
+    // waiters queued behind us on it move on as well.
+    if (ctx->cancelled.load()) return kCancelled;
+    OpenResult opened;
+    UniqueFd next = OpenLockFile(path_.c_str(), &opened);
+    if (!next.valid() || CheckFileSystem(next.get(), &opened) != 0) return kRestart;
+    if ((flags_ & kReadOnlyIfForeign) != 0) next = ReopenReadOnlyIfForeign(path_.c_str(), std::move(next), &opened);
+    *fd = std::move(next);
+    report_.read_only = ReadOnlyOut(opened);
+    pending->Move(fd->get());
+    int err = TryLock(fd->get(), req);
+    if (err == EWOULDBLOCK) err = InterruptibleLock(ctx, fd->get(), req);
+    if (err != 0) return err;
+  }
+  return kRestart;
+}
+
+}  // namespace kernel_lock
