@@ -7,7 +7,7 @@
  *   flock(LOCK_EX|LOCK_NB)
  *   fstat + lstat (the path still names the locked inode)
  *   pread (is the content a record? foreign content is never written over)
- *   pwrite(owner record, offset 0)
+ *   pwrite(owner record, offset 0; a longer previous record blanked with spaces)
  *   [fstat + lstat + pread + unlink]  only in "unlink" mode (removeOnRelease)
  *   close               (releases the lock)
  *
@@ -95,7 +95,18 @@ static int acquire(const char* path, int blocking) {
     char head[4097];
     if (by_fd.st_size > 0 && by_fd.st_size < (off_t)sizeof head && pread(fd, head, (size_t)by_fd.st_size + 1, 0) < 0)
       die("pread");
-    if (pwrite(fd, kRecord, sizeof kRecord - 1, 0) < 0) die("pwrite");
+    /* and blanks the rest of a longer previous record (JSON allows trailing
+     * white space), so the file stays one record whoever wrote last. */
+    size_t length = sizeof kRecord - 1;
+    const char* data = kRecord;
+    if (by_fd.st_size > (off_t)length && by_fd.st_size < (off_t)sizeof head) {
+      memcpy(head, kRecord, length);
+      memset(head + length, ' ', (size_t)by_fd.st_size - length);
+      head[by_fd.st_size - 1] = '\n';
+      data = head;
+      length = (size_t)by_fd.st_size;
+    }
+    if (pwrite(fd, data, length, 0) < 0) die("pwrite");
     return fd;
   }
 }

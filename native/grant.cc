@@ -31,15 +31,16 @@ double ReadOnlyOut(const OpenResult& opened) {
   return opened.write_err != 0 ? opened.write_err : -1;
 }
 
-int WriteOwnerRecord(int fd, const char* record, size_t length, bool read_only, off_t size, bool* skipped) {
+int WriteOwnerRecord(int fd, const char* record, size_t length, bool read_only, off_t size, bool* skipped,
+                     char* scratch) {
   *skipped = false;
-  Content content = ClassifyFile(fd, size);
+  Content content = scratch != nullptr ? ClassifyFile(fd, size, scratch) : ClassifyFile(fd, size);
   if (!IsOurs(content)) {
     *skipped = true;
     return 0;
   }
   if (read_only) return EBADF;
-  return WriteRecord(fd, record, length, size, content);
+  return WriteRecord(fd, record, length, size, content, scratch);
 }
 
 void StampCreatedAt(char* record, size_t length) {
@@ -64,21 +65,25 @@ void StampCreatedAt(char* record, size_t length) {
   if (n == static_cast<int>(kStampLength)) std::memcpy(at, stamp, kStampLength);
 }
 
+int GrantWork::Verify(int fd, const LockRequest& req) {
+  struct stat st;
+  bool same = false;
+  if (PathNamesFd(fd, path_.c_str(), &same, &st) != 0) return kRestart;
+  if (!same) return kReplaced;
+  report_.dev = st.st_dev;
+  report_.ino = st.st_ino;
+  if (has_record_ && !req.shared) {
+    StampCreatedAt(&record_[0], record_.size());
+    report_.record_err = WriteOwnerRecord(fd, record_.data(), record_.size(), report_.read_only != 0, st.st_size,
+                                          &report_.record_skipped, scratch_.data());
+  }
+  return 0;
+}
+
 int GrantWork::Run(Interruptible* ctx, UniqueFd* fd, const LockRequest& req, PendingWait* pending) {
   for (int attempt = 0; attempt < kMaxVerifyAttempts; ++attempt) {
-    struct stat st;
-    bool same = false;
-    if (PathNamesFd(fd->get(), path_.c_str(), &same, &st) != 0) return kRestart;
-    if (same) {
-      report_.dev = st.st_dev;
-      report_.ino = st.st_ino;
-      if (has_record_ && !req.shared) {
-        StampCreatedAt(&record_[0], record_.size());
-        report_.record_err = WriteOwnerRecord(fd->get(), record_.data(), record_.size(), report_.read_only != 0,
-                                              st.st_size, &report_.record_skipped);
-      }
-      return 0;
-    }
+    int verified = Verify(fd->get(), req);
+    if (verified != kReplaced) return verified;
     // Unlinked or replaced while we waited: the lock guards nothing. Open
     // what the path names now; closing the orphaned descriptor lets the
     // waiters queued behind us on it move on as well.

@@ -11,10 +11,12 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "interrupt.h"
 #include "lock_ops.h"
 #include "pending_waits.h"
+#include "record_content.h"
 #include "unique_fd.h"
 
 namespace kernel_lock {
@@ -39,7 +41,8 @@ struct GrantReport {
 // Writes `record` (length bytes) over the owner record of the locked file
 // `fd` of `size` bytes, unless the file holds foreign content (skipped) or
 // was opened read-only (EBADF). Returns 0 or an errno.
-int WriteOwnerRecord(int fd, const char* record, size_t length, bool read_only, off_t size, bool* skipped);
+int WriteOwnerRecord(int fd, const char* record, size_t length, bool read_only, off_t size, bool* skipped,
+                     char* scratch = nullptr);
 
 // Sets the record's "createdAt" (an ISO 8601 UTC time with milliseconds, as
 // Date#toISOString writes it) to now. The first `"createdAt":"` in a record
@@ -59,7 +62,14 @@ class GrantWork {
   // record written, report filled), kRestart, kCancelled or an errno. *fd
   // may be replaced by a descriptor of the file the path names now.
   int Run(Interruptible* ctx, UniqueFd* fd, const LockRequest& req, PendingWait* pending);
+  // The lock on `fd` granted (on any thread): 0 when the path still names
+  // it (record written, report filled), kReplaced when it does not,
+  // kRestart when the check failed.
+  int Verify(int fd, const LockRequest& req);
+  static constexpr int kReplaced = 1;
   const GrantReport& report() const { return report_; }
+  // Whether the descriptor the wait started on is read-only.
+  bool read_only() const { return report_.read_only != 0; }
 
  private:
   const std::string path_;
@@ -67,6 +77,9 @@ class GrantWork {
   const bool has_record_;
   const uint32_t flags_;
   GrantReport report_;
+  // Allocated (and touched) on the JavaScript thread with the GrantWork: the
+  // waiter thread reads and pads the record in it, allocating nothing.
+  std::vector<char> scratch_ = std::vector<char>(kScratchBytes);
 };
 
 }  // namespace kernel_lock

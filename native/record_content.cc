@@ -242,15 +242,19 @@ const char* ContentName(Content content) {
 }
 
 Content ClassifyFile(int fd, off_t size) {
+  char buffer[kScratchBytes];
+  return ClassifyFile(fd, size, buffer);
+}
+
+Content ClassifyFile(int fd, off_t size, char* scratch) {
   if (size == 0) return Content::kEmpty;
   if (size > kMaxRecordBytes) return IsLeaseFile(fd, size) ? Content::kLease : Content::kForeign;
   if (size < 0) return Content::kForeign;
   // One byte more than fstat reported: a file that grew or shrank since
   // then is changing under us, and when in doubt it is foreign.
-  char buffer[kMaxRecordBytes + 1];
-  ssize_t got = ReadAt(fd, buffer, static_cast<size_t>(size) + 1, 0);
+  ssize_t got = ReadAt(fd, scratch, static_cast<size_t>(size) + 1, 0);
   if (got != static_cast<ssize_t>(size)) return Content::kForeign;
-  return ClassifyBytes(buffer, static_cast<size_t>(got));
+  return ClassifyBytes(scratch, static_cast<size_t>(got));
 }
 
 }  // namespace kernel_lock

@@ -37,6 +37,11 @@ Content ClassifyBytes(const char* data, size_t size);
 // lease file's slot; `size` is its current size from fstat) and classifies it. A read error counts as
 // foreign: when in doubt, touch nothing.
 Content ClassifyFile(int fd, off_t size);
+// The same, reading into `scratch` (kScratchBytes): a waiter thread passes
+// memory that is already mapped, instead of touching fresh stack pages
+// (each a page fault) on the hand-off's critical path.
+constexpr size_t kScratchBytes = kMaxRecordBytes + 1;
+Content ClassifyFile(int fd, off_t size, char* scratch);
 
 // "empty", "record", "marker", "lease" or "foreign".
 const char* ContentName(Content content);

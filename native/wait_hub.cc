@@ -1,5 +1,7 @@
 #include "wait_hub.h"
 
+#include <vector>
+
 namespace kernel_lock {
 
 WaitHub* WaitHub::Create(napi_env env, HubOwner* owner) {
@@ -27,6 +29,7 @@ bool WaitHub::Init() {
     napi_async_destroy(env_, context_);
     return false;
   }
+  watch_ = new CloseWatch(loop);
   uv_async_init(loop, &async_, &WaitHub::OnAsync);
   async_.data = this;
   // Idle until a wait is pending: the loop may end while none is.
@@ -52,7 +55,13 @@ void WaitHub::Forget(Completion* item) {
 void WaitHub::Post(Completion* item) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    posted_.push_back(item);
+    item->next_posted_ = nullptr;
+    if (posted_tail_ != nullptr) {
+      posted_tail_->next_posted_ = item;
+    } else {
+      posted_head_ = item;
+    }
+    posted_tail_ = item;
   }
   // Coalesces: one callback delivers everything posted before it runs.
   uv_async_send(&async_);
@@ -61,17 +70,20 @@ void WaitHub::Post(Completion* item) {
 // On the JavaScript thread.
 void WaitHub::OnAsync(uv_async_t* handle) {
   auto* hub = static_cast<WaitHub*>(handle->data);
-  std::vector<Completion*> ready;
+  Completion* ready;
   {
     std::lock_guard<std::mutex> lock(hub->mutex_);
-    ready.swap(hub->posted_);
+    ready = hub->posted_head_;
+    hub->posted_head_ = hub->posted_tail_ = nullptr;
   }
-  if (ready.empty()) return;
+  if (ready == nullptr) return;
   napi_handle_scope scope;
   if (napi_open_handle_scope(hub->env_, &scope) != napi_ok) return;
   napi_value receiver = nullptr;
   napi_get_reference_value(hub->env_, hub->receiver_, &receiver);
-  for (Completion* item : ready) {
+  while (ready != nullptr) {
+    Completion* item = ready;
+    ready = item->next_posted_;
     // Forgotten first: JavaScript running in Deliver() may start or cancel
     // other waits, and must not find this one.
     hub->Forget(item);
@@ -81,17 +93,26 @@ void WaitHub::OnAsync(uv_async_t* handle) {
   napi_close_handle_scope(hub->env_, scope);
 }
 
+void WaitHub::WithScope(void (*fn)(napi_env, napi_async_context, napi_value, void*), void* data) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
+  napi_value receiver = nullptr;
+  napi_get_reference_value(env_, receiver_, &receiver);
+  fn(env_, context_, receiver, data);
+  napi_close_handle_scope(env_, scope);
+}
+
 void WaitHub::AbortAll() {
   // Every producer is stopped before anything is deleted: an aborted wait
   // may have posted itself already.
-  std::vector<Completion*> items;
+  std::vector<Completion*> items;  // on the JavaScript thread: allocating is fine
   items.reserve(live_.size());
   for (auto& entry : live_) items.push_back(entry.second);
   live_.clear();
   for (Completion* item : items) item->Abort();
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    posted_.clear();
+    posted_head_ = posted_tail_ = nullptr;
   }
   for (Completion* item : items) delete item;
   uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
@@ -110,13 +131,24 @@ void WaitHub::OnCleanup(napi_async_cleanup_hook_handle, void* data) {
   if (hub->owner_ != nullptr) hub->owner_->HubClosed();
   napi_delete_reference(hub->env_, hub->receiver_);
   napi_async_destroy(hub->env_, hub->context_);
+  hub->closing_parts_ = 2;
   uv_close(reinterpret_cast<uv_handle_t*>(&hub->async_), &WaitHub::OnClosed);
+  hub->watch_->Shutdown(&WaitHub::OnWatchClosed, hub);
 }
 
 void WaitHub::OnClosed(uv_handle_t* handle) {
-  auto* hub = static_cast<WaitHub*>(handle->data);
-  napi_remove_async_cleanup_hook(hub->cleanup_);
-  delete hub;
+  static_cast<WaitHub*>(handle->data)->PartClosed();
+}
+
+void WaitHub::OnWatchClosed(void* data) {
+  static_cast<WaitHub*>(data)->PartClosed();
+}
+
+void WaitHub::PartClosed() {
+  if (--closing_parts_ > 0) return;
+  napi_remove_async_cleanup_hook(cleanup_);
+  delete watch_;
+  delete this;
 }
 
 }  // namespace kernel_lock

@@ -2,7 +2,8 @@
 // queue, instead of a thread-safe function per wait. A wait's thread posts
 // itself and wakes the loop; the loop delivers every posted wait in one
 // callback, each through napi_make_callback (so promise reactions run right
-// after it, as for any I/O callback).
+// after it, as for any I/O callback). The hub also holds the environment's
+// inotify watch for the fast path (close_watch.h).
 //
 // Lifetime, the subtle part. The hub belongs to one environment (the main
 // thread or a worker) and must outlive every thread that may post to it.
@@ -11,8 +12,8 @@
 // napi_env exists and therefore runs before the addon is finalized: it
 // aborts every live wait (interrupts and joins its thread, closes what it
 // owns; no JavaScript runs), drops the queue, and only then closes the
-// uv_async_t. Once the close completes the hub deletes itself and tells
-// Node its cleanup is done. After Abort() returns nothing posts again, so no
+// uv_async_t and the watch's handles. Once every close completed the hub
+// deletes itself and tells Node its cleanup is done. After Abort() returns nothing posts again, so no
 // thread ever touches a closed handle or a deleted hub.
 #pragma once
 
@@ -22,7 +23,8 @@
 #include <cstdint>
 #include <mutex>
 #include <unordered_map>
-#include <vector>
+
+#include "close_watch.h"
 
 namespace kernel_lock {
 
@@ -49,7 +51,12 @@ class Completion {
   virtual void Stop() = 0;
 
  private:
+  friend class WaitHub;
   const uint32_t id_;
+  // The hub's queue of posted completions is intrusive: posting allocates
+  // nothing (a waiter thread's first malloc would set up a glibc arena for
+  // it, several system calls on the hand-off's critical path).
+  Completion* next_posted_ = nullptr;
 };
 
 // Told when the hub is gone (the environment is being torn down).
@@ -77,6 +84,12 @@ class WaitHub {
   // Any thread: the completion is finished; the loop will deliver it.
   void Post(Completion* item);
 
+  // On the JavaScript thread, outside the hub's own callback (the fast
+  // path): runs fn(env, context, receiver, data) in a handle scope.
+  void WithScope(void (*fn)(napi_env, napi_async_context, napi_value, void*), void* data);
+  // The environment's inotify watch for the fast path (close_watch.h).
+  CloseWatch* watch() { return watch_; }
+
   // On the JavaScript thread, when the owner goes away first (defensive:
   // the cleanup hook normally runs before it): abort every completion and
   // forget the owner. The handle itself is left to the cleanup hook.
@@ -91,6 +104,8 @@ class WaitHub {
   static void OnAsync(uv_async_t* handle);
   static void OnCleanup(napi_async_cleanup_hook_handle handle, void* data);
   static void OnClosed(uv_handle_t* handle);
+  static void OnWatchClosed(void* data);
+  void PartClosed();
 
   napi_env env_;
   HubOwner* owner_;
@@ -98,11 +113,15 @@ class WaitHub {
   napi_async_context context_ = nullptr;
   napi_ref receiver_ = nullptr;
   napi_async_cleanup_hook_handle cleanup_ = nullptr;
+  CloseWatch* watch_ = nullptr;
+  // At teardown: the uv_async_t and the watch's handles still closing.
+  int closing_parts_ = 0;
   // JavaScript thread only.
   std::unordered_map<uint32_t, Completion*> live_;
-  // Shared with the posting threads.
+  // Shared with the posting threads: a FIFO list through next_posted_.
   std::mutex mutex_;
-  std::vector<Completion*> posted_;
+  Completion* posted_head_ = nullptr;
+  Completion* posted_tail_ = nullptr;
 };
 
 }  // namespace kernel_lock
