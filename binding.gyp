@@ -6,7 +6,6 @@
         "native/addon.cc",
         "native/async_turn.cc",
         "native/async_waiter.cc",
-        "native/close_watch.cc",
         "native/grant.cc",
         "native/interrupt.cc",
         "native/lock_ops.cc",

@@ -141,10 +141,7 @@ export function serveChild(spec, lockPath, nodeFlags = []) {
     child.floor = true;
     return child;
   }
-  const env = spec.env ? { ...process.env, ...spec.env } : undefined;
-  const child = new Child(process.execPath, [...nodeFlags, workerScript, 'serve', spec.id, lockPath], { env });
-  child.ownEnv = Boolean(spec.env);
-  return child;
+  return new Child(process.execPath, [...nodeFlags, workerScript, 'serve', spec.id, lockPath]);
 }
 
 /**
@@ -184,8 +181,7 @@ export class Pool {
 
   /** `count` children serving `spec` on `lockPath`, ready for commands. */
   async enlist(spec, lockPath, count) {
-    // A contender with an environment of its own gets fresh processes.
-    if (spec.floor || spec.env) {
+    if (spec.floor) {
       const children = Array.from({ length: count }, () => serveChild(spec, lockPath));
       await Promise.all(children.map((child) => child.next('ready')));
       return children;
@@ -200,7 +196,7 @@ export class Pool {
   async dismiss(children, { idle }) {
     const reusable = [];
     for (const child of children) {
-      const pooled = !child.floor && !child.ownEnv && idle && !child.exited;
+      const pooled = !child.floor && idle && !child.exited;
       if (pooled) {
         child.lines = [];
         reusable.push(child);

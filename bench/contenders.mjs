@@ -249,18 +249,6 @@ export const contenders = [
   },
 ];
 
-// kernel-lock without the fast path (KERNEL_LOCK_CLOSE_WAKE=0): the waiter
-// thread alone serves every wait, so its share shows.
-for (const remove of [true, false]) {
-  const spec = kernelLockContender('async', 'flock', remove);
-  contenders.push({
-    ...spec,
-    id: `${spec.id}-thread`,
-    label: `${spec.label}, thread only`,
-    env: { KERNEL_LOCK_CLOSE_WAKE: '0' },
-  });
-}
-
 // The same contenders from the baseline build, when one is given.
 if (baselineDist) {
   for (const api of ['async', 'sync']) {

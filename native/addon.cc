@@ -10,7 +10,6 @@
 #include <atomic>
 #include <cerrno>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -49,13 +48,6 @@ constexpr int kMaxVerifyAttempts = 1000;
 // kOutTurn (posix, busy): 1 when the caller has the turn and must wait in
 // the kernel, 0 when it must first wait for the turn.
 enum OutSlot { kOutDev = 0, kOutIno, kOutRecordErr, kOutReadOnly, kOutRecordSkipped, kOutTurn, kOutSlots };
-
-// KERNEL_LOCK_CLOSE_WAKE=0 turns the fast path off for the process (the
-// benchmark measures both ways).
-bool CloseWakeDefault() {
-  const char* value = std::getenv("KERNEL_LOCK_CLOSE_WAKE");
-  return value == nullptr || std::strcmp(value, "0") != 0;
-}
 
 // Environments get ids from one counter: the posix table tells them apart.
 std::atomic<EnvId> g_next_env{1};
@@ -101,7 +93,7 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
                               public TurnRegistry {
  public:
   KernelLockAddon(Napi::Env env, Napi::Object exports)
-      : env_id_(g_next_env.fetch_add(1)), hub_(WaitHub::Create(env, this)), close_wake_(CloseWakeDefault()) {
+      : env_id_(g_next_env.fetch_add(1)), hub_(WaitHub::Create(env, this)) {
     DefineAddon(exports, {
                              InstanceMethod("setOutBuffer", &KernelLockAddon::SetOutBuffer),
                              InstanceMethod("acquire", &KernelLockAddon::Acquire),
@@ -117,7 +109,6 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
                              InstanceMethod("cancelWait", &KernelLockAddon::CancelWait),
                              InstanceMethod("waitSync", &KernelLockAddon::WaitSync),
                              InstanceMethod("stats", &KernelLockAddon::Stats),
-                             InstanceMethod("setCloseWake", &KernelLockAddon::SetCloseWake),
                              InstanceMethod("contentKind", &KernelLockAddon::ContentKind),
                              InstanceMethod("posixAcquire", &KernelLockAddon::PosixAcquire),
                              InstanceMethod("posixWaitTurn", &KernelLockAddon::PosixWaitTurn),
@@ -145,8 +136,7 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
     --owned_by_waits_;
     if (fd >= 0) Track(fd);
   }
-  void Granted(const GrantReport& report, bool by_loop) override {
-    ++(by_loop ? grants_by_loop_ : grants_by_thread_);
+  void Granted(const GrantReport& report) override {
     SetOut(kOutDev, static_cast<double>(report.dev));
     SetOut(kOutIno, static_cast<double>(report.ino));
     SetOut(kOutReadOnly, report.read_only);
@@ -450,26 +440,16 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
     return Napi::Number::New(env, 0);
   }
 
-  // stats() -> [open descriptors, pending waits, inodes waited for in the
-  // process, whole-acquisition grants taken by the fast path, grants taken
-  // by waiter threads] of this environment (the descriptors a wait holds count).
+  // stats() -> [open descriptors, pending waits] of this environment (the
+  // descriptors a wait holds count), and the inodes waited for in the process.
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    Napi::Array result = Napi::Array::New(env, 5);
+    Napi::Array result = Napi::Array::New(env, 3);
     size_t pending = hub_ != nullptr ? hub_->Pending() : 0;
     result.Set(0u, Napi::Number::New(env, static_cast<double>(fds_.size() + owned_by_waits_)));
     result.Set(1u, Napi::Number::New(env, static_cast<double>(pending)));
     result.Set(2u, Napi::Number::New(env, static_cast<double>(PendingWaits::Get().Size())));
-    result.Set(3u, Napi::Number::New(env, static_cast<double>(grants_by_loop_)));
-    result.Set(4u, Napi::Number::New(env, static_cast<double>(grants_by_thread_)));
     return result;
-  }
-
-  // setCloseWake(enabled): whether later whole-acquisition waits of this
-  // environment take the fast path. Internal (benchmark and tests).
-  Napi::Value SetCloseWake(const Napi::CallbackInfo& info) {
-    close_wake_ = info[0].ToBoolean().Value();
-    return info.Env().Undefined();
   }
 
   // contentKind(fd) -> what the file holds, as record_content.h judges it:
@@ -676,11 +656,7 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   size_t owned_by_waits_ = 0;
   // Delivers finished waits; null once the environment's teardown began.
   WaitHub* hub_;
-  // Whole acquisitions take the fast path (close_watch.h) unless disabled
-  // (setCloseWake(false): the benchmark's and the tests' A/B switch).
-  bool close_wake_;
-  double grants_by_loop_ = 0;
-  double grants_by_thread_ = 0;
+
   std::unordered_map<uint32_t, AsyncTurn*> tickets_;
   // Entries of the posix table this environment joined (with counts) and
   // turns it holds: its teardown ends them, so a terminated worker never
@@ -709,8 +685,7 @@ Napi::Value KernelLockAddon::Wait(const Napi::CallbackInfo& info) {
   uint32_t id = next_waiter_id_++;
   if (next_waiter_id_ == 0) next_waiter_id_ = 1;
   bool owns = work != nullptr;
-  CloseWatch* watch = close_wake_ ? hub_->watch() : nullptr;
-  auto* waiter = new AsyncWaiter(id, hub_, this, fd, req, env_id_, std::move(work), watch);
+  auto* waiter = new AsyncWaiter(id, hub_, this, fd, req, env_id_, std::move(work));
   if (owns) {
     Untrack(fd);
     ++owned_by_waits_;

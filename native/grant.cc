@@ -1,7 +1,7 @@
 #include "grant.h"
 
 #include <cerrno>
-#include <cstdio>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 
@@ -55,14 +55,33 @@ void StampCreatedAt(char* record, size_t length) {
   }
   if (at == nullptr || !LooksLikeStamp(at)) return;
   struct timespec now;
-  struct tm utc;
-  if (clock_gettime(CLOCK_REALTIME, &now) != 0 || gmtime_r(&now.tv_sec, &utc) == nullptr) return;
-  if (utc.tm_year + 1900 < 0 || utc.tm_year + 1900 > 9999) return;
-  char stamp[kStampLength + 1];
-  int n = std::snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
-                        utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                        static_cast<int>(now.tv_nsec / 1000000));
-  if (n == static_cast<int>(kStampLength)) std::memcpy(at, stamp, kStampLength);
+  if (clock_gettime(CLOCK_REALTIME, &now) != 0 || now.tv_sec < 0) return;
+  // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm): a
+  // few integer operations, where gmtime_r and snprintf are kilobytes of
+  // cold code on a thread that just woke up.
+  int64_t days = now.tv_sec / 86400;
+  int64_t second = now.tv_sec % 86400;
+  days += 719468;
+  int64_t era = days / 146097;
+  int64_t doe = days - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  if (year > 9999) return;
+  int64_t millis = now.tv_nsec / 1000000;
+  auto put = [](char* out, int64_t value, int width) {
+    for (int i = width - 1; i >= 0; --i, value /= 10) out[i] = static_cast<char>('0' + value % 10);
+  };
+  put(at, year, 4);
+  put(at + 5, month, 2);
+  put(at + 8, day, 2);
+  put(at + 11, second / 3600, 2);
+  put(at + 14, second / 60 % 60, 2);
+  put(at + 17, second % 60, 2);
+  put(at + 20, millis, 3);
 }
 
 int GrantWork::Verify(int fd, const LockRequest& req) {

@@ -29,7 +29,6 @@ bool WaitHub::Init() {
     napi_async_destroy(env_, context_);
     return false;
   }
-  watch_ = new CloseWatch(loop);
   uv_async_init(loop, &async_, &WaitHub::OnAsync);
   async_.data = this;
   // Idle until a wait is pending: the loop may end while none is.
@@ -93,15 +92,6 @@ void WaitHub::OnAsync(uv_async_t* handle) {
   napi_close_handle_scope(hub->env_, scope);
 }
 
-void WaitHub::WithScope(void (*fn)(napi_env, napi_async_context, napi_value, void*), void* data) {
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
-  napi_value receiver = nullptr;
-  napi_get_reference_value(env_, receiver_, &receiver);
-  fn(env_, context_, receiver, data);
-  napi_close_handle_scope(env_, scope);
-}
-
 void WaitHub::AbortAll() {
   // Every producer is stopped before anything is deleted: an aborted wait
   // may have posted itself already.
@@ -131,24 +121,13 @@ void WaitHub::OnCleanup(napi_async_cleanup_hook_handle, void* data) {
   if (hub->owner_ != nullptr) hub->owner_->HubClosed();
   napi_delete_reference(hub->env_, hub->receiver_);
   napi_async_destroy(hub->env_, hub->context_);
-  hub->closing_parts_ = 2;
   uv_close(reinterpret_cast<uv_handle_t*>(&hub->async_), &WaitHub::OnClosed);
-  hub->watch_->Shutdown(&WaitHub::OnWatchClosed, hub);
 }
 
 void WaitHub::OnClosed(uv_handle_t* handle) {
-  static_cast<WaitHub*>(handle->data)->PartClosed();
-}
-
-void WaitHub::OnWatchClosed(void* data) {
-  static_cast<WaitHub*>(data)->PartClosed();
-}
-
-void WaitHub::PartClosed() {
-  if (--closing_parts_ > 0) return;
-  napi_remove_async_cleanup_hook(cleanup_);
-  delete watch_;
-  delete this;
+  auto* hub = static_cast<WaitHub*>(handle->data);
+  napi_remove_async_cleanup_hook(hub->cleanup_);
+  delete hub;
 }
 
 }  // namespace kernel_lock

@@ -2,8 +2,7 @@
 // queue, instead of a thread-safe function per wait. A wait's thread posts
 // itself and wakes the loop; the loop delivers every posted wait in one
 // callback, each through napi_make_callback (so promise reactions run right
-// after it, as for any I/O callback). The hub also holds the environment's
-// inotify watch for the fast path (close_watch.h).
+// after it, as for any I/O callback).
 //
 // Lifetime, the subtle part. The hub belongs to one environment (the main
 // thread or a worker) and must outlive every thread that may post to it.
@@ -12,8 +11,8 @@
 // napi_env exists and therefore runs before the addon is finalized: it
 // aborts every live wait (interrupts and joins its thread, closes what it
 // owns; no JavaScript runs), drops the queue, and only then closes the
-// uv_async_t and the watch's handles. Once every close completed the hub
-// deletes itself and tells Node its cleanup is done. After Abort() returns nothing posts again, so no
+// uv_async_t. Once the close completes the hub deletes itself and tells
+// Node its cleanup is done. After Abort() returns nothing posts again, so no
 // thread ever touches a closed handle or a deleted hub.
 #pragma once
 
@@ -23,8 +22,6 @@
 #include <cstdint>
 #include <mutex>
 #include <unordered_map>
-
-#include "close_watch.h"
 
 namespace kernel_lock {
 
@@ -84,12 +81,6 @@ class WaitHub {
   // Any thread: the completion is finished; the loop will deliver it.
   void Post(Completion* item);
 
-  // On the JavaScript thread, outside the hub's own callback (the fast
-  // path): runs fn(env, context, receiver, data) in a handle scope.
-  void WithScope(void (*fn)(napi_env, napi_async_context, napi_value, void*), void* data);
-  // The environment's inotify watch for the fast path (close_watch.h).
-  CloseWatch* watch() { return watch_; }
-
   // On the JavaScript thread, when the owner goes away first (defensive:
   // the cleanup hook normally runs before it): abort every completion and
   // forget the owner. The handle itself is left to the cleanup hook.
@@ -104,8 +95,6 @@ class WaitHub {
   static void OnAsync(uv_async_t* handle);
   static void OnCleanup(napi_async_cleanup_hook_handle handle, void* data);
   static void OnClosed(uv_handle_t* handle);
-  static void OnWatchClosed(void* data);
-  void PartClosed();
 
   napi_env env_;
   HubOwner* owner_;
@@ -113,9 +102,7 @@ class WaitHub {
   napi_async_context context_ = nullptr;
   napi_ref receiver_ = nullptr;
   napi_async_cleanup_hook_handle cleanup_ = nullptr;
-  CloseWatch* watch_ = nullptr;
-  // At teardown: the uv_async_t and the watch's handles still closing.
-  int closing_parts_ = 0;
+
   // JavaScript thread only.
   std::unordered_map<uint32_t, Completion*> live_;
   // Shared with the posting threads: a FIFO list through next_posted_.

@@ -89,13 +89,8 @@ export interface NativeBinding {
   cancelWait(id: number): void;
   /** 0 granted, -1 timed out. */
   waitSync(fd: number, flags: number, start: number, length: number, timeoutMs: number): number;
-  /** Internal A/B switch: whether later flock/ofd waits also watch for the holder's close (inotify fast path). */
-  setCloseWake(enabled: boolean): void;
-  /**
-   * [descriptors owned, waits pending] in this thread's environment, inodes waited for in the whole process,
-   * then this environment's flock/ofd grants taken by the event loop (fast path) and by waiter threads.
-   */
-  stats(): [number, number, number, number, number];
+  /** [descriptors owned, waits pending] in this thread's environment, and inodes waited for in the whole process. */
+  stats(): [number, number, number];
 }
 
 function packageRoot(): string {
