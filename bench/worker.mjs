@@ -64,6 +64,8 @@ async function serve(id, lockPath) {
       const [counts, samples, stallMs, probe, settleMs] = words;
       const numbers = [Number(samples), Number(stallMs), Number(settleMs)];
       await readfileLatency(acquire, lockPath, counts.split(',').map(Number), ...numbers, probe);
+    } else if (command === 'crowd') {
+      await crowd(acquire, lockPath, Number(words[0]));
     } else if (command === 'scale') {
       await scale(acquire, lockPath, words[0], Number(words[1]), Number(words[2]));
     } else if (command === 'append') {
@@ -159,6 +161,64 @@ async function scale(acquire, lockPath, dir, count, waiters) {
   let last = 0n;
   for (const at of served) if (at > last) last = at;
   say(`crowd ${JSON.stringify({ served: served.length, lastServed: String(last) })}`);
+}
+
+// The tids of this process's threads that are blocked in flock(2) or
+// fcntl(2) right now (x86-64 and arm64 syscall numbers; /proc/<tid>/syscall).
+const LOCK_SYSCALLS = new Set(process.arch === 'arm64' ? ['32', '25'] : ['73', '72']);
+function blockedInLockCall() {
+  const blocked = new Set();
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      const call = fs.readFileSync(`/proc/self/task/${tid}/syscall`, 'latin1').split(' ')[0];
+      if (LOCK_SYSCALLS.has(call)) blocked.add(tid);
+    } catch {
+      // the thread ended
+    }
+  }
+  return blocked;
+}
+
+// N waiters on one lock another process holds. Each is started only once
+// the previous one sleeps in the kernel (its thread is blocked in the lock
+// call), so the kernel's queue order is the start order. Reports "crowd
+// ready"; after the holder's release every waiter, once served, releases at
+// once. Then: CPU of this process from the release to the last one served
+// (getrusage: every thread, exited ones included), and how many were served
+// before a waiter that started earlier and was still waiting.
+async function crowd(acquire, lockPath, count) {
+  const order = [];
+  const all = [];
+  let blocked = blockedInLockCall().size;
+  for (let i = 0; i < count; i++) {
+    all.push(
+      acquire(lockPath).then(async (release) => {
+        order.push(i);
+        await release();
+      }),
+    );
+    const deadline = performance.now() + 5000;
+    while (blockedInLockCall().size <= blocked && performance.now() < deadline) await sleep(0.2);
+    blocked++;
+  }
+  const cpu0 = process.cpuUsage();
+  const t0 = now();
+  say('crowd ready');
+  await Promise.all(all);
+  const cpu = process.cpuUsage(cpu0);
+  const wallMs = Number(now() - t0) / 1e6;
+  let overtakers = 0;
+  const waiting = new Set(order.map((_, i) => i));
+  for (const served of order) {
+    waiting.delete(served);
+    for (const other of waiting) {
+      if (other < served) {
+        overtakers++;
+        break;
+      }
+    }
+  }
+  say(`crowd ${JSON.stringify({ count, cpuUs: cpu.user + cpu.system, wallMs, overtakers, order: process.env.CROWD_ORDER ? order : undefined })}`);
 }
 
 if (mode !== 'serve') throw new Error(`unknown mode ${mode}`);

@@ -369,7 +369,7 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
         bool same = false;
         // Another acquisition of this process waiting for the inode makes
         // this holder not the last: it keeps the file, and the last unlinks.
-        if (PathNamesFd(fd.get(), path, &same, &st) == 0 && same && !PendingWaits::Get().Any(st.st_dev, st.st_ino)) {
+        if (PathNamesFd(fd.get(), path, &same, &st) == 0 && same && !PendingWaits::Get().Any(path)) {
           // Foreign content is somebody's data; a lease file outlives every
           // holder, because its fencing token lives in it.
           Content content = ClassifyFile(fd.get(), st.st_size);
@@ -401,7 +401,8 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   Napi::Value Wait(const Napi::CallbackInfo& info);
   Napi::Value CancelWait(const Napi::CallbackInfo& info);
 
-  // waitSync(fd, flags, start, length, timeoutMs) -> 0 granted, -1 timed out.
+  // waitSync(fd, flags, start, length, timeoutMs, path?) -> 0 granted, -1
+  // timed out. With the path, the wait counts as pending (pending_waits.h).
   // A finite timeout runs the wait on a helper thread so it can be
   // interrupted at the deadline; an infinite one blocks right here.
   Napi::Value WaitSync(const Napi::CallbackInfo& info) {
@@ -410,9 +411,15 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
     LockRequest req = RequestFrom(info, 1);
     double timeout_ms = info[4].As<Napi::Number>().DoubleValue();
     const char* syscall = req.kind == Kind::kFlock ? "flock" : "fcntl";
+    // Counted as waiting, so that a release elsewhere in the process keeps
+    // the file for this wait (see pending_waits.h).
+    PendingWait pending;
+    if (req.kind != Kind::kPosix && info.Length() > 5 && !info[5].IsUndefined()) {
+      char path[kPathBuffer];
+      if (!ReadPath(info[5], path, sizeof(path))) return env.Undefined();
+      pending.Set(path);
+    }
     if (!std::isfinite(timeout_ms)) {
-      PendingWait pending;
-      if (req.kind != Kind::kPosix) pending.Move(fd);
       int err;
       if (req.kind == Kind::kPosix) {
         err = PosixTable::Get().BlockingLock(nullptr, fd, req, env_id_, /*may_wait_own=*/false);
@@ -423,9 +430,6 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
       if (err != 0) return ThrowErrno(env, err, syscall);
       return Napi::Number::New(env, 0);
     }
-    // Counted as waiting, so that a release elsewhere in the process keeps the file for us.
-    PendingWait pending;
-    if (req.kind != Kind::kPosix) pending.Move(fd);
     SyncWaiter waiter(fd, req, env_id_, /*may_wait_own=*/false);
     int err = waiter.Start();
     if (err != 0) return ThrowErrno(env, err, err == ENOTSUP ? "sigaction" : "pthread_create");

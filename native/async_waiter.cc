@@ -25,7 +25,7 @@ int AsyncWaiter::Begin(napi_env env, napi_value callback) {
   if (napi_create_reference(env, callback, 1, &callback_) != napi_ok) return ENOMEM;
   // Registered on this thread, before lock() returns: a release made right
   // after it, by any thread of the process, already sees the wait.
-  if (work_ != nullptr) pending_.Move(owned_.get());
+  if (work_ != nullptr) pending_.Set(work_->path());
   int err = Start();
   if (err != 0) pending_.Clear();
   return err;
@@ -34,15 +34,13 @@ int AsyncWaiter::Begin(napi_env env, napi_value callback) {
 // On the waiter thread, the kernel granted the lock on owned_.
 int AsyncWaiter::AfterGrant() {
   if (work_ == nullptr) return 0;
-  int result = work_->Run(interruptible(), &owned_, request(), &pending_);
+  int result = work_->Run(interruptible(), &owned_, request());
   set_fd(owned_.get());
   return result;
 }
 
 // On the waiter thread, its last act.
 void AsyncWaiter::OnDone() {
-  // No longer waiting: a release of this lock must not count it.
-  pending_.Clear();
   hub_->Post(this);
 }
 
@@ -67,6 +65,10 @@ void AsyncWaiter::Report(napi_env env, napi_async_context context, napi_value re
 }
 
 void AsyncWaiter::Deliver(napi_env env, napi_async_context context, napi_value receiver) {
+  // No longer waiting, before JavaScript can release the lock: its release
+  // must not count this wait. (Until now a release elsewhere in the process
+  // kept the file for it, which is never wrong: the next release unlinks.)
+  pending_.Clear();
   int status = result();
   int fd = work_ != nullptr ? owned_.release() : this->fd();
   if (status != 0) {

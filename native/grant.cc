@@ -99,23 +99,28 @@ int GrantWork::Verify(int fd, const LockRequest& req) {
   return 0;
 }
 
-int GrantWork::Run(Interruptible* ctx, UniqueFd* fd, const LockRequest& req, PendingWait* pending) {
+int GrantWork::Run(Interruptible* ctx, UniqueFd* fd, const LockRequest& req) {
   for (int attempt = 0; attempt < kMaxVerifyAttempts; ++attempt) {
     int verified = Verify(fd->get(), req);
     if (verified != kReplaced) return verified;
     // Unlinked or replaced while we waited: the lock guards nothing. Open
-    // what the path names now; closing the orphaned descriptor lets the
-    // waiters queued behind us on it move on as well.
+    // what the path names now and lock it.
     if (ctx->cancelled.load()) return kCancelled;
     OpenResult opened;
     UniqueFd next = OpenLockFile(path_.c_str(), &opened);
     if (!next.valid() || CheckFileSystem(next.get(), &opened) != 0) return kRestart;
     if ((flags_ & kReadOnlyIfForeign) != 0) next = ReopenReadOnlyIfForeign(path_.c_str(), std::move(next), &opened);
+    // The orphan stays open, its lock held, until this wait holds the new
+    // file: closing it earlier would wake the waiter queued behind us on
+    // it, which could then enter the new file's queue before us. So the
+    // waiters of an orphaned inode move over one at a time, each once the
+    // one before it holds the new file: in the order the kernel queued them.
+    UniqueFd orphan = std::move(*fd);
     *fd = std::move(next);
     report_.read_only = ReadOnlyOut(opened);
-    pending->Move(fd->get());
     int err = TryLock(fd->get(), req);
     if (err == EWOULDBLOCK) err = InterruptibleLock(ctx, fd->get(), req);
+    orphan.reset();
     if (err != 0) return err;
   }
   return kRestart;

@@ -15,7 +15,6 @@
 
 #include "interrupt.h"
 #include "lock_ops.h"
-#include "pending_waits.h"
 #include "record_content.h"
 #include "unique_fd.h"
 
@@ -61,13 +60,14 @@ class GrantWork {
   // On the waiter thread, the lock on *fd granted. Returns 0 (verified,
   // record written, report filled), kRestart, kCancelled or an errno. *fd
   // may be replaced by a descriptor of the file the path names now.
-  int Run(Interruptible* ctx, UniqueFd* fd, const LockRequest& req, PendingWait* pending);
+  int Run(Interruptible* ctx, UniqueFd* fd, const LockRequest& req);
   // The lock on `fd` granted (on any thread): 0 when the path still names
   // it (record written, report filled), kReplaced when it does not,
   // kRestart when the check failed.
   int Verify(int fd, const LockRequest& req);
   static constexpr int kReplaced = 1;
   const GrantReport& report() const { return report_; }
+  const std::string& path() const { return path_; }
   // Whether the descriptor the wait started on is read-only.
   bool read_only() const { return report_.read_only != 0; }
 

@@ -1,6 +1,6 @@
 #include "pending_waits.h"
 
-#include <sys/stat.h>
+#include <string_view>
 
 namespace kernel_lock {
 
@@ -9,21 +9,21 @@ PendingWaits& PendingWaits::Get() {
   return *registry;
 }
 
-void PendingWaits::Add(dev_t dev, ino_t ino) {
+void PendingWaits::Add(const std::string& path) {
   std::lock_guard<std::mutex> lock(mutex_);
-  ++counts_[{dev, ino}];
+  ++counts_[path];
 }
 
-void PendingWaits::Remove(dev_t dev, ino_t ino) {
+void PendingWaits::Remove(const std::string& path) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto found = counts_.find({dev, ino});
+  auto found = counts_.find(path);
   if (found == counts_.end()) return;
   if (--found->second == 0) counts_.erase(found);
 }
 
-bool PendingWaits::Any(dev_t dev, ino_t ino) {
+bool PendingWaits::Any(const char* path) {
   std::lock_guard<std::mutex> lock(mutex_);
-  return counts_.count({dev, ino}) != 0;
+  return counts_.find(std::string_view(path)) != counts_.end();
 }
 
 size_t PendingWaits::Size() {
@@ -31,20 +31,17 @@ size_t PendingWaits::Size() {
   return counts_.size();
 }
 
-void PendingWait::Move(int fd) {
+void PendingWait::Set(const std::string& path) {
   Clear();
-  struct stat st;
-  if (::fstat(fd, &st) != 0) return;
-  dev_ = st.st_dev;
-  ino_ = st.st_ino;
+  path_ = path;
   registered_ = true;
-  PendingWaits::Get().Add(dev_, ino_);
+  PendingWaits::Get().Add(path_);
 }
 
 void PendingWait::Clear() {
   if (!registered_) return;
   registered_ = false;
-  PendingWaits::Get().Remove(dev_, ino_);
+  PendingWaits::Get().Remove(path_);
 }
 
 }  // namespace kernel_lock

@@ -140,7 +140,7 @@ export function lockSync(path: string | Buffer, options?: LockSyncOptions): Lock
     let same = false;
     try {
       const remaining = Math.max(0, req.timeout - (performance.now() - started));
-      status = native.waitSync(fd, req.flags, req.start, req.length, remaining);
+      status = native.waitSync(fd, req.flags, req.start, req.length, remaining, req.path);
       if (status === 0) same = finish(req, fd, readOnly, recordFor(req));
     } catch (error) {
       native.close(fd);

@@ -87,9 +87,9 @@ export interface NativeBinding {
     readOnly?: number,
   ): number;
   cancelWait(id: number): void;
-  /** 0 granted, -1 timed out. */
-  waitSync(fd: number, flags: number, start: number, length: number, timeoutMs: number): number;
-  /** [descriptors owned, waits pending] in this thread's environment, and inodes waited for in the whole process. */
+  /** 0 granted, -1 timed out. With `path`, a release in this process keeps the file for this wait. */
+  waitSync(fd: number, flags: number, start: number, length: number, timeoutMs: number, path?: NativePath): number;
+  /** [descriptors owned, waits pending] in this thread's environment, and paths waited for in the whole process. */
   stats(): [number, number, number];
 }
 
