@@ -52,6 +52,8 @@ const kernelLocks = new Map();
 // run ("before"), for a before/after measured side by side.
 const currentDist = process.env.KERNEL_LOCK_BENCH_DIST ?? path.join(root, 'dist', 'index.js');
 export const baselineDist = process.env.KERNEL_LOCK_BENCH_BASELINE;
+/** How the report names the baseline build (e.g. "main at a42ff6f"). */
+export const baselineName = process.env.KERNEL_LOCK_BENCH_BASELINE_NAME ?? 'before';
 async function kl(entry = currentDist) {
   const url = pathToFileURL(path.resolve(entry)).href;
   if (!kernelLocks.has(url)) kernelLocks.set(url, await import(url));
@@ -75,7 +77,7 @@ function kernelLockContender(api, kind, removeOnRelease, dist) {
   const opts = { kind, removeOnRelease };
   return {
     id: `${dist ? 'base-' : ''}kl-${api}-${kind}-${mode}`,
-    label: `kernel-lock ${api === 'async' ? 'lock()' : 'lockSync()'} ${kind} ${mode}${dist ? ' (before)' : ''}`,
+    label: `kernel-lock ${api === 'async' ? 'lock()' : 'lockSync()'} ${kind} ${mode}${dist ? ` (${baselineName})` : ''}`,
     lib: dist ? 'kernel-lock before' : 'kernel-lock',
     baseline: Boolean(dist),
     sync: api === 'sync',
@@ -83,6 +85,17 @@ function kernelLockContender(api, kind, removeOnRelease, dist) {
     keepsFile: !removeOnRelease,
     lockKind: kind,
     timeout: api === 'async' ? 'yes: timeout + AbortSignal' : 'yes: timeout',
+    // The uncontended cycle as a user writes it, without the bench's wrapper.
+    loadCycle:
+      api === 'async'
+        ? async () => {
+            const { lock } = await kl(dist);
+            return async (p) => {
+              const handle = await lock(p, opts);
+              await handle.release();
+            };
+          }
+        : undefined,
     async load() {
       const { lock, lockSync } = await kl(dist);
       if (api === 'sync') {
@@ -97,6 +110,11 @@ function kernelLockContender(api, kind, removeOnRelease, dist) {
       };
     },
   };
+}
+
+/** kind 'posix' (default options), measured only where the posix table's cost matters (8. many locks held). */
+function posixContender(api, dist) {
+  return { ...kernelLockContender(api, 'posix', false, dist), sections: ['heldMany'] };
 }
 
 /** All contenders, in table order. */
@@ -249,6 +267,8 @@ export const contenders = [
   },
 ];
 
+contenders.push(posixContender('async'), posixContender('sync'));
+
 // The same contenders from the baseline build, when one is given.
 if (baselineDist) {
   for (const api of ['async', 'sync']) {
@@ -256,6 +276,7 @@ if (baselineDist) {
       for (const remove of [true, false]) contenders.push(kernelLockContender(api, kind, remove, baselineDist));
     }
   }
+  contenders.push(posixContender('async', baselineDist), posixContender('sync', baselineDist));
 }
 
 /** Which file the legacy baseline came from (for the report). */

@@ -8,8 +8,9 @@
 // last waiter served, divided by the waiters, is the CPU per hand-off.
 import path from 'node:path';
 import { floorServeChild } from './children.mjs';
+import { Wait } from './contenders.mjs';
 
-export async function crowdOnce(pool, spec, lockPath, count) {
+async function crowdOnce(pool, spec, lockPath, count) {
   const holder = floorServeChild(spec.lockKind, lockPath, spec.keepsFile ? 0 : 1);
   await holder.next('ready');
   const [waiter] = await pool.enlist(spec, lockPath, 1);
@@ -30,15 +31,20 @@ export async function crowdOnce(pool, spec, lockPath, count) {
   }
 }
 
-/** Only contenders whose waits run beside the event loop can have a crowd in one process. */
-export function crowdContenders(specs) {
-  return specs.filter((spec) => !spec.floor && !spec.sync && spec.lockKind !== 'marker' && spec.crowd !== false);
+/** Why a contender cannot have a crowd of waits in one process, or null. */
+function crowdNa(spec) {
+  if (spec.floor) return 'C floor: one waiter per process';
+  if (spec.sync) return 'a synchronous wait blocks the JS thread: one waiter per thread';
+  if (spec.lockKind === 'marker') return 'polling locks have no kernel queue';
+  if (spec.lockKind === 'posix') return 'POSIX locks belong to the process: its waiters do not exclude each other';
+  if (spec.wait === Wait.threadpool) return "its waits occupy libuv's threadpool (4 threads): the rest queue there";
+  return null;
 }
 
 export async function crowd(cfg, specs, dir, pool) {
   const results = {};
-  const chosen = crowdContenders(specs);
-  for (const spec of specs) if (!chosen.includes(spec)) results[spec.id] = { na: 'not measured' };
+  const chosen = specs.filter((spec) => crowdNa(spec) === null);
+  for (const spec of specs) if (!chosen.includes(spec)) results[spec.id] = { na: crowdNa(spec) };
   for (const spec of chosen) results[spec.id] = { byCount: {} };
   // Interleaved: every contender at a count, then the next count, in rounds.
   for (let round = 0; round < cfg.rounds; round++) {
@@ -49,7 +55,8 @@ export async function crowd(cfg, specs, dir, pool) {
         if (entry.na) continue;
         try {
           const got = await crowdOnce(pool, spec, path.join(dir, `m9-${spec.id}-${count}.lock`), count);
-          (entry.byCount[count] ??= []).push(got);
+          entry.byCount[count] ??= [];
+          entry.byCount[count].push(got);
         } catch (error) {
           results[spec.id] = { na: `failed: ${error.message ?? error}` };
         }

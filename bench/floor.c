@@ -3,9 +3,11 @@
  * cycle, in plain C with nothing around it, so the Node figures can be read
  * as "how far above what the kernel itself costs".
  *
- *   open(O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK) + fstat
+ *   open(O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK)
  *   flock(LOCK_EX|LOCK_NB)
+ *   [when busy: fstat + fstatfs, then the blocking lock]
  *   fstat + lstat (the path still names the locked inode)
+ *   fstatfs (not a kernel pseudo file system; before the wait when there was one)
  *   pread (is the content a record? foreign content is never written over)
  *   pwrite(owner record, offset 0; a longer previous record blanked with spaces)
  *   [fstat + lstat + pread + unlink]  only in "unlink" mode (removeOnRelease)
@@ -36,6 +38,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,19 +81,29 @@ static int acquire(const char* path, int blocking) {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
     if (fd < 0) die("open");
     struct stat by_fd, by_path;
-    if (fstat(fd, &by_fd) != 0) die("fstat");
-    if (lock_fd(fd, blocking) != 0) {
-      if (errno == EWOULDBLOCK && !blocking) {
+    struct statfs fs;
+    int waited = 0;
+    /* As kernel-lock: one non-blocking attempt; when busy, the type and
+     * file system checks, then the wait. */
+    if (lock_fd(fd, 0) != 0) {
+      if (errno != EWOULDBLOCK) die("flock");
+      if (!blocking) {
         close(fd);
         return -1;
       }
-      die("flock");
+      if (fstat(fd, &by_fd) != 0) die("fstat");
+      if (fstatfs(fd, &fs) != 0) die("fstatfs");
+      if (lock_fd(fd, 1) != 0) die("flock");
+      waited = 1;
     }
     if (fstat(fd, &by_fd) != 0) die("fstat");
     if (lstat(path, &by_path) != 0 || by_path.st_ino != by_fd.st_ino || by_path.st_dev != by_fd.st_dev) {
       close(fd); /* unlinked or replaced while we waited: start over */
       continue;
     }
+    /* kernel-lock refuses files on kernel pseudo file systems (procfs...);
+     * after a wait it checked before waiting. */
+    if (!waited && fstatfs(fd, &fs) != 0) die("fstatfs");
     /* kernel-lock reads what is there (at most 4 KiB + 1) before writing. */
     char head[4097];
     if (by_fd.st_size > 0 && by_fd.st_size < (off_t)sizeof head && pread(fd, head, (size_t)by_fd.st_size + 1, 0) < 0)

@@ -25,7 +25,8 @@ function rssBytes() {
 // silently) and "when" (the instant of the last drop), "cycle" (acquire
 // then release at once: drains waiters), "append <data> <ms> <start ns>"
 // (throughput: from the given monotonic instant on), "readfile <counts>
-// <samples> <stall ms> <probe> <settle ms>", "scale <dir> <count> <waiters>", "exit".
+// <samples> <stall ms> <probe> <settle ms>", "scale <dir> <count> <waiters>",
+// "held <dir> <count> <rounds> <ms>", "crowd <count>", "exit".
 async function serve(id, lockPath) {
   let acquire = await contender(id).load();
   let release = null;
@@ -64,6 +65,8 @@ async function serve(id, lockPath) {
       const [counts, samples, stallMs, probe, settleMs] = words;
       const numbers = [Number(samples), Number(stallMs), Number(settleMs)];
       await readfileLatency(acquire, lockPath, counts.split(',').map(Number), ...numbers, probe);
+    } else if (command === 'held') {
+      await heldMany(acquire, lockPath, words[0], Number(words[1]), Number(words[2]), Number(words[3]));
     } else if (command === 'crowd') {
       await crowd(acquire, lockPath, Number(words[0]));
     } else if (command === 'scale') {
@@ -163,6 +166,37 @@ async function scale(acquire, lockPath, dir, count, waiters) {
   say(`crowd ${JSON.stringify({ served: served.length, lastServed: String(last) })}`);
 }
 
+// The lock cycle on `lockPath` with 1 other lock held and with `count`
+// held (files lock-0 .. lock-<count-1> in `dir`, created beforehand), in
+// alternating rounds of `ms` each: "held <json>" with the per-round p50s.
+async function heldMany(acquire, lockPath, dir, count, rounds, ms) {
+  const cycle = async () => {
+    const samples = [];
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      const t0 = now();
+      const release = await acquire(lockPath);
+      await release();
+      samples.push(Number(now() - t0) / 1e3);
+    }
+    samples.sort((a, b) => a - b);
+    return samples[samples.length >> 1];
+  };
+  const first = await acquire(path.join(dir, 'lock-0'));
+  await cycle(); // warm-up
+  const one = [];
+  const many = [];
+  for (let round = 0; round < rounds; round++) {
+    one.push(await cycle());
+    const held = [];
+    for (let i = 1; i < count; i++) held.push(await acquire(path.join(dir, `lock-${i}`)));
+    many.push(await cycle());
+    for (const release of held) await release();
+  }
+  await first();
+  say(`held ${JSON.stringify({ count, one, many })}`);
+}
+
 // The tids of this process's threads that are blocked in flock(2) or
 // fcntl(2) right now (x86-64 and arm64 syscall numbers; /proc/<tid>/syscall).
 const LOCK_SYSCALLS = new Set(process.arch === 'arm64' ? ['32', '25'] : ['73', '72']);
@@ -218,7 +252,7 @@ async function crowd(acquire, lockPath, count) {
       }
     }
   }
-  say(`crowd ${JSON.stringify({ count, cpuUs: cpu.user + cpu.system, wallMs, overtakers, order: process.env.CROWD_ORDER ? order : undefined })}`);
+  say(`crowd ${JSON.stringify({ count, cpuUs: cpu.user + cpu.system, wallMs, overtakers })}`);
 }
 
 if (mode !== 'serve') throw new Error(`unknown mode ${mode}`);

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
@@ -15,9 +16,11 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "async_turn.h"
 #include "async_waiter.h"
+#include "fd_set.h"
 #include "grant.h"
 #include "lock_ops.h"
 #include "pending_waits.h"
@@ -190,11 +193,27 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   void WriteOwnerRecord(const Napi::Value& record, int fd, const LockRequest& req, bool read_only, off_t size) {
     int record_err = 0;
     bool skipped = false;
-    if (record.IsString() && !req.shared) {
+    bool bytes = record.IsBuffer();
+    if ((bytes || record.IsString()) && !req.shared) {
       char buffer[kRecordBuffer];
+      const char* data = buffer;
       size_t length = 0;
-      napi_get_value_string_utf8(record.Env(), record, buffer, sizeof(buffer), &length);
-      record_err = kernel_lock::WriteOwnerRecord(fd, buffer, length, read_only, size, &skipped);
+      if (bytes) {
+        // The record as bytes (JavaScript converts it once per change):
+        // no conversion per acquisition.
+        auto view = record.As<Napi::Buffer<char>>();
+        data = view.Data();
+        length = std::min(view.Length(), kRecordBuffer);
+      } else {
+        napi_get_value_string_utf8(record.Env(), record, buffer, sizeof(buffer), &length);
+      }
+      record_err =
+          kernel_lock::WriteOwnerRecord(fd, data, length, read_only, size, &skipped, scratch_.data(), &last_record_);
+      // What the file now holds, when it is exactly the record: the next
+      // acquisition of it (most often ours again) is recognised by memcmp.
+      if (record_err == 0 && !skipped && static_cast<off_t>(length) >= size) {
+        last_record_.assign(data, length);
+      }
     }
     SetOut(kOutRecordErr, record_err);
     SetOut(kOutRecordSkipped, skipped ? 1 : 0);
@@ -386,7 +405,7 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
     int fd = info[0].As<Napi::Number>().Int32Value();
-    if (fds_.count(fd) != 0) {
+    if (fds_.contains(fd)) {
       Untrack(fd);
       UniqueFd closing(fd);
     }
@@ -653,9 +672,13 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   }
 
   const EnvId env_id_;
+  // The last record this environment wrote (see WriteOwnerRecord), and a
+  // buffer to read a lock file's content into.
+  std::string last_record_;
+  std::vector<char> scratch_ = std::vector<char>(kScratchBytes);
   Napi::Reference<Napi::Float64Array> out_ref_;
   double* out_ = nullptr;
-  std::unordered_set<int> fds_;
+  FdSet fds_;
   // Descriptors handed to pending whole-acquisition waits (see Adopt()).
   size_t owned_by_waits_ = 0;
   // Delivers finished waits; null once the environment's teardown began.
@@ -681,8 +704,13 @@ Napi::Value KernelLockAddon::Wait(const Napi::CallbackInfo& info) {
     char path[kPathBuffer];
     if (!ReadPath(info[5], path, sizeof(path))) return env.Undefined();
     std::string record;
-    bool has_record = info.Length() > 6 && info[6].IsString();
-    if (has_record) record = info[6].As<Napi::String>().Utf8Value();
+    bool has_record = info.Length() > 6 && (info[6].IsString() || info[6].IsBuffer());
+    if (has_record && info[6].IsBuffer()) {
+      auto view = info[6].As<Napi::Buffer<char>>();
+      record.assign(view.Data(), std::min(view.Length(), kRecordBuffer));
+    } else if (has_record) {
+      record = info[6].As<Napi::String>().Utf8Value();
+    }
     double read_only = info.Length() > 7 ? info[7].As<Napi::Number>().DoubleValue() : 0;
     work.reset(new GrantWork(path, std::move(record), has_record, flags, read_only));
   }
@@ -731,7 +759,7 @@ KernelLockAddon::~KernelLockAddon() {
     for (int i = 0; i < joined.second; ++i) table.Leave(joined.first);
   }
   posix_joins_.clear();
-  for (int fd : fds_) table.Close(fd);
+  fds_.ForEach([&table](int fd) { table.Close(fd); });
   fds_.clear();
 }
 

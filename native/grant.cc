@@ -32,9 +32,16 @@ double ReadOnlyOut(const OpenResult& opened) {
 }
 
 int WriteOwnerRecord(int fd, const char* record, size_t length, bool read_only, off_t size, bool* skipped,
-                     char* scratch) {
+                     char* scratch, const std::string* known) {
   *skipped = false;
-  Content content = scratch != nullptr ? ClassifyFile(fd, size, scratch) : ClassifyFile(fd, size);
+  Content content = Content::kForeign;
+  if (scratch == nullptr) {
+    content = ClassifyFile(fd, size);
+  } else if (known != nullptr) {
+    content = ClassifyFile(fd, size, scratch, known->data(), known->size());
+  } else {
+    content = ClassifyFile(fd, size, scratch);
+  }
   if (!IsOurs(content)) {
     *skipped = true;
     return 0;

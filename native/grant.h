@@ -40,8 +40,9 @@ struct GrantReport {
 // Writes `record` (length bytes) over the owner record of the locked file
 // `fd` of `size` bytes, unless the file holds foreign content (skipped) or
 // was opened read-only (EBADF). Returns 0 or an errno.
+// `scratch` (kScratchBytes) and `known` are as for ClassifyFile().
 int WriteOwnerRecord(int fd, const char* record, size_t length, bool read_only, off_t size, bool* skipped,
-                     char* scratch = nullptr);
+                     char* scratch = nullptr, const std::string* known = nullptr);
 
 // Sets the record's "createdAt" (an ISO 8601 UTC time with milliseconds, as
 // Date#toISOString writes it) to now. The first `"createdAt":"` in a record

@@ -93,8 +93,7 @@ int PathNamesFd(int fd, const char* path, bool* same, struct stat* fd_stat);
 // empty (a lease file: its record area blanked) so no half record remains.
 // `scratch` (kScratchBytes, optional) holds the padded record instead of a
 // heap buffer: a waiter thread allocates nothing.
-int WriteRecord(int fd, const char* data, size_t length, off_t previous_size, Content content,
-                char* scratch = nullptr);
+int WriteRecord(int fd, const char* data, size_t length, off_t previous_size, Content content, char* scratch = nullptr);
 
 // With kReadOnlyIfForeign: when the file `fd` (opened read-write, not yet
 // locked) already holds foreign content, reopens it read-only and returns

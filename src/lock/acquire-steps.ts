@@ -23,8 +23,22 @@ const MAX_TIMER_MS = 0x7fffffff;
 /** EINTR: reported if the native layer says "cancelled" although nobody cancelled. */
 const CANCELLED_ERRNO = 4;
 
-export function recordFor(req: LockRequest): string | undefined {
-  return req.mode === 'exclusive' ? formatRecord(req.kind, req.mode, req.owner) : undefined;
+let lastRecord = '';
+let lastRecordBytes: Buffer = Buffer.alloc(0);
+
+/**
+ * The owner record for an exclusive acquisition, as bytes: converted once
+ * per change of the record (formatRecord() keeps one per millisecond), not
+ * by the native layer on every acquisition.
+ */
+export function recordFor(req: LockRequest): Buffer | undefined {
+  if (req.mode !== 'exclusive') return undefined;
+  const record = formatRecord(req.kind, req.mode, req.owner);
+  if (record !== lastRecord) {
+    lastRecord = record;
+    lastRecordBytes = Buffer.from(record);
+  }
+  return lastRecordBytes;
 }
 
 export function syscallOf(req: LockRequest): string {
@@ -55,7 +69,7 @@ export function makeHandle(req: LockRequest, fd: number, readOnly: number, posix
 }
 
 /** One native acquisition attempt; returns the native result code. */
-export function attempt(req: LockRequest, record: string | undefined, keepOnBusy: boolean): number {
+export function attempt(req: LockRequest, record: Buffer | undefined, keepOnBusy: boolean): number {
   try {
     return native.acquire(req.path, req.flags | (keepOnBusy ? Flag.keepOnBusy : 0), req.start, req.length, record);
   } catch (error) {
@@ -197,7 +211,7 @@ export function grantWait(
 }
 
 /** Finishes a granted wait: false when the file was replaced and the caller must start over. */
-export function finish(req: LockRequest, fd: number, readOnly: number, record: string | undefined): boolean {
+export function finish(req: LockRequest, fd: number, readOnly: number, record: Buffer | undefined): boolean {
   try {
     return native.finish(fd, req.path, req.flags | (readOnly !== 0 ? Flag.readOnly : 0), req.start, req.length, record);
   } catch (error) {

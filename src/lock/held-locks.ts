@@ -32,8 +32,19 @@ let held = new Map<InodeKey, HeldLock[]>();
 /** Entries whose list is empty. */
 let empty = 0;
 
+let lastDev = -1;
+let lastIno = -1;
+let lastKey: InodeKey = '';
+
 export function inodeKey(dev: number, ino: number): InodeKey {
-  return `${dev}:${ino}`;
+  // The same inode again (a lock taken in a loop) reuses its key: no number
+  // formatting, and the string's hash is already computed.
+  if (dev !== lastDev || ino !== lastIno) {
+    lastDev = dev;
+    lastIno = ino;
+    lastKey = `${dev}:${ino}`;
+  }
+  return lastKey;
 }
 
 export function noteAcquired(key: InodeKey, lock: HeldLock): void {
