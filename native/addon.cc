@@ -148,7 +148,6 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   }
   // The environment is being torn down: the hub aborted every wait.
   void HubClosed() override { hub_ = nullptr; }
-  void ForgetTicket(uint32_t id) override { tickets_.erase(id); }
   // A posix turn reached JavaScript: this environment ends it, or its teardown does.
   void TurnDelivered(int fd) override { posix_turns_.insert(fd); }
 
@@ -565,23 +564,25 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   Napi::Value PosixWaitTurn(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int fd = info[0].As<Napi::Number>().Int32Value();
+    if (hub_ == nullptr) return ThrowErrno(env, ENOMEM, "uv_async_init");
     uint32_t id = next_waiter_id_++;
     if (next_waiter_id_ == 0) next_waiter_id_ = 1;
-    auto* ticket = new AsyncTurn(this, fd, env_id_, id);
-    tickets_.emplace(id, ticket);
+    auto* ticket = new AsyncTurn(id, hub_, this, fd, env_id_);
+    // Tracked before it is queued: a grant may be posted at once.
+    hub_->Track(ticket);
     int err = ticket->Begin(env, info[1]);
     if (err != 0) {
-      tickets_.erase(id);
-      if (!ticket->OwnedByTsfn()) delete ticket;
-      return ThrowErrno(env, err, "napi_create_threadsafe_function");
+      hub_->Untrack(ticket);
+      delete ticket;
+      return ThrowErrno(env, err, "napi_create_reference");
     }
     return Napi::Number::New(env, id);
   }
 
   Napi::Value PosixCancelTurn(const Napi::CallbackInfo& info) {
     uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-    auto found = tickets_.find(id);
-    if (found != tickets_.end()) found->second->Cancel();
+    Completion* found = hub_ != nullptr ? hub_->Find(id) : nullptr;
+    if (found != nullptr) found->Stop();
     return info.Env().Undefined();
   }
 
@@ -684,7 +685,6 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   // Delivers finished waits; null once the environment's teardown began.
   WaitHub* hub_;
 
-  std::unordered_map<uint32_t, AsyncTurn*> tickets_;
   // Entries of the posix table this environment joined (with counts) and
   // turns it holds: its teardown ends them, so a terminated worker never
   // strands another thread's acquisition of the same inode.
@@ -748,8 +748,6 @@ KernelLockAddon::~KernelLockAddon() {
   // the descriptors their threads are blocked on.
   if (hub_ != nullptr) hub_->OwnerGone();
   hub_ = nullptr;
-  for (auto& entry : tickets_) entry.second->Detach();
-  tickets_.clear();
   PosixTable& table = PosixTable::Get();
   // This environment's posix locks: one turn holder per inode, so unlocking
   // the whole file drops exactly its lock; the next acquirer gets the turn.

@@ -74,6 +74,8 @@ class WaitHub {
   // On the JavaScript thread: a new pending completion. While any is
   // pending the hub keeps the event loop alive, as a timer would.
   void Track(Completion* item);
+  // Forgets a completion that was never started (its owner deletes it).
+  void Untrack(Completion* item) { Forget(item); }
   // The pending completion with this id, or nullptr.
   Completion* Find(uint32_t id);
   size_t Pending() const { return live_.size(); }
