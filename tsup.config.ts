@@ -1,4 +1,5 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { defineConfig } from 'tsup';
 
 // The library is compiled ONCE, as CommonJS, and the ESM entry points are
@@ -16,6 +17,7 @@ const libraryEntries = {
   session: 'src/session/index.ts',
   'fs-safe': 'src/openclaw/fs-safe/index.ts',
   openclaw: 'src/openclaw/index.ts',
+  pg: 'src/pg/index.ts',
 };
 
 // The facade names each export (read off the `exports.name = ` lines esbuild
@@ -32,6 +34,22 @@ async function writeEsmFacades(): Promise<void> {
   }
 }
 
+// Shipped source maps carry positions only: no embedded sources (src/ is not
+// in the package, yet stack traces still map to src/<file>:<line>) and no
+// absolute path of the machine that built them. Each build trims the maps
+// of its own outputs (`suffix` in `dir`), so no two builds rewrite one file.
+async function trimSourceMaps(suffix: string, dir = 'dist'): Promise<void> {
+  const dist = path.resolve(dir);
+  for (const name of await readdir(dist)) {
+    if (!name.endsWith(suffix)) continue;
+    const file = path.join(dist, name);
+    const map = JSON.parse(await readFile(file, 'utf8')) as { sources: string[]; sourcesContent?: unknown };
+    delete map.sourcesContent;
+    map.sources = map.sources.map((source) => (path.isAbsolute(source) ? path.relative(dist, source) : source));
+    await writeFile(file, JSON.stringify(map));
+  }
+}
+
 export default defineConfig([
   {
     entry: libraryEntries,
@@ -44,7 +62,10 @@ export default defineConfig([
     shims: true, // import.meta.url in src/lock/native.ts
     splitting: true, // index and session share one copy of the state
     outDir: 'dist',
-    onSuccess: writeEsmFacades,
+    onSuccess: async () => {
+      await writeEsmFacades();
+      await trimSourceMaps('.cjs.map');
+    },
   },
   {
     // The `--import` hook (kernel-lock/openclaw/register) and the hooks file
@@ -61,6 +82,7 @@ export default defineConfig([
     splitting: false,
     clean: false,
     outDir: 'dist',
+    onSuccess: () => trimSourceMaps('.js.map', 'dist/openclaw'),
   },
   {
     // The CLI runs in its own process, so its own bundled copy is harmless.
@@ -71,5 +93,6 @@ export default defineConfig([
     sourcemap: true,
     clean: false,
     outDir: 'dist',
+    onSuccess: () => trimSourceMaps('.js.map'),
   },
 ]);

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { requirePeer } from './peers.mjs';
 
 const require = createRequire(import.meta.url);
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -138,7 +139,7 @@ export const contenders = [
     keepsFile: true,
     note: 'bare flock: no verify, no record; a non-blocking attempt first, the pool only when busy',
     async load() {
-      const { flock, flockSync } = require('fs-ext');
+      const { flock, flockSync } = requirePeer('fs-ext');
       return async (p) => {
         const fd = fs.openSync(p, OPEN_FLAGS);
         // A non-blocking first attempt on the calling thread, as
@@ -162,7 +163,7 @@ export const contenders = [
     keepsFile: true,
     note: 'bare flock: no verify, no record',
     async load() {
-      const { flockSync } = require('fs-ext');
+      const { flockSync } = requirePeer('fs-ext');
       return (p) => {
         const fd = fs.openSync(p, OPEN_FLAGS);
         flockSync(fd, 'ex');
@@ -220,7 +221,7 @@ export const contenders = [
     keepsFile: true,
     note: 'bare POSIX lock: no verify, no record; locks are per process',
     async load() {
-      const { lock } = require('os-lock');
+      const { lock } = requirePeer('os-lock');
       return async (p) => {
         const fd = fs.openSync(p, OPEN_FLAGS);
         await lock(fd, { exclusive: true });

@@ -3,7 +3,8 @@
 // Builds what the bench needs (dist/ when stale, the C floor, the legacy
 // baseline), runs the sections listed in bench/sections.mjs with every
 // contender in the same run, and writes bench/results.{json,md,svg}; the
-// Markdown report also goes to stdout. `--only=id,id` restricts the
+// Markdown report also goes to stdout (part 10 is bench/inspection.mjs, its
+// own report in bench/inspection-results.md). `--only=id,id` restricts the
 // contenders (development); `--sections=key,key` the sections.
 // KERNEL_LOCK_BENCH_BASELINE=<dist/index.js> adds another build's kernel-lock
 // contenders ("before", named by KERNEL_LOCK_BENCH_BASELINE_NAME).
@@ -15,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { floorBinary, floorContenders, Pool } from './children.mjs';
 import { baselineDist, baselineName, contenders, legacySource } from './contenders.mjs';
+import { ensurePeers, peers, peerVersion } from './peers.mjs';
 import { markdown } from './report.mjs';
 import { sections, specsForSection } from './sections.mjs';
 import { renderSvg } from './svg.mjs';
@@ -93,6 +95,7 @@ function fsType(dir) {
 }
 
 function versionOf(name) {
+  if (peers.includes(name)) return peerVersion(name);
   try {
     return JSON.parse(fs.readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')).version;
   } catch {
@@ -124,6 +127,7 @@ async function main() {
   const specs = [...contenders, ...floorContenders].filter(
     (spec) => !only || only.includes(spec.id) || spec.floor || spec.id === 'legacy-marker',
   );
+  if (specs.some((spec) => peers.includes(spec.lib))) ensurePeers(log);
   const dir = fs.mkdtempSync(path.join(buildDir, 'run-'));
   const machine = {
     cpuModel: os.cpus()[0]?.model?.trim() ?? 'unknown CPU',

@@ -7,11 +7,19 @@ namespace kernel_lock {
 
 namespace {
 
-// The waiter that owns the current thread. initial-exec: in a dlopen()ed
-// module the default TLS model may allocate lazily on a thread's first
-// access, which is not async-signal-safe, and the handler can run on any
-// thread that receives a process-directed copy of the signal.
-__attribute__((tls_model("initial-exec"))) thread_local Interruptible* tls_waiter = nullptr;
+// The waiter that owns the current thread. initial-exec on glibc: there, in
+// a dlopen()ed module the default TLS model may allocate lazily on a thread's
+// first access, which is not async-signal-safe, and the handler can run on
+// any thread that receives a process-directed copy of the signal. Not on musl
+// (Linux without __GLIBC__): its dlopen() refuses a module with initial-exec
+// TLS ("initial-exec TLS resolves to dynamic definition"), and it allocates
+// every module's TLS eagerly, so the default model is signal-safe there.
+#if defined(__linux__) && !defined(__GLIBC__)
+#define KERNEL_LOCK_SIGNAL_SAFE_TLS
+#else
+#define KERNEL_LOCK_SIGNAL_SAFE_TLS __attribute__((tls_model("initial-exec")))
+#endif
+KERNEL_LOCK_SIGNAL_SAFE_TLS thread_local Interruptible* tls_waiter = nullptr;
 
 int g_signal = -1;
 

@@ -14,7 +14,7 @@ const binary = path.join(
   'linux_x64',
   'clang-format',
 );
-const dirs = ['native', 'bench'];
+const dirs = ['native', 'bench', 'scripts'];
 const files = dirs.flatMap((dir) => {
   try {
     return readdirSync(path.join(root, dir), { recursive: true })

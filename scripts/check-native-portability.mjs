@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeHeaders } from './lib/node-headers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -32,17 +33,6 @@ const probe = `#include <fcntl.h>
 #endif
 int main() { return LOCK_EX + F_SETLK; }
 `;
-
-function nodeHeaders() {
-  const candidates = [
-    process.env.npm_config_nodedir && path.join(process.env.npm_config_nodedir, 'include', 'node'),
-    path.resolve(path.dirname(process.execPath), '..', 'include', 'node'),
-    path.join(os.homedir(), '.cache', 'node-gyp', process.versions.node, 'include', 'node'),
-  ];
-  const found = candidates.find((dir) => dir && fs.existsSync(path.join(dir, 'node_api.h')));
-  if (!found) throw new Error(`Node's headers (node_api.h) not found in ${candidates.filter(Boolean).join(', ')}`);
-  return found;
-}
 
 function main() {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kernel-lock-portability-'));

@@ -4,9 +4,12 @@ export type {
   DescriptorProcess,
   InspectOptions,
   KeptReason,
+  LeaseHolderView,
+  LeaseView,
   LockHolder,
   LockInspection,
   LockState,
+  PathText,
   RecordProcessView,
   RecordScope,
   ScanOptions,
@@ -29,9 +32,19 @@ export type { LeaseOptions, LeaseStaleReason, LeaseWriteOptions } from './lease/
 export { ELEASESTALE, ENOTLEASEFILE, Lease, LeaseStaleError, lease } from './lease/index.js';
 export type { LockSyncOptions, TryLockOptions } from './lock/acquire.js';
 export { lock, lockSync, tryLock, tryLockSync, withLock } from './lock/acquire.js';
+export type {
+  EngineLock,
+  EngineLockOptions,
+  EngineTryLockOptions,
+  KernelEngineLock,
+  KernelEngineOptions,
+  LockEngine,
+} from './lock/engine.js';
+export { kernelEngine } from './lock/engine.js';
 export type { SystemError } from './lock/errors.js';
 export { AbortError, ELOCKED, LockTimeoutError } from './lock/errors.js';
 export { LockHandle } from './lock/handle.js';
+export type { HolderSnapshot } from './lock/holder-snapshot.js';
 export type { LockKind, LockMode, LockOptions, LockRange } from './lock/options.js';
 export type { OwnerRecord } from './lock/owner-record.js';
 export { parseRecord, RECORD_FORMAT } from './lock/owner-record.js';

@@ -95,6 +95,16 @@ export function holdInChild(
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The error `promise` rejects with; throws when it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<Error & Record<string, unknown>> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error & Record<string, unknown>;
+  }
+  throw new Error('expected a rejection');
+}
+
 /** Asks a holdInChild() holder to release properly (removeOnRelease applies) and waits until it has. */
 export async function releaseInChild(holder: Holder): Promise<void> {
   const released = lineFrom(holder.child, 'released');
@@ -149,4 +159,42 @@ export function namespaceInitOf(unsharePid: number): number {
   const pids = readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').trim().split(/\s+/);
   if (pids.length !== 1) throw new Error(`unshare ${unsharePid} has ${pids.length} children, expected 1`);
   return Number(pids[0]);
+}
+
+/**
+ * A locker that writes no owner record holds `file` exclusively: util-linux
+ * flock(1) (`kind` flock), or Python holding an OFD lock (`kind` ofd). The
+ * process runs in a group of its own: kill it with `process.kill(-child.pid)`.
+ */
+export async function holdWithoutRecord(kind: 'flock' | 'ofd', file: string): Promise<ChildProcess> {
+  const child =
+    kind === 'flock'
+      ? spawn('flock', ['-x', file, 'sh', '-c', 'echo locked; exec sleep 600'], { detached: true })
+      : spawn(
+          'python3',
+          [
+            '-c',
+            [
+              'import fcntl, os, struct, sys',
+              'fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)',
+              "fcntl.fcntl(fd, getattr(fcntl, 'F_OFD_SETLK', 37), struct.pack('hhqqi', fcntl.F_WRLCK, 0, 0, 0, 0))",
+              "print('locked', flush=True)",
+              'sys.stdin.read()',
+            ].join('\n'),
+            file,
+          ],
+          { detached: true },
+        );
+  await lineFrom(child, 'locked', 30_000);
+  return child;
+}
+
+/** Kills a process started in a group of its own, and everything it started. */
+export function killGroup(child: ChildProcess | undefined): void {
+  if (child?.pid === undefined) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
 }

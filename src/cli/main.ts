@@ -10,9 +10,19 @@ import { EXIT_USAGE, HELP, UsageError, version } from './usage.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
+// --pg (before any `--`) selects the PostgreSQL engine: src/cli/pg.ts, loaded only then.
+const pgCommand =
+  (kernel: Command, name: 'statusPgCommand' | 'runPgCommand'): Command =>
+  async (argv) => {
+    const end = argv.indexOf('--');
+    const ours = end === -1 ? argv : argv.slice(0, end);
+    if (!ours.some((a) => a === '--pg' || a.startsWith('--pg='))) return kernel(argv);
+    return (await import('./pg.js'))[name](argv);
+  };
+
 const COMMANDS: Record<string, Command> = {
-  status: statusCommand,
-  run: runCommand,
+  status: pgCommand(statusCommand, 'statusPgCommand'),
+  run: pgCommand(runCommand, 'runPgCommand'),
   sweep: sweepCommand,
   demo: async (argv) => {
     const { runDemo } = await import('../demo/main.js');

@@ -4,7 +4,7 @@
 // is SIGKILLed. Only flock and OFD locks can work this way: they belong to
 // the open file, which the child shares; POSIX locks belong to a process and
 // are not inherited, so they are refused rather than silently weakened.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { lockRequest } from '../lock/acquire.js';
@@ -95,11 +95,16 @@ export function parseRun(argv: string[]): RunPlan {
 
 function spawnHolding(plan: RunPlan, handle: LockHandle): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(plan.command, plan.args, { stdio: ['inherit', 'inherit', 'inherit', handle.fd] });
+    // Listen before spawning: the command may already run (and print) before
+    // the next statement, and a signal arriving while nothing listens would
+    // take the default action and kill this process instead of reaching it.
+    // A signal is delivered to JavaScript on a later turn, when `child` is set.
+    let child: ChildProcess | undefined;
     const forward = (signal: NodeJS.Signals): void => {
-      child.kill(signal);
+      child?.kill(signal);
     };
     for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
+    child = spawn(plan.command, plan.args, { stdio: ['inherit', 'inherit', 'inherit', handle.fd] });
     const finish = (status: number): void => {
       for (const signal of FORWARDED_SIGNALS) process.off(signal, forward);
       resolve(status);

@@ -1,5 +1,5 @@
 // `kernel-lock status <file|dir>...`: one row per lock file, from the kernel.
-import { lstatSync, statSync } from 'node:fs';
+import { lstatSync, type Stats, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -10,12 +10,14 @@ import {
   mainHolder,
   printable,
 } from '../inspect/format.js';
-import { finishInspections, inspectPending, newContext, type PendingInspection } from '../inspect/inspect.js';
-import { lockFileNames } from '../inspect/scan.js';
+import { inspectMany } from '../inspect/inspect.js';
+import { lockFilePaths } from '../inspect/names.js';
 import type { LockInspection } from '../inspect/types.js';
+import { displayPath, escapePath } from '../lock/path-text.js';
+import { runAsync } from '../proc/steps.js';
 import { terminalSafeJson } from './json.js';
 import { renderTable } from './table.js';
-import { UsageError } from './usage.js';
+import { EXIT_USAGE, UsageError } from './usage.js';
 
 /** Identifies the JSON document `status --json` prints; bumped only on incompatible changes. */
 export const STATUS_SCHEMA = 'kernel-lock/status/1';
@@ -56,7 +58,7 @@ function cellsOf(inspection: LockInspection): string[] {
   }
   const held = inspection.heldForMs === null ? '-' : formatDuration(inspection.heldForMs);
   const owner = trusted?.owner === undefined ? '' : printable(trusted.owner, 40);
-  return [inspection.state, pid, alive, held, owner, command, printable(inspection.path, 4096)];
+  return [inspection.state, pid, alive, held, owner, command, displayPath(inspection)];
 }
 
 function tokenCell(inspection: LockInspection): string {
@@ -77,26 +79,64 @@ export function statusTable(inspections: readonly LockInspection[]): string {
     return cells;
   });
   const superseded = inspections.flatMap((i) =>
-    (i.lease?.superseded ?? []).map(
-      (h) => `superseded, still alive: ${leaseHolderText(h)} on ${printable(i.path, 4096)}\n`,
-    ),
+    (i.lease?.superseded ?? []).map((h) => `superseded, still alive: ${leaseHolderText(h)} on ${displayPath(i)}\n`),
   );
   return renderTable(header, rows) + superseded.join('');
 }
 
-/** Inspects every argument (files, and directories scanned for `suffix`) against one /proc/locks read. */
-export function inspectTargets(targets: readonly string[], suffix: string): LockInspection[] {
-  const ctx = newContext();
-  const pending: PendingInspection[] = [];
+/** What the arguments name: lock files to inspect, and arguments that name nothing (exit status 2). */
+export interface StatusTargets {
+  paths: (string | Buffer)[];
+  /** Files that do not exist but could be lock files released and removed: inspected (free), with a note. */
+  absent: string[];
+  /** Arguments that name neither a directory nor a possible lock file, with the reason. */
+  errors: string[];
+}
+
+function isDirectory(dir: string): boolean {
+  try {
+    return statSync(dir, { throwIfNoEntry: false })?.isDirectory() === true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Expands the arguments: a directory stands for its `*<suffix>` files (by
+ * raw name); a missing file is a lock file released and removed (free) only
+ * when its name ends with the suffix and its directory exists. Any other
+ * missing argument (`/no/such/dir`, a typo) is an error: it must not read
+ * as "free".
+ */
+export async function statusTargets(targets: readonly string[], suffix: string): Promise<StatusTargets> {
+  const result: StatusTargets = { paths: [], absent: [], errors: [] };
   for (const target of targets) {
-    const st = statSync(target, { throwIfNoEntry: false });
+    let st: Stats | undefined;
+    let exists: boolean;
+    try {
+      st = statSync(target, { throwIfNoEntry: false });
+      // A dangling symbolic link exists: inspect() reports what it is.
+      exists = st !== undefined || lstatSync(target, { throwIfNoEntry: false }) !== undefined;
+    } catch (error) {
+      result.errors.push(`${escapePath(target)}: ${(error as Error).message}`);
+      continue;
+    }
     if (st?.isDirectory()) {
-      for (const name of lockFileNames(target, suffix)) pending.push(inspectPending(path.resolve(target, name), ctx));
+      try {
+        result.paths.push(...(await runAsync(lockFilePaths(target, suffix))));
+      } catch (error) {
+        result.errors.push(`${escapePath(target)}: ${(error as Error).message}`);
+      }
+    } else if (exists) {
+      result.paths.push(target);
+    } else if (target.endsWith(suffix) && isDirectory(path.dirname(target))) {
+      result.paths.push(target);
+      result.absent.push(target);
     } else {
-      pending.push(inspectPending(target, ctx));
+      result.errors.push(`${escapePath(target)}: no such file or directory`);
     }
   }
-  return finishInspections(pending, ctx);
+  return result;
 }
 
 /** Runs `status`; resolves with the exit status. */
@@ -111,18 +151,22 @@ export async function statusCommand(argv: string[]): Promise<number> {
   });
   if (positionals.length === 0) throw new UsageError('status needs at least one lock file or directory', 'status');
   if (values.suffix === '') throw new UsageError('--suffix must not be empty', 'status');
-  const inspections = inspectTargets(positionals, values.suffix);
-  for (const target of positionals) {
-    // A typo in a directory name would otherwise read as "free".
-    if (lstatSync(target, { throwIfNoEntry: false }) === undefined)
-      process.stderr.write(`kernel-lock: note: ${printable(target, 4096)} does not exist\n`);
+  const targets = await statusTargets(positionals, values.suffix);
+  const inspections = await inspectMany(targets.paths);
+  for (const target of targets.absent) {
+    process.stderr.write(
+      `kernel-lock: note: ${escapePath(target)} does not exist (a released lock file is removed; it is free)\n`,
+    );
   }
+  for (const error of targets.errors) process.stderr.write(`kernel-lock: ${printable(error, 4096)}\n`);
   if (values.json) {
     process.stdout.write(`${terminalSafeJson({ schema: STATUS_SCHEMA, locks: inspections })}\n`);
   } else if (inspections.length === 0) {
-    process.stdout.write('no lock files found\n');
+    if (targets.errors.length === 0) process.stdout.write('no lock files found\n');
   } else {
     process.stdout.write(statusTable(inspections));
   }
+  // An argument that names nothing fails the command even if others are free: a typo must not pass a gate.
+  if (targets.errors.length > 0) return EXIT_USAGE;
   return inspections.some((i) => i.held) ? 1 : 0;
 }

@@ -1,8 +1,9 @@
 // `kernel-lock sweep <dir>`: remove unheld lock files, safely.
 import { parseArgs } from 'node:util';
 import { describeInspection, printable } from '../inspect/format.js';
-import { inspectSync } from '../inspect/inspect.js';
-import { sweepSync } from '../inspect/sweep.js';
+import { inspect } from '../inspect/inspect.js';
+import { sweepOutcomes, sweepResult } from '../inspect/sweep.js';
+import { displayPath, rawPath } from '../lock/path-text.js';
 import { terminalSafeJson } from './json.js';
 import { UsageError } from './usage.js';
 
@@ -28,22 +29,27 @@ export async function sweepCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError('sweep needs exactly one directory', 'sweep');
   if (values.suffix === '') throw new UsageError('--suffix must not be empty', 'sweep');
   const dryRun = values['dry-run'];
-  const result = sweepSync(positionals[0]!, { suffix: values.suffix, dryRun });
+  const outcomes = await sweepOutcomes(positionals[0]!, { suffix: values.suffix, dryRun });
+  const result = sweepResult(outcomes);
   if (values.json) {
     process.stdout.write(`${terminalSafeJson({ schema: SWEEP_SCHEMA, dryRun, ...result })}\n`);
   } else {
     const verb = dryRun ? 'would remove' : 'removed';
-    for (const file of result.removed) process.stdout.write(`${verb}  ${printable(file, 4096)}\n`);
+    for (const outcome of outcomes) {
+      if (outcome.action === 'removed' || outcome.action === 'would-remove') {
+        process.stdout.write(`${verb}  ${displayPath(outcome)}\n`);
+      }
+    }
     for (const kept of result.kept) {
       let why = kept.detail;
       if (kept.reason === 'held') {
         try {
-          why = describeInspection(inspectSync(kept.path));
+          why = describeInspection(await inspect(rawPath(kept)));
         } catch {
           // keep the sweep's own words
         }
       }
-      process.stdout.write(`kept  ${printable(kept.path, 4096)}: ${printable(why, 400)}\n`);
+      process.stdout.write(`kept  ${displayPath(kept)}: ${printable(why, 400)}\n`);
     }
     process.stdout.write(`${verb} ${result.removed.length}, kept ${result.kept.length}\n`);
     if (result.removed.length > 0) process.stdout.write(`${PEERS_NOTE}\n`);

@@ -41,7 +41,12 @@ Documentation: docs/CLI.md in the package.
 
 Shows, for each lock file (directories are scanned for *<suffix> files),
 what the kernel says: state, holder pid, whether it is alive, for how long
-it has held the lock, its owner label and command line.
+it has held the lock, its owner label and command line. File names are
+bytes: names that are not UTF-8 are printed escaped (\\xHH, and \\\\ for a
+backslash). A missing *<suffix> file in an existing directory is free; any
+other argument that names nothing is an error. When a lease file (lease())
+is listed, a TOKEN column shows its last token, and a line under the table
+names each superseded holder still alive.
 
 States: free (no kernel lock, whatever the file says), held, held-by-self,
 orphan-record (no kernel lock; the file's record names a dead process).
@@ -51,7 +56,12 @@ Options:
       --suffix <s>       file name suffix when scanning directories (default .lock)
   -h, --help             this help
 
-Exit status: 0 all free, 1 at least one held, 2 usage error or failure.
+PostgreSQL advisory locks (docs/PG.md):
+  kernel-lock status --pg <url> [name...] [--namespace <ns>] [--json]
+                         the named locks, or every advisory lock of the database
+
+Exit status: 0 all free, 1 at least one held, 2 usage error, an argument
+that names nothing, or failure.
 `,
   run: `Usage: kernel-lock run [options] <lockfile> -- <command> [args...]
 
@@ -73,6 +83,12 @@ Options:
 
 The lock file is kept after the command ends (descendants of the command may
 still hold the inherited descriptor); \`kernel-lock sweep\` removes unheld ones.
+
+PostgreSQL advisory locks (docs/PG.md):
+  kernel-lock run --pg <url> [--namespace <ns>] [-s] [-w ms] [-n] [-E n] [-o label] <name> -- <command>
+The lock is held by kernel-lock's server session, not inherited: if that
+session is lost, the command gets SIGTERM. It finds the fencing token in
+KERNEL_LOCK_PG_TOKEN.
 `,
   sweep: `Usage: kernel-lock sweep <dir> [--suffix .lock] [--dry-run] [--json]
 

@@ -11,7 +11,7 @@ export interface DemoConfig {
   quick: boolean;
   /** Sequential agent invocations per run. */
   invocations: number;
-  /** The invocation the scenario does something to (the reported failure started after prompt 6). */
+  /** The invocation the scenario does something to (the reported failure started after prompt 6; quick mode: 3). */
   victim: number;
   /** Each turn's work between its begin and end lines. */
   workMs: number;
@@ -38,6 +38,17 @@ export interface DemoConfig {
   legacyWatchdogIntervalMs: number;
   /** (e): when the hung run wakes up and tries to finish its turn. */
   hangWakeMs: number;
+  /**
+   * (d), fencing on: the orphan's maxHoldMs, after which the next invocation
+   * supersedes it. Compressed below the lock timeout, so that the first
+   * invocation after the orphan waits it out instead of timing out (in the
+   * runtime, maxHoldMs is minutes and the lock timeout 10 to 60 s: the
+   * invocations inside the orphan's maxHoldMs still time out, and the first
+   * one after it proceeds).
+   */
+  fencedMaxHoldMs: number;
+  /** (d): the orphan appends a progress line this often while it lives on (its late writes, once superseded). */
+  orphanTickMs: number;
 }
 
 /** The configuration for `--quick` (CI) or a full run, with an optional lock timeout. */
@@ -53,8 +64,10 @@ export function demoConfig(options: { quick: boolean; timeoutMs?: number | undef
   });
   return {
     quick,
-    invocations: quick ? 10 : 30,
-    victim: 6,
+    // Quick (CI): two turns before the victim and four after it; each is a
+    // process start, the bulk of the run time on a loaded machine.
+    invocations: quick ? 7 : 30,
+    victim: quick ? 3 : 6,
     workMs: quick ? 30 : 100,
     timeoutMs,
     slowLines: 4,
@@ -65,5 +78,7 @@ export function demoConfig(options: { quick: boolean; timeoutMs?: number | undef
     maxHoldMs,
     legacyWatchdogIntervalMs: Math.round(maxHoldMs / 5),
     hangWakeMs: runTimeoutMs * 2,
+    fencedMaxHoldMs: Math.round(timeoutMs / 2),
+    orphanTickMs: Math.round(timeoutMs / 4),
   };
 }

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { KNOWN_BUILDS, knownRuntimes, SESSION_WRITE_LOCK_MODULE } from '../openclaw/known-modules.js';
 import { BACKENDS, type Backend, type DemoConfig, demoConfig } from './config.js';
 import { pidNamespacesAvailable } from './processes.js';
 import { kernelLockRowOk, renderReport, rowNote } from './report.js';
@@ -29,9 +30,14 @@ an end line and releasing; one invocation is sabotaged per scenario:
   (e) a gateway runs turns in-process; one hangs and is abandoned
 Each scenario runs with a faithful baseline of the legacy marker lock and
 with kernel-lock; the table shows invocations succeeded, overlapping writers,
-torn transcript lines, seconds lost and the first error.
+torn transcript lines, fenced writes refused, seconds lost and the first error.
+The kernel-lock rows of (d) and (e) run with fencing on (marked *): every
+append goes through the lock's fenced write(), so a turn held past its
+maxHoldMs is superseded by the next one and its late writes are refused. That
+needs the runtime to route its writes so (its later versions do); the other
+rows need no runtime change.
 
-  --quick          CI size: 10 invocations, 30 ms turns, 1 s lock timeout
+  --quick          CI size: 7 invocations (the 3rd sabotaged), 30 ms turns, 1 s lock timeout
   --timeout MS     lock acquisition timeout (default 2000; 10000 is the real one)
   --json           print the results as JSON on stdout (progress stays on stderr)
   --scenarios LIST run only these scenarios (comma-separated letters)
@@ -41,8 +47,10 @@ torn transcript lines, seconds lost and the first error.
 skipped with a note, except under CI (CI set), where that is a failure.
 
   --runtime openclaw@VERSION  replay scenarios (a) to (d) in the real runtime
-                   instead of the simulation: installs the runtime and a Node it
-                   supports from the npm registry into ~/.cache/kernel-lock/runtime
+                   instead of the simulation (a version with a session lock
+                   file: 2026.4.24; later ones keep sessions in SQLite):
+                   installs the runtime and a Node it supports from the npm
+                   registry into ~/.cache/kernel-lock/runtime
                    (KERNEL_LOCK_RUNTIME_CACHE to change it) on first use, answers
                    its model calls with a mock on 127.0.0.1, and runs each scenario
                    with the stock lock and with kernel-lock through
@@ -50,7 +58,8 @@ skipped with a note, except under CI (CI set), where that is a failure.
                    namespaces; a few minutes). Each holder is followed by
   --followers N    N invocations (default 2).
 Exit status: 0 when every kernel-lock row shows no overlapping writer, no torn
-line, and full success in (a), (b), (c) and (e); 1 otherwise; 2 on usage error.`;
+line, and full success (in (d) and (e) with fencing on); 1 otherwise; 2 on
+usage error.`;
 
 function hidden(argv: string[]): Promise<number> | null {
   const [mode, json] = argv;
@@ -103,6 +112,13 @@ function parseRuntime(values: {
     );
   }
   const spec = parseRuntimeSpec(values.runtime);
+  const sessionRuntimes = knownRuntimes(KNOWN_BUILDS.filter((build) => build.module === SESSION_WRITE_LOCK_MODULE));
+  if (!sessionRuntimes.includes(spec)) {
+    throw new Error(
+      `--runtime ${spec}: the demo replays the session lock's scenarios, and kernel-lock serves the session lock of ${sessionRuntimes.join(', ')} only ` +
+        '(from 2026.8 the runtime keeps sessions in SQLite and has no session lock file); npm run e2e runs openclaw 2026.9.6 on its file locks',
+    );
+  }
   let scenarios = [...RUNTIME_SCENARIOS];
   if (values.scenarios !== undefined) {
     const wanted = values.scenarios.split(',').map((s) => s.trim().toLowerCase());
@@ -190,6 +206,9 @@ function skippedRow(scenario: Scenario, backend: Backend, config: DemoConfig, wh
     stderr: [],
     skipped: why,
     wallSeconds: 0,
+    fencing: scenario.fencing && backend === 'kernel-lock',
+    fencedWritesRefused: 0,
+    takeoverMs: null,
   };
 }
 

@@ -17,10 +17,16 @@ function clean(row: RunRow): boolean {
   return row.overlappingWriters === 0 && row.tornLines === 0;
 }
 
-/** Whether a kernel-lock row shows what it must: no overlap, no torn line, and full success where the scenario allows it. */
+/** Whether a kernel-lock row shows what it must: no overlap, no torn line, and full success ((d) only with fencing on). */
 export function kernelLockRowOk(row: RunRow): boolean {
   if (row.backend !== 'kernel-lock' || row.skipped !== undefined) return true;
-  return clean(row) && (row.scenario === 'd' || row.succeeded === row.expected);
+  return clean(row) && ((row.scenario === 'd' && !row.fencing) || row.succeeded === row.expected);
+}
+
+/** `the next invocation began 512 ms after the orphan (its maxHoldMs: 500 ms)`. */
+function takeoverText(row: RunRow, maxHoldMs: number, who: string): string {
+  const after = row.takeoverMs === null ? '' : ` ${Math.round(row.takeoverMs)} ms after the victim's first line`;
+  return `the next ${who} took over${after} (the victim's maxHoldMs: ${maxHoldMs} ms, counted from its grant)`;
 }
 
 function legacyNote(row: RunRow, config: DemoConfig): string {
@@ -56,6 +62,15 @@ function kernelNote(row: RunRow, config: DemoConfig): string {
     case 'c':
       return 'the live writer in the other namespace kept its kernel lock; later invocations waited for it in the kernel (that wait is most of the time lost, and it is the correct behaviour).';
     case 'd': {
+      if (row.fencing) {
+        return (
+          `fencing on (*): ${takeoverText(row, config.fencedMaxHoldMs, 'invocation')} and superseded the live orphan; ` +
+          `the orphan's ${row.fencedWritesRefused} late append(s) through lock.write() were refused, so no write of it landed after its successor's first. ` +
+          `Needs the runtime to route its appends through lock.write() (or lock.assertCurrent() right before each) and to set fencing: true; ` +
+          `2026.4.24 does neither, and there the orphan is named, not removed (kernel-lock demo --runtime). ` +
+          `maxHoldMs is compressed here below the lock timeout: with the runtime's minutes, invocations inside the orphan's maxHoldMs still time out, naming it.`
+        );
+      }
       const error = row.firstError ?? '(no failure)';
       return (
         `kernel-lock cannot help by itself here: a live process holds the lock, and no lock may be taken from a live holder. ` +
@@ -64,6 +79,14 @@ function kernelNote(row: RunRow, config: DemoConfig): string {
       );
     }
     case 'e':
+      if (row.fencing) {
+        return (
+          `fencing on (*): the hung run held the session past its maxHoldMs; ${takeoverText(row, config.maxHoldMs, 'run')} ` +
+          `and superseded it (the stderr line names the superseded holder${row.stderr.length > 0 ? `: "${cut(row.stderr[0]!, 110)}"` : ''}). ` +
+          `When the hung run woke, its ${row.fencedWritesRefused} late append(s) through lock.write() were refused, and its release() left the newer holder's lock alone. ` +
+          'Needs the runtime to append through lock.write() and set fencing: true; without fencing, its own watchdog ends the hold at maxHoldMs and aborts lock.signal, which the append path must check.'
+        );
+      }
       return (
         `the watchdog force-released the hung run's lock at maxHoldMs (${config.maxHoldMs} ms) with one stderr line` +
         `${row.stderr.length > 0 ? ` ("${cut(row.stderr[0]!, 110)}")` : ''} and aborted the lock's signal; ` +
@@ -87,23 +110,25 @@ export function renderReport(
   header: string,
 ): string {
   const out: string[] = [header, ''];
-  const widths = [38, 12, 8, 8, 5, 7];
+  const widths = [38, 13, 8, 8, 5, 8, 7];
   const pad = (cells: string[]): string =>
     cells.map((cell, i) => (i < widths.length ? cell.padEnd(widths[i]!) : cell)).join(' ');
-  out.push(pad(['scenario', 'backend', 'ok', 'overlap', 'torn', 'lost s', 'first error']));
+  out.push(pad(['scenario', 'backend', 'ok', 'overlap', 'torn', 'refused', 'lost s', 'first error']));
   for (const row of rows) {
     const name = `(${row.scenario}) ${row.title}`;
+    const backend = row.fencing ? `${row.backend} *` : row.backend;
     if (row.skipped !== undefined) {
-      out.push(pad([name, row.backend, '-', '-', '-', '-', `skipped: ${cut(row.skipped, 60)}`]));
+      out.push(pad([name, backend, '-', '-', '-', '-', '-', `skipped: ${cut(row.skipped, 60)}`]));
       continue;
     }
     out.push(
       pad([
         name,
-        row.backend,
+        backend,
         `${row.succeeded}/${row.expected}`,
         String(row.overlappingWriters),
         String(row.tornLines),
+        row.fencing ? String(row.fencedWritesRefused) : '-',
         row.secondsLost.toFixed(1),
         row.firstError === null ? '-' : cut(compactError(row.firstError), 120),
       ]),
@@ -112,6 +137,13 @@ export function renderReport(
   out.push('', 'ok: invocations that completed their turn, out of those the scenario did not sabotage itself.');
   out.push('overlap: turns that began while another turn was still being written (from the transcript).');
   out.push('torn: transcript lines that are not one whole record. lost s: time spent waiting for the lock.');
+  out.push("refused: fenced writes refused, the superseded turn's late appends that never reached the transcript.");
+  if (rows.some((row) => row.fencing)) {
+    out.push(
+      '* fencing on: needs the runtime to append through lock.write() (or call lock.assertCurrent() right before',
+      '  each append) and to pass fencing: true; its later versions fence their writes. Rows without * need no runtime change.',
+    );
+  }
   out.push('');
   for (const scenario of scenarios) {
     out.push(`(${scenario.id}) ${scenario.story.replace('{victim}', String(config.victim))}.`);

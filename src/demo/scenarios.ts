@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Backend, DemoConfig } from './config.js';
 import { inPidNamespace, killPid, Worker } from './processes.js';
-import { analyzeTranscript, type TranscriptStats } from './transcript.js';
+import { analyzeTranscript, handoverMs, type TranscriptStats } from './transcript.js';
 import type { TurnResult, TurnSpec } from './turn.js';
 import { selfCommand } from './workers.js';
 
@@ -20,6 +20,13 @@ export interface Scenario {
   needsPidNamespace: boolean;
   /** Whether the victim's own turn counts among the invocations expected to succeed. */
   victimExpected: boolean;
+  /**
+   * Whether the kernel-lock row runs with fencing on: every append goes
+   * through lock.write() and a waiter supersedes a turn past its maxHoldMs.
+   * That needs the runtime to route its writes so (its later versions do);
+   * the other rows need no runtime change.
+   */
+  fencing: boolean;
 }
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -29,6 +36,7 @@ export const SCENARIOS: readonly Scenario[] = [
     story: 'invocation {victim} is SIGKILLed while it holds the lock',
     needsPidNamespace: false,
     victimExpected: false,
+    fencing: false,
   },
   {
     id: 'b',
@@ -36,6 +44,7 @@ export const SCENARIOS: readonly Scenario[] = [
     story: 'invocation {victim} runs in its own pid namespace (another container on the same volume) and is SIGKILLed',
     needsPidNamespace: true,
     victimExpected: false,
+    fencing: false,
   },
   {
     id: 'c',
@@ -44,13 +53,16 @@ export const SCENARIOS: readonly Scenario[] = [
       'invocation {victim} runs in another pid namespace, alive, streaming its turn slowly (each line in two writes): the others must wait',
     needsPidNamespace: true,
     victimExpected: true,
+    fencing: false,
   },
   {
     id: 'd',
     title: 'orphan lives on (client killed)',
-    story: "invocation {victim}'s client is killed; the invocation lives on holding the lock for its whole run",
+    story:
+      "invocation {victim}'s client is killed; the invocation lives on holding the lock for its whole run, appending progress lines",
     needsPidNamespace: false,
     victimExpected: false,
+    fencing: true,
   },
   {
     id: 'e',
@@ -58,6 +70,7 @@ export const SCENARIOS: readonly Scenario[] = [
     story: 'a long-lived gateway runs every turn in-process; run {victim} hangs and is abandoned at its run timeout',
     needsPidNamespace: false,
     victimExpected: false,
+    fencing: true,
   },
 ];
 
@@ -81,6 +94,16 @@ export interface RunRow {
   /** Set when the run could not be done here. */
   skipped?: string;
   wallSeconds: number;
+  /** This row ran with fencing on: it needs the runtime to route its appends through lock.write(). */
+  fencing: boolean;
+  /** Appends of a superseded turn that the lock refused (fencing on). */
+  fencedWritesRefused: number;
+  /**
+   * (d), (e): milliseconds from the victim's first transcript line to the
+   * next turn's (the turn that got the session after it), from the lines'
+   * time stamps; each first line follows its turn's grant by a few ms.
+   */
+  takeoverMs: number | null;
 }
 
 const STARTUP_TIMEOUT_MS = 30_000;
@@ -91,6 +114,10 @@ interface RunContext {
   sessionFile: string;
   onInvocation: (inv: number) => void;
   stderr: string[];
+  /** Fencing on (the kernel-lock rows of (d) and (e)). */
+  fencing: boolean;
+  /** Results of turns that do not count (the orphan's, the hung run's late one). */
+  uncounted: TurnResult[];
 }
 
 function turnSpec(ctx: RunContext, inv: number): TurnSpec {
@@ -100,6 +127,7 @@ function turnSpec(ctx: RunContext, inv: number): TurnSpec {
     sessionFile: ctx.sessionFile,
     timeoutMs: ctx.config.timeoutMs,
     workMs: ctx.config.workMs,
+    ...(ctx.fencing ? { fencing: true, maxHoldMs: ctx.config.fencedMaxHoldMs } : {}),
   };
 }
 
@@ -159,7 +187,8 @@ async function runVictim(
     return { result, background: [worker], nextStarting };
   }
   // (d): like `docker exec`, a client relays the invocation; its death leaves the invocation running.
-  const client = new Worker(selfCommand('--client', { ...turnSpec(ctx, inv), holdMs: config.orphanRunMs }));
+  const orphan = { ...turnSpec(ctx, inv), holdMs: config.orphanRunMs, tickMs: config.orphanTickMs };
+  const client = new Worker(selfCommand('--client', orphan));
   await client.waitFor('holding', STARTUP_TIMEOUT_MS);
   client.child.kill('SIGKILL');
   await client.exited;
@@ -206,16 +235,23 @@ async function settle(workers: Worker[], ctx: RunContext): Promise<void> {
       await worker.closed;
     }
     collect(ctx, worker);
+    ctx.uncounted.push(...worker.results);
   }
 }
 
 async function runGateway(ctx: RunContext): Promise<TurnResult[]> {
   ctx.onInvocation(1);
   const worker = new Worker(
-    selfCommand('--gateway', { backend: ctx.backend, sessionFile: ctx.sessionFile, config: ctx.config }),
+    selfCommand('--gateway', {
+      backend: ctx.backend,
+      sessionFile: ctx.sessionFile,
+      config: ctx.config,
+      fencing: ctx.fencing,
+    }),
   );
   await worker.closed;
   collect(ctx, worker);
+  ctx.uncounted.push(...worker.late);
   if (worker.results.length === 0) throw new Error(`the gateway process failed: ${worker.stderr.trim()}`);
   return worker.results;
 }
@@ -231,7 +267,8 @@ export async function runScenario(
   const dir = path.join(root, `${scenario.id}-${backend}`, 'agents', 'main', 'sessions');
   mkdirSync(dir, { recursive: true });
   const sessionFile = path.join(dir, 'postfix-1777122625.jsonl');
-  const ctx: RunContext = { config, backend, sessionFile, onInvocation, stderr: [] };
+  const fencing = scenario.fencing && backend === 'kernel-lock';
+  const ctx: RunContext = { config, backend, sessionFile, onInvocation, stderr: [], fencing, uncounted: [] };
   const started = performance.now();
   const results = scenario.id === 'e' ? await runGateway(ctx) : await runSequence(scenario.id, ctx);
   const wallSeconds = (performance.now() - started) / 1000;
@@ -244,6 +281,7 @@ export async function runScenario(
   const transcript = analyzeTranscript(text);
   const counted = results.filter((r) => scenario.victimExpected || r.inv !== config.victim);
   const firstFailure = counted.find((r) => !r.ok && r.error !== undefined);
+  const everyResult = [...new Set([...results, ...ctx.uncounted])];
   return {
     scenario: scenario.id,
     title: scenario.title,
@@ -258,5 +296,8 @@ export async function runScenario(
     results,
     stderr: ctx.stderr,
     wallSeconds,
+    fencing,
+    fencedWritesRefused: everyResult.reduce((sum, r) => sum + (r.refusedWrites ?? 0), 0),
+    takeoverMs: scenario.id === 'd' || scenario.id === 'e' ? handoverMs(text, config.victim) : null,
   };
 }

@@ -54,3 +54,25 @@ export function analyzeTranscript(text: string): TranscriptStats {
     overlaps,
   };
 }
+
+/**
+ * Milliseconds from the first line of turn `victim` to the first line of the
+ * turn that began after it (its successor: each turn's first line is
+ * written right after it was granted the lock), from the lines' `at` stamps;
+ * null when either is missing.
+ */
+export function handoverMs(text: string, victim: number): number | null {
+  let victimAt: number | null = null;
+  for (const raw of text.split('\n')) {
+    let entry: { inv?: unknown; ev?: unknown; at?: unknown };
+    try {
+      entry = JSON.parse(raw) as typeof entry;
+    } catch {
+      continue;
+    }
+    if (entry.ev !== 'begin' || typeof entry.at !== 'number') continue;
+    if (entry.inv === victim) victimAt = entry.at;
+    else if (victimAt !== null) return entry.at - victimAt;
+  }
+  return null;
+}

@@ -1,6 +1,9 @@
 // One agent turn on the session, as the runtime does it: take the session
 // write lock, append a `begin` line to the transcript, work, append `end`,
 // release. The same code runs with either backend; only the lock differs.
+// With `fencing` (kernel-lock only) the turn does what the runtime's later
+// versions do: every append goes through the lock's fenced write(), and a
+// waiter may supersede the turn once it is older than maxHoldMs.
 import { appendFileSync } from 'node:fs';
 import { acquireSessionWriteLock } from '../session/acquire.js';
 import type { Backend } from './config.js';
@@ -20,6 +23,10 @@ export interface TurnSpec {
   legacyWatchdogIntervalMs?: number;
   /** Per-run acquisitions in a gateway must not join another run's lock. */
   allowReentrant?: boolean;
+  /** kernel-lock: appends go through lock.write(), and a waiter may supersede the turn past maxHoldMs. */
+  fencing?: boolean;
+  /** While holding (a `hold`), append a progress line this often. */
+  tickMs?: number;
 }
 
 /** How the turn went. */
@@ -31,11 +38,14 @@ export interface TurnResult {
   error?: string;
   /** The lock was taken away (watchdog) before the turn ended: its last write was dropped. */
   fenced?: boolean;
+  /** Appends the lock refused (fencing on): the turn was superseded and tried to write anyway. */
+  refusedWrites?: number;
 }
 
 interface HeldLock {
   release(): Promise<void>;
   signal?: AbortSignal;
+  write?: <T>(fn: () => T | Promise<T>) => Promise<T>;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -53,7 +63,11 @@ function acquire(spec: TurnSpec): Promise<HeldLock> {
       ...(spec.legacyWatchdogIntervalMs === undefined ? {} : { watchdogIntervalMs: spec.legacyWatchdogIntervalMs }),
     });
   }
-  return acquireSessionWriteLock({ ...common, owner: `demo invocation ${spec.inv}` });
+  return acquireSessionWriteLock({
+    ...common,
+    owner: `demo invocation ${spec.inv}`,
+    ...(spec.fencing ? { fencing: true } : {}),
+  });
 }
 
 function line(spec: TurnSpec, ev: string, extra: Record<string, unknown> = {}): string {
@@ -83,18 +97,41 @@ export async function runTurn(
     return { inv: spec.inv, ok: false, waitedMs: performance.now() - started, error: (error as Error).message };
   }
   const waitedMs = performance.now() - started;
-  // The runtime's append path: a lock whose watchdog fired no longer owns
-  // the session (kernel-lock aborts `signal`; the legacy lock cannot tell).
-  const append = (text: string): boolean => {
+  let refused = 0;
+  // The runtime's append path. With fencing, the lock's fenced write: it
+  // refuses once a successor took over. Without, the lock's signal: a lock
+  // whose watchdog fired no longer owns the session (kernel-lock aborts
+  // `signal`; the legacy lock cannot tell).
+  const append = async (text: string): Promise<boolean> => {
+    if (spec.fencing && held.write) {
+      try {
+        await held.write(() => appendFileSync(transcript, text));
+        return true;
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== 'OPENCLAW_SESSION_WRITE_LOCK_STALE') throw error;
+        refused += 1;
+        return false;
+      }
+    }
     if (held.signal?.aborted) return false;
     appendFileSync(transcript, text);
     return true;
   };
   try {
-    append(line(spec, 'begin'));
+    await append(line(spec, 'begin'));
     hooks.onHolding?.();
-    if (hooks.hold) await hooks.hold();
-    else if (spec.slowLines) {
+    if (hooks.hold) {
+      // A run that lives on writes progress now and then (a streaming reply).
+      let n = 0;
+      const ticker = spec.tickMs
+        ? setInterval(() => void append(line(spec, 'progress', { n: ++n })).catch(() => {}), spec.tickMs)
+        : undefined;
+      try {
+        await hooks.hold();
+      } finally {
+        if (ticker) clearInterval(ticker);
+      }
+    } else if (spec.slowLines) {
       const gap = spec.chunkGapMs ?? 50;
       // Streams until told that the next invocation is trying to start (or
       // a safety bound passes), then streams `slowLines` more lines.
@@ -108,17 +145,27 @@ export async function runTurn(
         // A streamed message: the line is written in two pieces.
         const whole = line(spec, 'chunk', { n, text: 'x'.repeat(40) });
         const cut = Math.floor(whole.length / 2);
-        append(whole.slice(0, cut));
+        await append(whole.slice(0, cut));
         await sleep(gap);
-        append(whole.slice(cut));
+        await append(whole.slice(cut));
         await sleep(gap);
         if (told || performance.now() > bound) remaining -= 1;
       }
     } else await sleep(spec.workMs);
-    const ended = append(line(spec, 'end'));
+    const ended = await append(line(spec, 'end'));
+    const fencedOut = spec.fencing ? { refusedWrites: refused } : {};
     return ended
-      ? { inv: spec.inv, ok: true, waitedMs }
-      : { inv: spec.inv, ok: false, waitedMs, fenced: true, error: 'lock force-released; final write dropped' };
+      ? { inv: spec.inv, ok: true, waitedMs, ...fencedOut }
+      : {
+          inv: spec.inv,
+          ok: false,
+          waitedMs,
+          fenced: true,
+          ...fencedOut,
+          error: spec.fencing
+            ? `superseded: ${refused} late write(s) refused`
+            : 'lock force-released; final write dropped',
+        };
   } finally {
     await held.release();
   }

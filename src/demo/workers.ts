@@ -58,6 +58,8 @@ export async function gatewayMain(spec: {
   backend: TurnSpec['backend'];
   sessionFile: string;
   config: DemoConfig;
+  /** Every run appends through lock.write() and may be superseded past maxHoldMs (kernel-lock). */
+  fencing?: boolean;
 }): Promise<number> {
   const { config } = spec;
   let hung: Promise<TurnResult> | undefined;
@@ -71,6 +73,7 @@ export async function gatewayMain(spec: {
       maxHoldMs: config.maxHoldMs,
       legacyWatchdogIntervalMs: config.legacyWatchdogIntervalMs,
       allowReentrant: false,
+      ...(spec.fencing ? { fencing: true } : {}),
     };
     const isVictim = inv === config.victim;
     // The hung run: its model call returns only long after the gateway gave up on it.

@@ -1,7 +1,9 @@
 // Inspection: who holds a lock, from the kernel; scanning a directory; the safe sweep.
+
+export type { PathText } from '../lock/path-text.js';
+export type { RecordScope } from '../lock/record-process.js';
 export { commandText, describeInspection, formatDuration, printable } from './format.js';
 export { type InspectOptions, inspect, inspectSync } from './inspect.js';
-export type { RecordScope } from './record-process.js';
 export { type ScanOptions, scan, scanSync } from './scan.js';
 export {
   type KeptReason,
@@ -13,4 +15,12 @@ export {
   sweepFile,
   sweepSync,
 } from './sweep.js';
-export type { DescriptorProcess, LockHolder, LockInspection, LockState, RecordProcessView } from './types.js';
+export type {
+  DescriptorProcess,
+  LeaseHolderView,
+  LeaseView,
+  LockHolder,
+  LockInspection,
+  LockState,
+  RecordProcessView,
+} from './types.js';

@@ -1,10 +1,10 @@
 // scan(): inspect every lock file in a directory against ONE read of
-// /proc/locks and at most one descriptor scan, so the cost of a scan grows
+// /proc/locks and at most one descriptor search, so the cost of a scan grows
 // with the number of files, not with the number of files times the number
-// of locks on the host.
-import { readdirSync } from 'node:fs';
-import path from 'node:path';
-import { finishInspections, type InspectOptions, inspectPending, newContext } from './inspect.js';
+// of locks on the host. Names are read as bytes (names.ts).
+import { runAsync, runSync, type Steps } from '../proc/steps.js';
+import { type InspectOptions, inspectSteps } from './inspect.js';
+import { lockFilePaths } from './names.js';
 import type { LockInspection } from './types.js';
 
 /** Options of scan(). */
@@ -13,24 +13,16 @@ export interface ScanOptions extends InspectOptions {
   suffix?: string;
 }
 
-/** The names in `dir` ending with `suffix`, sorted; throws (ENOENT, ENOTDIR) like readdir. */
-export function lockFileNames(dir: string, suffix: string): string[] {
-  if (typeof suffix !== 'string')
-    throw new TypeError(`kernel-lock: option suffix must be a string, got ${typeof suffix}`);
-  return readdirSync(dir)
-    .filter((name) => name.endsWith(suffix) && name.length > suffix.length)
-    .sort();
+function* scanSteps(dir: string | Buffer, options: ScanOptions = {}): Steps<LockInspection[]> {
+  return yield* inspectSteps(yield* lockFilePaths(dir, options.suffix ?? '.lock'), options);
 }
 
 /** Synchronous scan(). */
-export function scanSync(dir: string, options: ScanOptions = {}): LockInspection[] {
-  const names = lockFileNames(dir, options.suffix ?? '.lock');
-  const ctx = newContext(options);
-  const pending = names.map((name) => inspectPending(path.resolve(dir, name), ctx));
-  return finishInspections(pending, ctx);
+export function scanSync(dir: string | Buffer, options?: ScanOptions): LockInspection[] {
+  return runSync(scanSteps(dir, options));
 }
 
-/** Inspects every `*<suffix>` file (default `*.lock`) in `dir`; see inspect(). */
-export async function scan(dir: string, options?: ScanOptions): Promise<LockInspection[]> {
-  return scanSync(dir, options);
+/** Inspects every `*<suffix>` file (default `*.lock`) in `dir`; see inspect(). Throws like readdir for a missing directory. */
+export function scan(dir: string | Buffer, options?: ScanOptions): Promise<LockInspection[]> {
+  return runAsync(scanSteps(dir, options));
 }

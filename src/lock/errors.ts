@@ -3,7 +3,7 @@
 // message that also says what to do about it.
 import os from 'node:os';
 import util from 'node:util';
-import type { LockInspection } from '../inspect/types.js';
+import type { HolderSnapshot } from './holder-snapshot.js';
 
 /** Error code of LockTimeoutError. */
 export const ELOCKED = 'ELOCKED';
@@ -16,10 +16,16 @@ export class LockTimeoutError extends Error {
   readonly path: string;
   /** How long the acquisition waited, in milliseconds. */
   readonly waitedMs: number;
-  /** The kernel's view of the lock right after the timeout (who holds it, alive, record); null if it could not be inspected. */
-  readonly holder: LockInspection | null;
+  /**
+   * Who held the lock when the wait gave up, from the kernel (pid, alive,
+   * namespace, command line) and the owner record when it is the holder's;
+   * null if it could not be looked at. Gathered at a bounded cost: inspect()
+   * tells the whole story (waiters, the record's own process, a full search
+   * of the host's descriptors).
+   */
+  readonly holder: HolderSnapshot | null;
 
-  constructor(path: string, waitedMs: number, detail: string, holder: LockInspection | null = null) {
+  constructor(path: string, waitedMs: number, detail: string, holder: HolderSnapshot | null = null) {
     super(`lock busy after ${Math.round(waitedMs)} ms: ${path}${detail ? ` ${detail}` : ''}`);
     this.path = path;
     this.waitedMs = waitedMs;

@@ -53,11 +53,16 @@ export function transform(url: string, result: LoadResult): LoadResult {
   if (result.format !== 'module' || result.source == null || !url.startsWith('file:')) return result;
   const source = result.source instanceof ArrayBuffer ? new Uint8Array(result.source) : result.source;
   try {
-    const decision = recognize(source, { libraryUrl: LIBRARY_URL });
+    let origin: string | null | undefined;
+    const packageOfUrl = (): string | null => {
+      if (origin === undefined) origin = packageOf(fileURLToPath(url));
+      return origin;
+    };
+    const decision = recognize(source, { libraryUrl: LIBRARY_URL, packageOf: packageOfUrl });
     if (decision.kind === 'none') return result;
     const file = fileURLToPath(url);
+    const from = packageOfUrl();
     if (decision.kind === 'refuse') {
-      const from = packageOf(file);
       sayOnce(
         `kernel-lock/openclaw: not replacing ${decision.module}${from === null ? '' : ` of ${from}`} (${file}): ` +
           `${decision.reason}; the runtime keeps its own lock. Upgrade kernel-lock, or run without --import ${'kernel-lock/openclaw/register'}.`,
@@ -65,9 +70,11 @@ export function transform(url: string, result: LoadResult): LoadResult {
       return result;
     }
     if (process.env.KERNEL_LOCK_OPENCLAW_VERBOSE === '1') {
-      sayOnce(
-        `kernel-lock/openclaw: serving ${decision.build.module} of ${decision.build.runtime} from kernel-lock (${file})`,
-      );
+      const of =
+        from === null || from === decision.build.runtime
+          ? decision.build.runtime
+          : `${from} (${decision.build.runtime})`;
+      sayOnce(`kernel-lock/openclaw: serving ${decision.build.module} of ${of} from kernel-lock (${file})`);
     }
     return { ...result, source: decision.source };
   } catch (error) {

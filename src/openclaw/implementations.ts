@@ -1,12 +1,14 @@
 // What serves each recognised runtime module (known-modules.ts names them):
 // a function from the runtime's own classes the original module imported
-// to the members the runtime expects. Served modules call
+// (none for fs-safe, whose errors are plain Errors with a code) to the
+// members the runtime expects. Served modules call
 // bindRuntimeModule() from kernel-lock's library entry, so every runtime
 // module and any direct use of kernel-lock in the process share one copy
 // of the lock state.
 
 import type { SessionWriteLockTimeoutParams } from '../session/error.js';
 import { createSessionWriteLockModule } from '../session/module.js';
+import * as fsSafe from './fs-safe/index.js';
 
 type Implementation = (runtime: Readonly<Record<string, unknown>>) => object;
 
@@ -28,6 +30,10 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
     const TimeoutError = runtimeClass<SessionWriteLockTimeoutParams>(runtime, 'SessionWriteLockTimeoutError');
     return createSessionWriteLockModule((params) => new TimeoutError(params));
   },
+  // @openclaw/fs-safe 0.18.1 / 0.21.0: dist/file-lock.js, i.e. kernel-lock/fs-safe.
+  // Its state (managers, held locks) lives in process-wide tables, so the
+  // runtime and any direct import of kernel-lock/fs-safe share it.
+  'fs-safe/file-lock@0.18.1': () => fsSafe,
 };
 
 /**

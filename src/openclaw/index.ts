@@ -3,6 +3,13 @@
 
 export { bindRuntimeModule, IMPLEMENTATIONS } from './implementations.js';
 export type { KnownBuild, ModuleFamily } from './known-modules.js';
-export { KNOWN_BUILDS, knownRuntimes, MODULE_FAMILIES } from './known-modules.js';
+export {
+  describeBuilds,
+  FS_SAFE_FILE_LOCK_MODULE,
+  KNOWN_BUILDS,
+  knownRuntimes,
+  MODULE_FAMILIES,
+  SESSION_WRITE_LOCK_MODULE,
+} from './known-modules.js';
 export type { Recognition, RecognizeOptions } from './recognize.js';
 export { recognize, sourceHash } from './recognize.js';

@@ -3,7 +3,7 @@
 // it reads nothing but its arguments, so the loader hook and the
 // `kernel-lock openclaw` command decide exactly alike.
 import { createHash } from 'node:crypto';
-import { KNOWN_BUILDS, type KnownBuild, knownRuntimes, MODULE_FAMILIES, type ModuleFamily } from './known-modules.js';
+import { describeBuilds, KNOWN_BUILDS, type KnownBuild, MODULE_FAMILIES, type ModuleFamily } from './known-modules.js';
 import { replacementSource } from './replacement.js';
 
 /** What to do with one module. */
@@ -21,6 +21,11 @@ export interface RecognizeOptions {
   libraryUrl: string;
   families?: readonly ModuleFamily[];
   builds?: readonly KnownBuild[];
+  /**
+   * `name@version` of the npm package the module's file belongs to, or null
+   * if none; asked only when a family matched and a build names packages.
+   */
+  packageOf?: () => string | null;
 }
 
 type Source = string | Uint8Array;
@@ -55,16 +60,31 @@ export function sourceHash(source: Source): string {
 export function recognize(source: Source, options: RecognizeOptions): Recognition {
   const family = familyOf(source, options.families);
   if (family === undefined) return { kind: 'none' };
-  const builds = options.builds ?? KNOWN_BUILDS;
+  const builds = (options.builds ?? KNOWN_BUILDS).filter((b) => b.module === family.module);
   const sha256 = sourceHash(source);
-  const build = builds.find((b) => b.module === family.module && b.sha256 === sha256);
-  if (build === undefined) {
-    const known = knownRuntimes(builds.filter((b) => b.module === family.module));
+  const sameHash = builds.filter((b) => b.sha256 === sha256);
+  if (sameHash.length === 0) {
     return {
       kind: 'refuse',
       module: family.module,
       sha256,
-      reason: `its build (sha256 ${sha256.slice(0, 16)}…) is not one kernel-lock knows (it knows ${known.join(', ') || 'none'})`,
+      reason: `its build (sha256 ${sha256.slice(0, 16)}…) is not one kernel-lock knows (it knows ${describeBuilds(builds)})`,
+    };
+  }
+  let origin: string | null | undefined;
+  const build = sameHash.find((b) => {
+    if (b.packages === undefined) return true;
+    origin ??= options.packageOf?.() ?? null;
+    return origin !== null && b.packages.includes(origin);
+  });
+  if (build === undefined) {
+    return {
+      kind: 'refuse',
+      module: family.module,
+      sha256,
+      reason:
+        `it belongs to ${origin ?? 'no package kernel-lock can find'}, not a release kernel-lock was checked against ` +
+        `(it knows ${describeBuilds(sameHash)}; this file is the same in releases with another contract)`,
     };
   }
   try {

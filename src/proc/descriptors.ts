@@ -3,72 +3,120 @@
 // nobody (-1), and a flock lock outlives its taker when the descriptor was
 // inherited (flock(1), `kernel-lock run`, a fork). /proc/<pid>/fdinfo/<fd>
 // lists, per descriptor, the locks held through it ("lock:" lines in the
-// /proc/locks format), which names the real holders. Reading every
-// descriptor of every process is costly, so this runs only when needed and
-// stops after a bounded number of reads.
-import { readdirSync, readFileSync } from 'node:fs';
-import { type FileKey, type LockKind, parseProcLocksLine } from './proc-locks.js';
+// /proc/locks format), which names the real holders.
+//
+// Reading every descriptor of every process is costly (10,000 descriptors
+// on the host are 10,000 reads), so a search is always bounded: by a
+// number of descriptors, optionally by a deadline, and to given processes
+// when a candidate is known (the pid an owner record names). It runs as
+// steps (steps.ts): in the async API the fdinfo files are read on the loop
+// in slices of half a millisecond (such a read never sleeps, and a
+// threadpool round trip per file would cost more than the read). fdinfo is read
+// rather than stat()ing /proc/<pid>/fd/<n>, because fdinfo comes from the
+// open file itself, while stat() asks the file system (a hung NFS mount
+// would hang it).
+import { type FileKey, type LockKind, type LockMode, type LockRange, ProcLocksFilter } from './proc-locks.js';
+import { checkpoint, readdirNames, type Steps, visitFiles } from './steps.js';
 
 /** A process holding a lock through one of its descriptors. */
 export interface DescriptorHolder {
   pid: number;
   fd: number;
   kind: LockKind;
-  /** First byte of the lock, for fcntl locks (a lease file carries one lock per token); undefined for flock. */
-  start?: number;
+  mode: LockMode;
+  /** Byte range of an fcntl lock (length 0 = to end of file); undefined for flock. */
+  range: LockRange | undefined;
 }
 
-/** Upper bound on fdinfo files read per lookup: enough for a busy host, bounded for a huge one. */
-export const MAX_FDINFO_READS = 20_000;
+/** Where a descriptor search looks, and how much it may read. */
+export interface DescriptorSearch {
+  /** Only these processes (e.g. the pid an owner record names); every process in /proc when absent. */
+  pids?: readonly number[];
+  /** At most this many descriptors are read; the search is then reported incomplete. */
+  maxDescriptors: number;
+  /** A performance.now() time after which the search stops, incomplete. */
+  deadline?: number;
+}
 
-/**
- * Scans /proc/<pid>/fdinfo for descriptors that carry a lock on any of
- * `keys`. Returns the holders per key and whether the scan was cut short.
- */
-export function findDescriptorHolders(keys: ReadonlySet<FileKey>): {
+/** What a search found: holders per file, and whether it looked everywhere it was asked to. */
+export interface DescriptorSearchResult {
   holders: Map<FileKey, DescriptorHolder[]>;
   complete: boolean;
-} {
+}
+
+/** Upper bound on fdinfo files read by inspect(): enough for a busy host, bounded for a huge one. */
+export const MAX_FDINFO_READS = 20_000;
+
+/** Descriptors read per step: small enough that parsing one batch stays well inside a loop slice. */
+const BATCH = 128;
+/** An fdinfo file is a few lines; a page holds dozens of lock lines. */
+const MAX_FDINFO_BYTES = 4096;
+
+const isPid = (name: string): boolean => /^\d+$/.test(name);
+
+/**
+ * Reads /proc/<pid>/fdinfo of the searched processes for descriptors that
+ * carry a granted lock on any of `keys`. One entry per process, kind and
+ * first byte: a forked child shares its parent's descriptors.
+ */
+export function* findDescriptorHolders(
+  keys: ReadonlySet<FileKey>,
+  search: DescriptorSearch,
+): Steps<DescriptorSearchResult> {
   const holders = new Map<FileKey, DescriptorHolder[]>();
   if (keys.size === 0 || process.platform !== 'linux') return { holders, complete: keys.size === 0 };
-  let reads = 0;
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
-  } catch {
-    return { holders, complete: false };
+  let pids = search.pids;
+  if (pids === undefined) {
+    const names = yield* readdirNames('/proc');
+    if (names === null) return { holders, complete: false };
+    pids = names.filter(isPid).map(Number);
   }
-  for (const pidText of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pidText}/fdinfo`);
-    } catch {
-      continue; // gone, or not ours to read
-    }
-    for (const fdText of fds) {
-      if (++reads > MAX_FDINFO_READS) return { holders, complete: false };
-      let info: string;
-      try {
-        info = readFileSync(`/proc/${pidText}/fdinfo/${fdText}`, 'latin1');
-      } catch {
-        continue;
+  let budget = search.maxDescriptors;
+  const filter = new ProcLocksFilter(keys);
+  for (const pid of pids) {
+    const fds = yield* readdirNames(`/proc/${pid}/fdinfo`);
+    if (fds === null) continue; // gone, or not ours to read
+    for (let i = 0; i < fds.length; i += BATCH) {
+      if (budget <= 0 || (search.deadline !== undefined && performance.now() > search.deadline)) {
+        return { holders, complete: false };
       }
-      if (!info.includes('lock:')) continue;
-      for (const line of info.split('\n')) {
-        if (!line.startsWith('lock:')) continue;
-        const parsed = parseProcLocksLine(line.slice(5));
-        if (parsed === null || parsed.lock.blocked || !keys.has(parsed.key)) continue;
-        const list = holders.get(parsed.key) ?? [];
-        const pid = Number(pidText);
-        // One entry per process and lock: a forked child shares the parent's descriptors.
-        const { kind, range } = parsed.lock;
-        const start = range?.start;
-        if (!list.some((h) => h.pid === pid && h.kind === kind && h.start === start)) {
-          list.push(start === undefined ? { pid, fd: Number(fdText), kind } : { pid, fd: Number(fdText), kind, start });
-        }
-        holders.set(parsed.key, list);
-      }
+      const batch = fds.slice(i, i + Math.min(BATCH, budget));
+      budget -= batch.length;
+      yield* visitFiles(
+        batch.map((fd) => `/proc/${pid}/fdinfo/${fd}`),
+        MAX_FDINFO_BYTES,
+        (j, info) => collect(holders, filter, pid, Number(batch[j]), info),
+      );
+      yield* checkpoint();
     }
   }
   return { holders, complete: true };
+}
+
+/** Adds the locks one fdinfo file shows on any of `keys`. */
+function collect(
+  holders: Map<FileKey, DescriptorHolder[]>,
+  filter: ProcLocksFilter,
+  pid: number,
+  fd: number,
+  info: Buffer,
+): void {
+  if (info.indexOf('lock:') === -1) return;
+  // "lock:\t1: FLOCK ..." lines: the filter finds the device field in them as in /proc/locks.
+  filter.reset();
+  filter.push(info);
+  for (const [key, locks] of filter.end()) {
+    const list = holders.get(key) ?? [];
+    for (const lock of locks) {
+      if (lock.blocked) continue;
+      // One entry per process and lock (a forked child shares its parent's
+      // descriptors), told apart by first byte: a lease file carries one OFD
+      // lock per token.
+      const start = lock.range?.start;
+      if (!list.some((h) => h.pid === pid && h.kind === lock.kind && h.range?.start === start)) {
+        list.push({ pid, fd, kind: lock.kind, mode: lock.mode, range: lock.range });
+      }
+    }
+    if (list.length > 0) holders.set(key, list);
+  }
 }

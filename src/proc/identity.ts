@@ -20,15 +20,19 @@ export interface ProcessIdentity {
 const MAX_ARGS = 16;
 const MAX_ARG_LENGTH = 200;
 
+/** Field 3 (state: "R", "S", "Z", ...) and field 22 (starttime) of a /proc/<pid>/stat text. */
+export function parseStat(stat: string): { state: string | null; starttime: number | null } {
+  // The command name (field 2) may contain spaces and parentheses: split
+  // after its closing parenthesis, where field 3 starts.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const starttime = Number(fields[19]);
+  return { state: fields[0] || null, starttime: Number.isSafeInteger(starttime) ? starttime : null };
+}
+
 /** Reads field 22 (starttime) of /proc/<pid>/stat; null when unreadable. */
 export function readStartTime(pid: number | 'self'): number | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // The command name (field 2) may contain spaces and parentheses: split
-    // after its closing parenthesis, where field 3 starts.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const value = Number(fields[19]);
-    return Number.isSafeInteger(value) ? value : null;
+    return parseStat(readFileSync(`/proc/${pid}/stat`, 'latin1')).starttime;
   } catch {
     return null;
   }

@@ -4,8 +4,17 @@
 // each holder's pid as seen from the pid namespace of the /proc mount, -1 for
 // OFD locks (they belong to an open file, not a process), and omits locks of
 // processes that namespace cannot see at all (Linux >= 4.14): such locks are
-// found only by probing (see probe.ts).
-import { readFileSync } from 'node:fs';
+// found only by probing (see lock/probe.ts).
+//
+// Reading it is not free, for us or for the host: the kernel regenerates
+// the text for every read() of at most a page, walking its list of every
+// lock on the system from the start each time, with the global file-lock
+// semaphore held for writing, which stalls every flock()/fcntl() lock call
+// on the host meanwhile (docs/DESIGN.md, "The cost of /proc/locks"). So
+// it is read only when a holder must be named, in chunks off the event
+// loop (steps.ts), and only the lines of the files asked about are parsed:
+// their device field is found as text first.
+import { readChunks, type Steps } from './steps.js';
 
 /** The kernel's kinds of advisory file lock: flock(2), open-file-description (OFD) and classic POSIX fcntl(2). */
 export type LockKind = 'flock' | 'ofd' | 'posix';
@@ -97,12 +106,189 @@ export function parseProcLocks(text: string): ProcLocks {
   return locks;
 }
 
-/** Reads /proc/locks once; null where it does not exist or cannot be read (not Linux, no /proc). */
-export function readProcLocks(): ProcLocks | null {
+/** The device field /proc/locks prints for a key, e.g. "fd:01:5678": major and minor in hex, at least two digits each. */
+export function procLocksField(key: FileKey): string {
+  const [major, minor, inode] = key.split(':');
+  const hex = (n: string | undefined): string =>
+    BigInt(n ?? 0)
+      .toString(16)
+      .padStart(2, '0');
+  return `${hex(major)}:${hex(minor)}:${inode}`;
+}
+
+/** Above this many files, lines are picked by one pattern over each chunk's text instead of one byte search per file. */
+const MAX_NEEDLES = 8;
+const DEVICE_FIELD = / ([0-9a-f]+:[0-9a-f]+:\d+) /g;
+const NEWLINE = 0x0a;
+
+/**
+ * Picks the lines of a few files out of /proc/locks text (or of fdinfo
+ * "lock:" lines) fed chunk by chunk; chunks need not end on a line
+ * boundary. A line is decoded and parsed only when its device field is one
+ * of the files': for a few files the field is searched as bytes in the
+ * chunk itself, so the rest of a 550 KB /proc/locks never becomes a string.
+ */
+export class ProcLocksFilter {
+  /** The lines found so far, by file. */
+  readonly locks: ProcLocks = new Map();
+  /** " MAJ:MIN:INO " as /proc/locks prints it, for each file. */
+  private readonly needles = new Map<string, FileKey>();
+  private readonly needleBytes: [Buffer, FileKey][] = [];
+  private carry = '';
+
+  constructor(keys: Iterable<FileKey>) {
+    for (const key of keys) this.needles.set(procLocksField(key), key);
+    for (const [field, key] of this.needles) this.needleBytes.push([Buffer.from(` ${field} `, 'latin1'), key]);
+  }
+
+  /** Forgets the lines found and any partial line, to filter another text for the same files. */
+  reset(): void {
+    this.locks.clear();
+    this.carry = '';
+  }
+
+  /** Feeds the next chunk. It is not kept: it may be a reused buffer. */
+  push(chunk: Buffer): void {
+    const end = chunk.lastIndexOf(NEWLINE);
+    if (end < 0) {
+      this.carry += chunk.toString('latin1');
+      return;
+    }
+    let start = 0;
+    if (this.carry !== '') {
+      // The line the previous chunk began.
+      start = chunk.indexOf(NEWLINE) + 1;
+      this.scanText(this.carry + chunk.toString('latin1', 0, start));
+    }
+    this.scanBytes(chunk, start, end + 1);
+    this.carry = chunk.toString('latin1', end + 1);
+  }
+
+  /** Ends the input (a last line without a newline counts) and returns the lines found. */
+  end(): ProcLocks {
+    if (this.carry !== '') this.scanText(`${this.carry}\n`);
+    this.carry = '';
+    return this.locks;
+  }
+
+  /** Scans the complete lines in chunk[start, end). */
+  private scanBytes(chunk: Buffer, start: number, end: number): void {
+    if (start >= end) return;
+    if (this.needles.size > MAX_NEEDLES) {
+      this.scanText(chunk.toString('latin1', start, end));
+      return;
+    }
+    for (const [needle, key] of this.needleBytes) {
+      for (
+        let at = chunk.indexOf(needle, start);
+        at !== -1 && at < end;
+        at = chunk.indexOf(needle, at + needle.length)
+      ) {
+        const lineStart = Math.max(start, chunk.lastIndexOf(NEWLINE, at) + 1);
+        this.add(chunk.toString('latin1', lineStart, chunk.indexOf(NEWLINE, at)), key);
+      }
+    }
+  }
+
+  /** Scans complete lines of text. */
+  private scanText(text: string): void {
+    if (this.needles.size > MAX_NEEDLES) {
+      for (const match of text.matchAll(DEVICE_FIELD)) {
+        const key = this.needles.get(match[1]!);
+        if (key !== undefined) this.addLineAt(text, match.index!, key);
+      }
+      return;
+    }
+    for (const [field, key] of this.needles) {
+      const needle = ` ${field} `;
+      for (let at = text.indexOf(needle); at !== -1; at = text.indexOf(needle, at + needle.length)) {
+        this.addLineAt(text, at, key);
+      }
+    }
+  }
+
+  private addLineAt(text: string, at: number, key: FileKey): void {
+    this.add(text.slice(text.lastIndexOf('\n', at) + 1, text.indexOf('\n', at)), key);
+  }
+
+  private add(line: string, key: FileKey): void {
+    // In /proc/<pid>/fdinfo/<fd> the same lines follow a "lock:" tag.
+    const parsed = parseProcLocksLine(line.startsWith('lock:') ? line.slice(5) : line);
+    // The search found the field; the parser confirms it is the device column.
+    if (parsed === null || parsed.key !== key) return;
+    const list = this.locks.get(key);
+    if (list === undefined) this.locks.set(key, [parsed.lock]);
+    else list.push(parsed.lock);
+  }
+}
+
+/**
+ * Reads /proc/locks for the files in `keys` only: chunk by chunk (each
+ * read() is one kernel walk of at most a page), filtering as the text
+ * arrives. Null where it does not exist or cannot be read (not Linux, no /proc).
+ */
+export function* readKernelLocks(keys: ReadonlySet<FileKey>): Steps<ProcLocks | null> {
   if (process.platform !== 'linux') return null;
-  try {
-    return parseProcLocks(readFileSync('/proc/locks', 'latin1'));
-  } catch {
-    return null;
+  const filter = new ProcLocksFilter(keys);
+  if (keys.size === 0) return filter.locks;
+  const complete = yield* readChunks('/proc/locks', (chunk) => filter.push(chunk));
+  return complete ? filter.end() : null;
+}
+
+/**
+ * The kernel's locks on the files an inspection asks about, read from
+ * /proc/locks at most once per batch of files: scan() names every file up
+ * front and pays for one read.
+ */
+export class KernelLocks {
+  /** When the read each file's lines come from ended (performance.now()). */
+  private readonly covered = new Map<FileKey, number>();
+  private readonly locks: ProcLocks = new Map();
+  private refreshed = false;
+  /** False once /proc/locks could not be read (not Linux, no /proc): holders then come from probing alone. */
+  readable = process.platform === 'linux';
+
+  /** Reads /proc/locks once for those of `keys` not read yet. */
+  *load(keys: Iterable<FileKey>): Steps<void> {
+    const missing = new Set([...keys].filter((key) => !this.covered.has(key)));
+    if (missing.size === 0 || !this.readable) return;
+    const read = yield* readKernelLocks(missing);
+    const readAt = performance.now();
+    if (read === null) {
+      this.readable = false;
+      return;
+    }
+    for (const key of missing) {
+      this.covered.set(key, readAt);
+      this.locks.set(key, read.get(key) ?? []);
+    }
+  }
+
+  /** The kernel's locks on one file (read now if that file was not loaded). */
+  *of(key: FileKey): Steps<ProcLock[]> {
+    yield* this.load([key]);
+    return this.locks.get(key) ?? [];
+  }
+
+  /** Milliseconds since the read that one file's lines come from ended; 0 when never read. */
+  ageOf(key: FileKey): number {
+    const at = this.covered.get(key);
+    return at === undefined ? 0 : performance.now() - at;
+  }
+
+  /**
+   * Reads the files' locks again, for a probe that contradicts a list read
+   * earlier (a long scan probes its last file well after its one read): once
+   * per context, for every file loaded so far, so that a scan of many files
+   * held from another container costs two reads of /proc/locks, not one per file.
+   */
+  *refresh(key: FileKey): Steps<ProcLock[]> {
+    if (!this.refreshed) {
+      this.refreshed = true;
+      const keys = [...this.covered.keys(), key];
+      this.covered.clear();
+      yield* this.load(keys);
+    }
+    return yield* this.of(key);
   }
 }

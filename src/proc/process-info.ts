@@ -1,8 +1,9 @@
 // What /proc says about a process the kernel named as a lock holder: alive
 // or not, its start time, command line and pid namespace, and our own pid as
 // /proc sees it (not always process.pid).
-import { readFileSync, readlinkSync } from 'node:fs';
-import { processIdentity, readStartTime } from './identity.js';
+import { readlinkSync } from 'node:fs';
+import { parseStat, processIdentity } from './identity.js';
+import { readFile, readFiles, readLink, runSync, type Steps } from './steps.js';
 
 /** A live look at one process through /proc. */
 export interface ProcessInfo {
@@ -27,42 +28,50 @@ function readOr<T>(read: () => T, fallback: T): T {
   }
 }
 
-/** Field 3 of /proc/<pid>/stat ("R", "S", "Z", ...); null when the process is gone. */
-function processState(pid: number): string | null {
-  return readOr(() => {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? null;
-  }, null);
+const MAX_STAT_BYTES = 1024;
+const MAX_CMDLINE_BYTES = 4096;
+const MAX_STATUS_BYTES = 8192;
+
+function parseCmdline(raw: Buffer | null): string[] | null {
+  if (raw === null) return null;
+  const parts = raw.toString('utf8').split('\0');
+  if (parts.at(-1) === '') parts.pop();
+  return parts.length > 0 ? parts : null;
 }
 
-const MAX_CMDLINE_BYTES = 4096;
+function parseNspid(status: Buffer | null): number[] | null {
+  if (status === null) return null;
+  const line = status
+    .toString('latin1')
+    .split('\n')
+    .find((l) => l.startsWith('NSpid:'));
+  return line === undefined ? null : line.slice(6).trim().split(/\s+/).map(Number);
+}
 
-/** Reads /proc/<pid>: only for pids the kernel itself reported in our /proc's namespace. */
-export function processInfo(pid: number): ProcessInfo {
-  const state = processState(pid);
+/**
+ * Reads /proc/<pid> (only for pids the kernel itself reported in our
+ * /proc's namespace): four small reads, as steps (see steps.ts).
+ */
+export function* lookAtProcess(pid: number): Steps<ProcessInfo> {
+  const stat = yield* readFile(`/proc/${pid}/stat`, MAX_STAT_BYTES);
+  const { state, starttime } = stat === null ? { state: null, starttime: null } : parseStat(stat.toString('latin1'));
   if (state === null || state === 'Z' || state === 'X') {
     return { pid, alive: false, starttime: null, argv: null, pidNamespace: null, nspid: null };
   }
-  const argv = readOr(() => {
-    const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8').slice(0, MAX_CMDLINE_BYTES);
-    const parts = raw.split('\0');
-    if (parts.at(-1) === '') parts.pop();
-    return parts.length > 0 ? parts : null;
-  }, null);
-  const nspid = readOr(() => {
-    const line = readFileSync(`/proc/${pid}/status`, 'latin1')
-      .split('\n')
-      .find((l) => l.startsWith('NSpid:'));
-    return line === undefined ? null : line.slice(6).trim().split(/\s+/).map(Number);
-  }, null);
+  const [cmdline, status] = yield* readFiles([`/proc/${pid}/cmdline`, `/proc/${pid}/status`], MAX_STATUS_BYTES);
   return {
     pid,
     alive: true,
-    starttime: readStartTime(pid),
-    argv,
-    pidNamespace: readOr(() => readlinkSync(`/proc/${pid}/ns/pid`), null),
-    nspid,
+    starttime,
+    argv: parseCmdline(cmdline?.subarray(0, MAX_CMDLINE_BYTES) ?? null),
+    pidNamespace: yield* readLink(`/proc/${pid}/ns/pid`),
+    nspid: parseNspid(status ?? null),
   };
+}
+
+/** Synchronous lookAtProcess(). */
+export function processInfo(pid: number): ProcessInfo {
+  return runSync(lookAtProcess(pid));
 }
 
 let procSelf: number | null | undefined;

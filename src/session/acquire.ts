@@ -1,18 +1,19 @@
-// acquireSessionWriteLock(): the runtime's session lock contract (2026.4.24)
-// on a kernel lock. The lock file is `<realpath(dir)>/<basename>.lock`, held
-// with flock(2) through kernel-lock, so it disappears the instant its holder
-// dies, in any pid namespace, and waiters sleep in the kernel instead of
-// polling. No signal or exit handlers: the kernel does that cleanup now.
+// acquireSessionWriteLock(): the runtime's session lock contract (2026.4.24,
+// plus the fenced API of its later generations) on kernel locks. The session
+// is held through a fenced lease on `<realpath(dir)>/<basename>.lease` and
+// the lock file the runtime knows, `<realpath(dir)>/<basename>.lock`
+// (file-engine.ts), so it is freed the instant its holder dies, in any pid
+// namespace, waiters sleep in the kernel instead of polling, and every hold
+// carries a fencing token. No signal or exit handlers: the kernel does that
+// cleanup now.
 import { mkdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { lock } from '../lock/acquire.js';
-import { LockTimeoutError } from '../lock/errors.js';
-import type { LockHandle } from '../lock/handle.js';
 import { readRecord } from '../lock/owner-record.js';
 import { DEFAULT_MAX_HOLD_MS, DEFAULT_STALE_MS, DEFAULT_TIMEOUT_MS, resolvePositiveMs } from './durations.js';
 import { createTimeoutError, type SessionLockHolder, type TimeoutErrorFactory, withHolder } from './error.js';
+import { acquireOnFiles, FileHoldTimeout } from './file-engine.js';
 import { currentHold, hold, type SessionWriteLock, share } from './held.js';
-import { describeHolder, describeLegacyHolder, kernelHolder, legacyHolder } from './holder-detail.js';
+import { describeHolder, describeLegacyHolder, legacyHolder } from './holder-detail.js';
 import {
   LEGACY_MARKER_POLICIES,
   type LegacyMarkerPolicy,
@@ -30,8 +31,22 @@ export interface SessionWriteLockOptions {
   timeoutMs?: number;
   /** Accepted for compatibility. Kernel locks never go stale; only legacy markers are judged by age (default 30 min). */
   staleMs?: number;
-  /** Force-release the lock after this long (default 5 min). */
+  /**
+   * How long a hold may last (default 5 min). Past it, the hold is fenced:
+   * its own watchdog ends it (`signal` aborts, assertCurrent() and fenced
+   * writes throw SessionWriteLockStaleError), or, with `fencing`, any waiter
+   * supersedes it, even when the holder's event loop is wedged.
+   */
   maxHoldMs?: number;
+  /**
+   * The caller routes every transcript write through `lock.write()` (or calls
+   * `lock.assertCurrent()` right before it), so a waiter may supersede this
+   * hold once it is older than maxHoldMs (default false: only this process's
+   * own watchdog ends it, as in the runtime; a hold whose writes are not
+   * fenced must never be superseded, or its late writes would land after
+   * its successor's).
+   */
+  fencing?: boolean;
   /** Join a lock this process already holds on the same session (default false, as in the runtime since 2026.4.22). */
   allowReentrant?: boolean;
   /** What to do with markers of the legacy implementation (default 'respect-live'). */
@@ -88,6 +103,9 @@ function validate(params: SessionWriteLockOptions): LegacyMarkerPolicy {
   if (params.owner !== undefined && typeof params.owner !== 'string') {
     throw new TypeError('kernel-lock/session: owner must be a string');
   }
+  if (params.fencing !== undefined && typeof params.fencing !== 'boolean') {
+    throw new TypeError(`kernel-lock/session: fencing must be a boolean, got ${JSON.stringify(params.fencing)}`);
+  }
   return policy;
 }
 
@@ -135,35 +153,36 @@ export async function acquireSessionWriteLockWith(
         continue;
       }
     }
-    let handle: LockHandle;
     try {
-      handle = await lock(lockPath, {
-        timeout: remaining(),
-        // The runtime's release deletes its lock file, and old-version
-        // processes need that to get in after us during a rolling upgrade.
-        // Unlike the library default: the session lock file's only lockers
-        // are kernel-lock (which re-checks the inode after locking) and
-        // legacy O_EXCL writers, which never lock and wait for the marker to
-        // disappear (docs/MIGRATION.md). A file holding anything but a
-        // record or marker is still never removed.
-        removeOnRelease: true,
-        ...(params.owner === undefined ? {} : { owner: params.owner }),
+      const grant = await acquireOnFiles({
+        key,
+        lockPath,
+        owner: params.owner,
+        fencing: params.fencing === true,
+        maxHoldMs,
+        timeoutMs: remaining(),
       });
+      return hold(grant);
     } catch (error) {
-      if (error instanceof LockTimeoutError) {
-        const holder = kernelHolder(error.holder, await readRecord(lockPath));
-        throw timeoutError(createError, { timeoutMs, lockPath, holder, detail: describeHolder(holder), cause: error });
-      }
-      throw error;
+      if (!(error instanceof FileHoldTimeout)) throw error;
+      const holder = error.holder;
+      throw timeoutError(createError, {
+        timeoutMs,
+        lockPath,
+        holder,
+        detail: describeHolder(holder),
+        cause: error.cause,
+      });
     }
-    return hold(key, lockPath, handle, maxHoldMs);
   }
 }
 
 /**
  * Acquires the write lock of a session transcript. Resolves with a lock whose
- * `release()` gives it back; rejects with SessionWriteLockTimeoutError (code
- * OPENCLAW_SESSION_WRITE_LOCK_TIMEOUT) when someone else still holds it after `timeoutMs`.
+ * `release()` gives it back and whose `fencingToken`, `assertCurrent()` and
+ * `write()` fence the holder's writes; rejects with
+ * SessionWriteLockTimeoutError (code OPENCLAW_SESSION_WRITE_LOCK_TIMEOUT)
+ * when someone else still holds it after `timeoutMs`.
  */
 export function acquireSessionWriteLock(params: SessionWriteLockOptions): Promise<SessionWriteLock> {
   return acquireSessionWriteLockWith(params, createTimeoutError);

@@ -1,24 +1,23 @@
 // The session locks this process holds, shared by reentrant acquisitions,
-// and their watchdog. The runtime sweeps every 60 s and force-releases locks
-// held past maxHoldMs; here each lock has its own timer, so a hung holder
-// loses the lock at exactly maxHoldMs, and its `signal` is aborted so a run
-// that checks it before writing knows it no longer owns the session.
-import type { LockHandle } from '../lock/handle.js';
+// and how they end. Each hold is a fenced lease on `<session>.jsonl.lease`
+// plus the marker `<session>.jsonl.lock` (marker.ts). A hold ends by its
+// owner's release, by its own watchdog at maxHoldMs (unless it asked for
+// `fencing`), or, with `fencing`, by a waiter superseding it past maxHoldMs;
+// in the last two cases it is stale: its `signal` aborts with a
+// SessionWriteLockStaleError, and assertCurrent() and fenced writes throw it.
+import {
+  assertCurrent,
+  type FencedHold,
+  fencedWrite,
+  fencedWriteSync,
+  followLease,
+  type HeldSession,
+  isCurrent,
+  markStale,
+  type SessionMarker,
+} from './currency.js';
 
-/** One kernel lock held by this process, shared by reentrant acquisitions. */
-export interface HeldSession {
-  key: string;
-  lockPath: string;
-  handle: LockHandle;
-  count: number;
-  /** Date.now() at grant: the runtime's watchdog arithmetic (runLockWatchdogCheck(nowMs)). */
-  acquiredAt: number;
-  maxHoldMs: number;
-  watchdog: NodeJS.Timeout | undefined;
-  controller: AbortController;
-  /** Set once the kernel lock is gone (last release or watchdog); later releases do nothing. */
-  ended: boolean;
-}
+export type { FencedHold, HeldSession, SessionMarker };
 
 /** A held session write lock, as acquireSessionWriteLock() returns it. */
 export interface SessionWriteLock {
@@ -27,11 +26,35 @@ export interface SessionWriteLock {
   /** The lock file. */
   readonly lockPath: string;
   /**
-   * Aborted when the watchdog force-released the lock (held past maxHoldMs).
-   * A holder that finds it aborted no longer owns the session and must not
-   * write: check it before each append.
+   * Aborted, with a SessionWriteLockStaleError, when the hold is lost without
+   * its owner releasing it: its watchdog ended it at maxHoldMs, a waiter
+   * superseded it (`fencing: true`), or the session's lease file was replaced.
+   * A holder that finds it aborted no longer owns the session and must not write.
    */
   readonly signal: AbortSignal;
+  /**
+   * The hold's fencing token: larger than every token handed out for this
+   * session before, by any process, across restarts. Stamp it on what the
+   * hold writes elsewhere, so that the receiver can refuse older tokens.
+   */
+  readonly fencingToken: bigint;
+  /**
+   * Throws SessionWriteLockStaleError (code OPENCLAW_SESSION_WRITE_LOCK_STALE)
+   * unless this hold is current. A check, not a fence: the hold can be
+   * superseded right after it returns; write() has no such gap.
+   */
+  assertCurrent(): void;
+  /** assertCurrent() under the runtime's own name for it (the `assertOwned` of its later session locks). */
+  assertOwned(): void;
+  /**
+   * Runs `fn` (the transcript append) only while the hold is current, under
+   * the short kernel lock that every takeover also takes: once a successor
+   * took over, none of this hold's fenced writes can land. Rejects with
+   * SessionWriteLockStaleError when stale. Keep `fn` short: a takeover waits for it.
+   */
+  write<T>(fn: () => T | Promise<T>): Promise<T>;
+  /** Synchronous write(): `fn` must not return a promise. */
+  writeSync<T>(fn: () => T): T;
 }
 
 /** setTimeout's limit is 2^31 - 1 ms; the runtime's own cap is just below it. */
@@ -43,33 +66,76 @@ const TABLE_KEY = Symbol.for('kernel-lock.session.held');
 const globalTable = globalThis as { [TABLE_KEY]?: Map<string, HeldSession> };
 globalTable[TABLE_KEY] ??= new Map();
 const heldSessions: Map<string, HeldSession> = globalTable[TABLE_KEY];
+// Every hold not yet ended, stale ones included (the table above forgets
+// those): what the exit-time cleanup must still close.
+const OPEN_KEY = Symbol.for('kernel-lock.session.open');
+const globalOpen = globalThis as { [OPEN_KEY]?: Set<HeldSession> };
+globalOpen[OPEN_KEY] ??= new Set();
+const openHolds: Set<HeldSession> = globalOpen[OPEN_KEY];
 
-/** The live hold of a session (normalized session file path), if any. */
+function forget(entry: HeldSession): void {
+  if (heldSessions.get(entry.key) === entry) heldSessions.delete(entry.key);
+}
+
+/** The live, current hold of a session (normalized session file path), if any. */
 export function currentHold(key: string): HeldSession | undefined {
   const entry = heldSessions.get(key);
-  return entry !== undefined && !entry.ended ? entry : undefined;
+  return entry !== undefined && !entry.ended && isCurrent(entry) ? entry : undefined;
 }
 
-function endHold(entry: HeldSession): void {
+function startEnding(entry: HeldSession): SessionMarker | null {
   entry.ended = true;
   if (entry.watchdog !== undefined) clearTimeout(entry.watchdog);
-  if (heldSessions.get(entry.key) === entry) heldSessions.delete(entry.key);
-  // Unlinks the file while still holding the lock, then closes: a waiter
-  // woken on the old inode sees it was unlinked and starts over.
-  entry.handle.releaseSync();
+  forget(entry);
+  openHolds.delete(entry);
+  const marker = entry.marker;
+  entry.marker = null;
+  return marker;
 }
 
-/** Force-releases a hold with the runtime's watchdog line on stderr, and aborts its signal. */
-function forceRelease(entry: HeldSession, nowMs: number): void {
-  if (entry.ended) return;
+/**
+ * Ends a hold: removes the marker if the hold is still current (under the
+ * fence, so never a successor's), closes it, then releases the lease. The
+ * marker goes first: it must disappear while the lease still says it is ours.
+ */
+async function endHold(entry: HeldSession): Promise<void> {
+  const marker = startEnding(entry);
+  if (marker !== null) {
+    try {
+      await entry.lease.write(() => marker.removeFromPath());
+    } catch {
+      // Stale: the path belongs to a successor now, or to nobody.
+    }
+    marker.close();
+  }
+  markStale(entry, 'released');
+  await entry.lease.release();
+}
+
+/** endHold() without awaiting: the exit-time path. The marker stays when the fence is not free at once. */
+function endHoldSync(entry: HeldSession): void {
+  const marker = startEnding(entry);
+  if (marker !== null) {
+    try {
+      entry.lease.writeSync(() => marker.removeFromPath(), { timeout: 0 });
+    } catch {
+      // Stale, or the fence is busy: leaving a marker of ours is harmless, the next holder takes it.
+    }
+    marker.close();
+  }
+  markStale(entry, 'released');
+  entry.lease.releaseSync();
+}
+
+/** The runtime's watchdog: ends a hold held past maxHoldMs, with its stderr line; the hold is fenced from then on. */
+function forceRelease(entry: HeldSession, nowMs: number): Promise<void> {
+  if (entry.ended) return Promise.resolve();
   const heldForMs = Math.max(0, Math.round(nowMs - entry.acquiredAt));
-  endHold(entry);
+  markStale(entry, 'hold-exceeded');
   process.stderr.write(
     `[session-write-lock] releasing lock held for ${heldForMs}ms (max=${entry.maxHoldMs}ms): ${entry.lockPath}\n`,
   );
-  entry.controller.abort(
-    new Error(`session lock force-released after ${heldForMs}ms (maxHoldMs=${entry.maxHoldMs}): ${entry.lockPath}`),
-  );
+  return endHold(entry);
 }
 
 /** One acquisition's view of a hold: its own release, counted once. */
@@ -79,36 +145,56 @@ export function share(entry: HeldSession): SessionWriteLock {
   return {
     lockPath: entry.lockPath,
     signal: entry.controller.signal,
+    fencingToken: entry.lease.token,
+    assertCurrent: () => assertCurrent(entry),
+    assertOwned: () => assertCurrent(entry),
+    write: (fn) => fencedWrite(entry, fn),
+    writeSync: (fn) => fencedWriteSync(entry, fn),
     async release(): Promise<void> {
       if (released) return;
       released = true;
-      // A handle whose lock the watchdog already took away must not touch
-      // whatever holds the session now: its entry is ended and forgotten.
+      // A hold that its watchdog already ended must not touch whatever holds the session now.
       if (entry.ended) return;
       entry.count -= 1;
-      if (entry.count === 0) endHold(entry);
+      if (entry.count === 0) await endHold(entry);
     },
   };
 }
 
-/** Records a newly granted lock and arms its watchdog; returns the first acquisition's view. */
-export function hold(key: string, lockPath: string, handle: LockHandle, maxHoldMs: number): SessionWriteLock {
+/** What an engine's acquisition hands over: a granted lease and its marker. */
+export interface Grant {
+  key: string;
+  lockPath: string;
+  lease: FencedHold;
+  marker: SessionMarker | null;
+  maxHoldMs: number;
+  fencing: boolean;
+}
+
+/** Records a newly granted hold and arms its watchdog (without `fencing`); returns the first acquisition's view. */
+export function hold(grant: Grant): SessionWriteLock {
   const entry: HeldSession = {
-    key,
-    lockPath,
-    handle,
+    ...grant,
     count: 0,
     acquiredAt: Date.now(),
-    maxHoldMs,
     watchdog: undefined,
     controller: new AbortController(),
     ended: false,
+    stale: null,
+    onStale: forget,
   };
-  entry.watchdog = setTimeout(() => forceRelease(entry, Date.now()), Math.min(maxHoldMs, MAX_TIMER_MS));
-  entry.watchdog.unref();
+  if (!grant.fencing) {
+    entry.watchdog = setTimeout(
+      () => void forceRelease(entry, Date.now()).catch(() => {}),
+      Math.min(grant.maxHoldMs, MAX_TIMER_MS),
+    );
+    entry.watchdog.unref();
+  }
+  followLease(entry);
   // With allowReentrant false two acquisitions of this process can hold in
   // turn; the table names the latest, which is the one reentrancy joins.
-  heldSessions.set(key, entry);
+  heldSessions.set(grant.key, entry);
+  openHolds.add(entry);
   return share(entry);
 }
 
@@ -117,16 +203,19 @@ export async function runLockWatchdogCheck(nowMs = Date.now()): Promise<number> 
   let released = 0;
   for (const entry of [...heldSessions.values()]) {
     if (nowMs - entry.acquiredAt <= entry.maxHoldMs) continue;
-    forceRelease(entry, nowMs);
+    await forceRelease(entry, nowMs);
     released += 1;
   }
   return released;
 }
 
-/** Releases every session lock this process holds, synchronously (the runtime's exit-time cleanup). */
+/** Releases every session lock this process holds, stale ones included, synchronously (the runtime's exit-time cleanup); aborts their signals. */
 export function releaseAllLocksSync(): void {
-  for (const entry of [...heldSessions.values()]) {
-    endHold(entry);
-    entry.controller.abort(new Error(`session lock released by releaseAllLocksSync(): ${entry.lockPath}`));
+  for (const entry of [...openHolds]) {
+    if (entry.stale === null) {
+      markStale(entry, 'released');
+      entry.controller.abort(entry.stale);
+    }
+    endHoldSync(entry);
   }
 }

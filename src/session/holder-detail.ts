@@ -31,6 +31,13 @@ export function kernelHolderPid(holder: unknown): number | null {
   return positivePid(view.pid);
 }
 
+/** The pid of a lease's current holder in an inspection of the lease file (the process behind its liveness byte), or null. */
+export function leaseHolderPid(inspection: unknown): number | null {
+  const lease = asObject(asObject(inspection)?.lease);
+  const current = asObject(lease?.current);
+  return positivePid(current?.pid);
+}
+
 /** `node /app/openclaw.mjs agent …`: the program by its base name, then its arguments. */
 function commandLine(argv: readonly string[]): string | null {
   if (argv.length === 0) return null;

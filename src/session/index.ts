@@ -1,6 +1,8 @@
 // kernel-lock/session: a drop-in replacement for the agent runtime's session
 // write lock (openclaw 2026.4.24: same exports, defaults, error class, code
-// and messages), built on kernel locks.
+// and messages), built on kernel locks, with the fenced API of the runtime's
+// later generations (fencingToken, assertCurrent()/assertOwned(),
+// SessionWriteLockStaleError) on top.
 export type { SessionWriteLock, SessionWriteLockOptions } from './acquire.js';
 export { acquireSessionWriteLock } from './acquire.js';
 export type { CleanStaleLockFilesOptions, SessionLockInspection } from './clean.js';
@@ -20,3 +22,10 @@ export {
   resetSessionWriteLockStateForTest,
   sessionWriteLockTesting as __testing,
 } from './module.js';
+export type { SessionStaleCause, SessionWriteLockStaleParams } from './stale-error.js';
+export {
+  isSessionWriteLockAcquireError,
+  isSessionWriteLockStaleError,
+  SESSION_WRITE_LOCK_STALE_CODE,
+  SessionWriteLockStaleError,
+} from './stale-error.js';

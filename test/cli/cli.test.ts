@@ -4,7 +4,7 @@ import { execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type Holder, holdInChild, lineFrom, root, sleep, tempDir } from '../helpers.js';
+import { fixture, type Holder, holdInChild, lineFrom, root, sleep, spawnHolder, tempDir } from '../helpers.js';
 
 const CLI = path.join(root, 'dist', 'cli.js');
 
@@ -77,6 +77,47 @@ describe('kernel-lock status', () => {
     const missing = await cli(['status', path.join(dir, 'none.lock')]);
     expect(missing.code).toBe(0);
     expect(missing.stdout).toMatch(/^free\s/m);
+  });
+
+  it('reads names as bytes: a held sess-\\xff\\xfe.lock makes `status dir` exit 1, printed escaped', async () => {
+    const file = Buffer.concat([Buffer.from(`${dir}/sess-`), Buffer.from([0xff, 0xfe]), Buffer.from('.lock')]);
+    const holder = await spawnHolder(process.execPath, [
+      fixture('holder.mjs'),
+      `base64:${file.toString('base64')}`,
+      JSON.stringify({ removeOnRelease: false }),
+    ]);
+    holders.push(holder);
+    const escaped = `${dir}/sess-\\xff\\xfe.lock`;
+    const table = await cli(['status', dir]);
+    expect(table.code).toBe(1);
+    expect(table.stdout).toMatch(new RegExp(`^held\\s+${holder.pid}\\s+yes\\s`, 'm'));
+    expect(table.stdout).toContain(escaped);
+    const json = await cli(['status', '--json', dir]);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout).locks).toEqual([
+      expect.objectContaining({ path: escaped, pathBytes: file.toString('base64'), state: 'held' }),
+    ]);
+    const swept = await cli(['sweep', dir]);
+    expect(swept.code).toBe(0);
+    expect(swept.stdout).toContain(`kept  ${escaped}: held by pid ${holder.pid}`);
+    const sweptJson = JSON.parse((await cli(['sweep', '--json', dir])).stdout);
+    expect(sweptJson.kept).toEqual([expect.objectContaining({ path: escaped, pathBytes: file.toString('base64') })]);
+  });
+
+  it('an argument that names nothing exits 2, like sweep; a missing lock file in an existing directory is free', async () => {
+    const none = await cli(['status', '/no/such/dir']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('/no/such/dir: no such file or directory');
+    expect(none.stdout).not.toMatch(/free/);
+    expect((await cli(['sweep', '/no/such/dir'])).code).toBe(2);
+    // A typo of a directory next to real ones, even among valid arguments.
+    const free = path.join(dir, 'none.lock');
+    const typo = await cli(['status', free, path.join(dir, 'sesions')]);
+    expect(typo.code).toBe(2);
+    expect(typo.stdout).toMatch(/^free\s/m);
+    const missing = await cli(['status', free]);
+    expect(missing.code).toBe(0);
+    expect(missing.stderr).toContain('does not exist');
   });
 
   it('usage errors exit 2; --help and --version exit 0', async () => {

@@ -93,7 +93,7 @@ describe('inspect', () => {
     expect(inspection.record?.owner).toBe('agent main');
     expect(inspection.heldForMs).toBeGreaterThanOrEqual(0);
     expect(describeInspection(inspection)).toMatch(
-      new RegExp(`^held by pid ${holder.pid} \\(alive, ".*holder\\.mjs.*", owner "agent main", held \\d+m?s`),
+      new RegExp(`^held by pid ${holder.pid} \\(alive, "[^"]*node [^"]*", owner "agent main", held \\d+m?s`),
     );
 
     await holder.kill('SIGKILL');

@@ -6,7 +6,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type LockKind, lease, lockSync, tryLock } from '../../src/index.js';
+import { inspect, type LockKind, LockTimeoutError, lease, lock, lockSync, tryLock } from '../../src/index.js';
+import { holderByte } from '../../src/lock/lease-layout.js';
 import { fixture, holdInChild, lineFrom, probeInChild, tempDir } from '../helpers.js';
 
 let dir: string;
@@ -73,6 +74,46 @@ describe('liveness from the kernel', () => {
     expect(error).toMatchObject({ code: 'ELOCKED' });
     expect(String((error as Error).message)).toContain(`pid ${holder.child.pid}`);
     expect(String((error as Error).message)).toContain('never superseded while alive');
+  });
+
+  it("a plain lock()'s timeout on a leased file names the current lease holder, its token and its record", async () => {
+    // The lock layer's own look (lock/holder-look.ts, no inspect()): the
+    // current lease is the OFD lock on its token's byte, matched to the
+    // holder's descriptors by first byte, and the record is believed because
+    // it is that holder's.
+    const file = path.join(dir, 'plain-timeout.lock');
+    const old = await leaseInChild(file, { takeoverAfter: 0 });
+    const current = await leaseInChild(file, { owner: 'successor', takeoverAfter: 3_600_000 });
+    expect(current.token).toBe(old.token + 1n);
+    const errors = [
+      await lock(file, { timeout: 200, removeOnRelease: false }).catch((e: unknown) => e),
+      (() => {
+        try {
+          lockSync(file, { timeout: 200, removeOnRelease: false });
+        } catch (error) {
+          return error;
+        }
+      })(),
+    ] as LockTimeoutError[];
+    for (const error of errors) {
+      expect(error).toBeInstanceOf(LockTimeoutError);
+      expect(error.message).toContain(`held by pid ${current.child.pid} (alive`);
+      expect(error.message).toContain('owner "successor"');
+      expect(error.message).toMatch(/lease token 2, may be superseded in 59m\d\ds/);
+      expect(error.message).toContain('1 superseded holder still alive: token 1 (');
+      expect(error.holder?.recordMatchesHolder).toBe(true);
+      expect(error.holder?.lease).toMatchObject({ token: '2', current: { token: '2', pid: current.child.pid } });
+      expect(error.holder?.lease?.superseded).toEqual([expect.objectContaining({ token: '1' })]);
+    }
+    // inspect() searches every descriptor: each token's lock names its own process only.
+    const seen = await inspect(file);
+    const pidsOf = (token: bigint): number[] | undefined =>
+      seen.holders
+        .find((h) => h.kind === 'ofd' && h.range?.start === holderByte(Number(token)))
+        ?.descriptors?.map((d) => d.pid);
+    expect(pidsOf(old.token)).toEqual([old.child.pid]);
+    expect(pidsOf(current.token)).toEqual([current.child.pid]);
+    expect(seen.lease?.superseded).toEqual([expect.objectContaining({ token: '1', pid: old.child.pid, alive: true })]);
   });
 
   for (const kind of ['flock', 'ofd', 'posix'] as const satisfies readonly LockKind[]) {

@@ -107,7 +107,7 @@ describe('namedImports', () => {
 
 describe('the table of known builds', () => {
   it('lists the runtime releases it knows', () => {
-    expect(knownRuntimes()).toEqual(['openclaw@2026.4.24']);
+    expect(knownRuntimes()).toEqual(['openclaw@2026.4.24', 'openclaw@2026.9.6']);
   });
 
   it('every build names a family, an implementation, and members that implementation has', () => {

@@ -1,10 +1,13 @@
 // The published package, as a consumer gets it: `npm pack` (which runs
-// prepack: fresh dist/ and a fresh prebuilt binary), then an offline install
+// prepack: fresh dist/ and the four prebuilt binaries), then an offline install
 // of the tarball into a brand-new project, with no compiler on PATH, once with
 // npm's default settings and once with --ignore-scripts. Whatever the consumer
-// runs (ESM, CJS, the CLI, the type checker) must work from the prebuild alone.
-// Last, a project whose platform has no prebuild builds it from the tarball's
-// native/ sources. CPU: about 30 s of it is `npm pack` (tsup + one compile).
+// runs (ESM, CJS, the CLI, the type checker under nodenext, node10 and
+// bundler resolution) must work from the prebuild alone, and npm's install
+// warning names only the install script. Last, a project whose platform has no
+// prebuild builds it from the tarball's native/ sources. CPU: `npm pack` is
+// tsup plus four zig builds (seconds once zig's cache is warm; the first build
+// on a machine compiles zig's C++ runtime for four targets: minutes).
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
@@ -19,6 +22,7 @@ import {
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lineFrom, root, tempDir } from '../helpers.js';
+import { COLD_BUILD_MS } from './prebuilt.js';
 
 const work = tempDir('kernel-lock-package-');
 const stage = path.join(work.dir, 'stage');
@@ -26,6 +30,9 @@ const tools = path.join(work.dir, 'tools');
 const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
 const libc = existsSync('/etc/alpine-release') ? 'musl' : 'glibc';
 const prebuild = `prebuilds/${process.platform}-${process.arch}/kernel-lock.${libc}.node`;
+const prebuilds = ['linux-x64', 'linux-arm64'].flatMap((tuple) =>
+  ['glibc', 'musl'].map((flavour) => `prebuilds/${tuple}/kernel-lock.${flavour}.node`),
+);
 const typescript = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 
 let tarball = '';
@@ -145,9 +152,29 @@ beforeAll(() => {
     const found = execFileSync('/bin/sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
     symlinkSync(found, path.join(tools, tool));
   }
-}, 240_000);
+}, COLD_BUILD_MS); // npm pack builds the four prebuilds: minutes on a machine whose zig cache is cold
 
 afterAll(() => work.cleanup());
+
+/** The tarball's file list. */
+function tarballFiles(): string[] {
+  return execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .map((entry) => entry.replace(/^package\//, ''))
+    .sort();
+}
+
+/** The tarball unpacked (once) into a directory: its package root. */
+let unpacked = '';
+function unpackedTarball(): string {
+  if (unpacked) return unpacked;
+  const dir = path.join(work.dir, 'unpacked');
+  mkdirSync(dir);
+  execFileSync('tar', ['-xzf', tarball, '-C', dir]);
+  unpacked = path.join(dir, 'package');
+  return unpacked;
+}
 
 describe('npm pack', () => {
   it('contains exactly dist/, prebuilds/, native/, binding.gyp and the docs', () => {
@@ -160,12 +187,14 @@ describe('npm pack', () => {
 
     const allowed = [
       /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|binding\.gyp)$/,
+      /^docs\/[A-Za-z0-9-]+\.md$/,
       /^native\/[a-z_]+\.(cc|h)$/,
       /^prebuilds\/[a-z0-9]+-[a-z0-9]+\/kernel-lock\.(glibc|musl)\.node$/,
-      /^dist\/(index|session|openclaw|fs-safe)\.(js|cjs|d\.ts|d\.cts|cjs\.map)$/,
+      /^dist\/(index|session|openclaw|fs-safe|pg)\.(js|cjs|d\.ts|d\.cts|cjs\.map)$/,
       /^dist\/openclaw\/(register|hooks)\.js(\.map)?$/, // the --import hook (ESM only)
       /^dist\/cli\.js(\.map)?$/,
       /^dist\/[a-z0-9-]+-[A-Z0-9]+\.(js|cjs)(\.map)?$/, // chunks shared by the entries
+      /^dist\/[a-z0-9-]+-[A-Za-z0-9_-]+\.d\.cts$/, // type declarations shared by the entries
     ];
     expect(files.filter((file) => !allowed.some((pattern) => pattern.test(file)))).toEqual([]);
 
@@ -177,8 +206,11 @@ describe('npm pack', () => {
       'CHANGELOG.md',
       'binding.gyp',
       ...nativeSources,
-      prebuild,
-      ...['index', 'session', 'openclaw', 'fs-safe'].flatMap((entry) =>
+      ...readdirSync(path.join(root, 'docs'))
+        .filter((name) => name.endsWith('.md'))
+        .map((name) => `docs/${name}`),
+      ...prebuilds,
+      ...['index', 'session', 'openclaw', 'fs-safe', 'pg'].flatMap((entry) =>
         ['js', 'cjs', 'd.ts', 'd.cts'].map((ext) => `dist/${entry}.${ext}`),
       ),
       'dist/openclaw/register.js',
@@ -188,12 +220,61 @@ describe('npm pack', () => {
     expect(required.filter((file) => !files.includes(file))).toEqual([]);
 
     // The tarball `npm pack` wrote holds the same list.
-    const inTarball = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map((entry) => entry.replace(/^package\//, ''))
-      .sort();
-    expect(inTarball).toEqual(files);
+    expect(tarballFiles()).toEqual(files);
+  });
+
+  it('ships prebuilt binaries that pass the gate: glibc ≤ 2.17 and no libstdc++, musl, arm64 and x64', () => {
+    const gate = spawnSync(
+      process.execPath,
+      [path.join(root, 'scripts', 'check-prebuilds.mjs'), '--complete', unpackedTarball()],
+      { encoding: 'utf8' },
+    );
+    expect(gate.status, gate.stdout + gate.stderr).toBe(0);
+    expect(gate.stdout).toContain('4 binaries keep the promise');
+  });
+
+  it('ships source maps without embedded sources or paths of the machine that packed it', () => {
+    const maps = tarballFiles().filter((file) => file.endsWith('.map'));
+    expect(maps.length).toBeGreaterThan(0);
+    for (const file of maps) {
+      const map = JSON.parse(readFileSync(path.join(unpackedTarball(), file), 'utf8')) as {
+        sources: string[];
+        sourcesContent?: unknown;
+      };
+      expect(map.sourcesContent, file).toBeUndefined();
+      expect(
+        map.sources.filter((source) => path.isAbsolute(source)),
+        file,
+      ).toEqual([]);
+    }
+  });
+
+  it('ships every document the CLI and the errors point to', () => {
+    const dist = path.join(unpackedTarball(), 'dist');
+    const cited = new Set<string>();
+    for (const file of readdirSync(dist).filter((name) => /\.(c?js)$/.test(name))) {
+      for (const match of readFileSync(path.join(dist, file), 'utf8').matchAll(/\bdocs\/[A-Za-z-]+\.md\b/g)) {
+        cited.add(match[0]);
+      }
+    }
+    expect(cited.size).toBeGreaterThan(0);
+    expect([...cited].filter((doc) => !existsSync(path.join(unpackedTarball(), doc)))).toEqual([]);
+  });
+
+  it('says where it lives: repository, homepage and bugs', () => {
+    const manifest = JSON.parse(readFileSync(path.join(unpackedTarball(), 'package.json'), 'utf8')) as {
+      repository?: { url?: string };
+      homepage?: string;
+      bugs?: { url?: string };
+      scripts: Record<string, string>;
+    };
+    expect(manifest.repository?.url).toMatch(/^git\+https:\/\/.+\.git$/);
+    expect(manifest.homepage).toMatch(/^https:\/\//);
+    expect(manifest.bugs?.url).toMatch(/^https:\/\//);
+    // Only `install` runs for a consumer; no prepare/preinstall/postinstall to approve.
+    expect(Object.keys(manifest.scripts).filter((name) => /^(pre|post)?(install|prepare)$/.test(name))).toEqual([
+      'install',
+    ]);
   });
 
   it('has no compiler on the consumer PATH', () => {
@@ -215,10 +296,15 @@ import { createRequire } from 'node:module';
 import { LockHandle, lock, tryLockSync } from 'kernel-lock';
 import * as session from 'kernel-lock/session';
 import { acquireFileLock } from 'kernel-lock/fs-safe';
+import { PgLocks } from 'kernel-lock/pg';
 
 const file = process.argv[2];
 const fileLock = await acquireFileLock(file + '.target', { payload: () => ({ pid: process.pid }) });
 await fileLock.release();
+// pg is an optional peer dependency, not installed here: the entry loads,
+// and using it says what to install.
+const missing = await new PgLocks('postgresql://nobody@127.0.0.1:1/none').lock('x').catch((e) => e);
+if (missing.code !== 'ERR_KERNEL_LOCK_PG_MISSING') throw new Error('kernel-lock/pg without pg: ' + missing.message);
 const handle = await lock(file, { owner: 'esm consumer' });
 if (!(handle instanceof LockHandle)) throw new Error('lock() did not return a LockHandle');
 if (tryLockSync(file) !== null) throw new Error('a second lock was granted while held');
@@ -268,6 +354,9 @@ import { type FileLockHandle, withFileLock } from 'kernel-lock/fs-safe';
 
 const fileLocked: number = await withFileLock('typed.json', { payload: () => ({ pid: 1 }) }, async () => 7);
 const fileHandle: FileLockHandle | null = null;
+import { type PgLockHandle, PgLocks } from 'kernel-lock/pg';
+
+const pgLock: Promise<PgLockHandle> = new PgLocks('postgresql://db/app', { deadPeerMs: 5000 }).lock('typed', { timeout: 10 });
 const options: LockOptions = { mode: 'shared', kind: 'flock', timeout: 100, owner: 'typed' };
 const handle: LockHandle = await lock('typed.lock', options);
 const path: string = handle.path;
@@ -277,7 +366,7 @@ const result: number = await withLock('typed.lock', async () => 42);
 const isTimeout = (error: unknown): boolean => error instanceof LockTimeoutError;
 // @ts-expect-error -- the types are real: an unknown mode is rejected
 await lock('typed.lock', { mode: 'sideways' });
-export { fileHandle, fileLocked, isTimeout, maybe, path, result, session };
+export { fileHandle, fileLocked, isTimeout, maybe, path, pgLock, result, session };
 `;
 
 const typedCjs = `
@@ -292,6 +381,36 @@ kernelLock.lockSync('typed.lock', { kind: 'sideways' });
 export = { code, session };
 `;
 
+/** A strict, checking-the-declarations-too tsconfig.json for a typed consumer. */
+function writeTsconfig(dir: string, module: string, moduleResolution: string, files: string[]): void {
+  const compilerOptions = {
+    module,
+    moduleResolution,
+    target: 'ES2022',
+    strict: true,
+    noEmit: true,
+    skipLibCheck: false,
+    types: ['node'],
+    typeRoots: [path.join(root, 'node_modules', '@types')],
+  };
+  writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, files }));
+}
+
+const typedPlain = `
+import { type LockHandle, type LockOptions, lockSync, withLock } from 'kernel-lock';
+import * as session from 'kernel-lock/session';
+import * as openclaw from 'kernel-lock/openclaw';
+import * as fsSafe from 'kernel-lock/fs-safe';
+
+const options: LockOptions = { kind: 'flock', owner: 'typed' };
+const handle: LockHandle = lockSync('typed.lock', options);
+handle.releaseSync();
+export const result: Promise<number> = withLock('typed.lock', async () => 42);
+// @ts-expect-error -- the types are real: an unknown mode is rejected
+lockSync('typed.lock', { mode: 'sideways' });
+export { fsSafe, openclaw, session };
+`;
+
 describe.each([
   // The installed files are the same either way (only whether the install
   // script ran differs), so the CLI and the types are checked once.
@@ -299,6 +418,7 @@ describe.each([
   { name: '--ignore-scripts', installFlags: ['--ignore-scripts'], everything: false },
 ])('a fresh consumer project installing the tarball offline with $name', ({ installFlags, everything }) => {
   let project = '';
+  let installOutput = '';
 
   beforeAll(() => {
     project = path.join(work.dir, `consumer-${installFlags.length}`);
@@ -306,6 +426,7 @@ describe.each([
     writeConsumer(project);
     const install = run('npm', ['install', '--offline', '--cache', npmCache, ...installFlags], project);
     expect(install.status, install.output).toBe(0);
+    installOutput = install.output;
     writeFileSync(path.join(project, 'esm.mjs'), esmScript);
     writeFileSync(path.join(project, 'cjs.cjs'), cjsScript);
     writeFileSync(path.join(project, 'holder.mjs'), holderScript);
@@ -324,6 +445,13 @@ describe.each([
   });
 
   if (!everything) return;
+
+  it("names only the install script in npm's install-scripts warning (no prepare)", () => {
+    // npm 11 lists a dependency's unreviewed install scripts; older npm says nothing.
+    const listed = installOutput.split('\n').filter((line) => line.includes('kernel-lock@'));
+    for (const line of listed) expect(line).toMatch(/kernel-lock@[\d.]+ \(install: node-gyp-build\)$/);
+    expect(installOutput).not.toMatch(/prepare|build:ts|tsup/);
+  });
 
   it('runs the CLI through npx: --version and status', async () => {
     const version = run('npx', ['--offline', 'kernel-lock', '--version'], project);
@@ -350,24 +478,32 @@ describe.each([
   it('type-checks a typed consumer: ESM (nodenext) and CommonJS (.cts)', () => {
     writeFileSync(path.join(project, 'typed.mts'), typedEsm);
     writeFileSync(path.join(project, 'typed.cts'), typedCjs);
-    writeFileSync(
-      path.join(project, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          module: 'nodenext',
-          moduleResolution: 'nodenext',
-          target: 'ES2022',
-          strict: true,
-          noEmit: true,
-          skipLibCheck: false,
-          types: ['node'],
-          typeRoots: [path.join(root, 'node_modules', '@types')],
-        },
-        files: ['typed.mts', 'typed.cts'],
-      }),
-    );
+    writeTsconfig(project, 'nodenext', 'nodenext', ['typed.mts', 'typed.cts']);
     const tsc = run('node', [typescript, '--noEmit', '-p', 'tsconfig.json'], project);
     expect(tsc.status, tsc.output).toBe(0);
+  });
+
+  it.each([
+    // node10: what older setups (module: commonjs without moduleResolution) use; it
+    // ignores "exports", so kernel-lock/session resolves through "typesVersions".
+    { resolution: 'node10', module: 'commonjs' },
+    { resolution: 'bundler', module: 'esnext' },
+  ])('type-checks a consumer under moduleResolution $resolution', ({ resolution, module }) => {
+    const dir = path.join(project, `types-${resolution}`);
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'typed.ts'), typedPlain);
+    writeTsconfig(dir, module, resolution, ['typed.ts']);
+    const tsc = run('node', [typescript, '--noEmit', '-p', 'tsconfig.json', '--traceResolution'], dir);
+    expect(tsc.status, tsc.output).toBe(0);
+    const resolved = [...tsc.stdout.matchAll(/'(kernel-lock(?:\/[a-z-]+)?)' was successfully resolved to '([^']+)'/g)];
+    const files = Object.fromEntries(resolved.map((match) => [match[1], path.relative(project, match[2]!)]));
+    const expected = resolution === 'node10' ? 'cts' : 'ts';
+    expect(files).toEqual({
+      'kernel-lock': `node_modules/kernel-lock/dist/index.d.${expected}`,
+      'kernel-lock/session': `node_modules/kernel-lock/dist/session.d.${expected}`,
+      'kernel-lock/openclaw': `node_modules/kernel-lock/dist/openclaw.d.${expected}`,
+      'kernel-lock/fs-safe': `node_modules/kernel-lock/dist/fs-safe.d.${expected}`,
+    });
   });
 });
 

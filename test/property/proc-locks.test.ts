@@ -7,7 +7,16 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lock } from '../../src/index.js';
-import { fileKey, parseDeviceInode, parseProcLocks, parseProcLocksLine } from '../../src/proc/proc-locks.js';
+import {
+  fileKey,
+  ProcLocksFilter,
+  parseDeviceInode,
+  parseProcLocks,
+  parseProcLocksLine,
+  procLocksField,
+  readKernelLocks,
+} from '../../src/proc/proc-locks.js';
+import { runAsync, runSync } from '../../src/proc/steps.js';
 import { tempDir } from '../helpers.js';
 
 let dir: string;
@@ -83,6 +92,57 @@ describe('/proc/locks parser', () => {
     );
   });
 
+  it('the chunked filter finds exactly the lines the parser finds for its files, however the text is cut', () => {
+    // A few devices and inodes, so that lines share files and fields share prefixes.
+    const device = fc.constantFrom<[bigint, bigint]>([0xfen, 0n], [0xfen, 1n], [8n, 0x12n], [0x103n, 0x12345n]);
+    const ino = fc.constantFrom(5n, 55n, 555n, 18446744073709551557n);
+    const line = fc.record({
+      id: fc.nat({ max: 99999 }),
+      blocked: fc.boolean(),
+      type: fc.constantFrom('FLOCK', 'OFDLCK', 'POSIX', 'LEASE'),
+      access: fc.constantFrom('READ', 'WRITE'),
+      pid: fc.oneof(fc.constant(-1), fc.nat({ max: 4_194_304 })),
+      device,
+      ino,
+      fdinfo: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(line, { maxLength: 60 }),
+        fc.array(fc.nat({ max: 5000 }), { maxLength: 12 }),
+        fc.array(fc.tuple(device, ino), { minLength: 1, maxLength: 12 }),
+        (lines, cuts, wanted) => {
+          const text = lines
+            .map((l) => {
+              const field = procLocksField(`${l.device[0]}:${l.device[1]}:${l.ino}`);
+              const body = `${l.id}: ${l.blocked ? '-> ' : ''}${l.type}  ADVISORY  ${l.access} ${l.pid} ${field} 0 EOF`;
+              return l.fdinfo ? `lock:\t${body}` : body;
+            })
+            .join('\n');
+          const keys = wanted.map(([dev, i]) => `${dev[0]}:${dev[1]}:${i}`);
+          const expected = new Map<string, unknown[]>();
+          for (const l of text.split('\n')) {
+            const parsed = parseProcLocksLine(l.startsWith('lock:') ? l.slice(5) : l);
+            if (parsed === null || !keys.includes(parsed.key)) continue;
+            expected.set(parsed.key, [...(expected.get(parsed.key) ?? []), parsed.lock]);
+          }
+          const bytes = Buffer.from(text, 'latin1');
+          const filter = new ProcLocksFilter(keys);
+          let at = 0;
+          for (const cut of [...cuts].sort((a, b) => a - b)) {
+            const end = Math.min(cut, bytes.length);
+            if (end <= at) continue;
+            filter.push(bytes.subarray(at, end));
+            at = end;
+          }
+          filter.push(bytes.subarray(at));
+          expect(filter.end()).toEqual(expected);
+        },
+      ),
+      { numRuns: 1500 },
+    );
+  });
+
   it('finds the locks this process holds in the real /proc/locks, with the right pid, kind and mode', async () => {
     const { readFileSync } = await import('node:fs');
     for (const kind of ['flock', 'ofd', 'posix'] as const) {
@@ -90,10 +150,14 @@ describe('/proc/locks parser', () => {
         const file = path.join(dir, `${kind}-${mode}.lock`);
         const handle = await lock(file, { kind, mode });
         const st = statSync(file, { bigint: true });
-        const found = parseProcLocks(readFileSync('/proc/locks', 'latin1')).get(fileKey(st.dev, st.ino)) ?? [];
+        const key = fileKey(st.dev, st.ino);
+        const found = parseProcLocks(readFileSync('/proc/locks', 'latin1')).get(key) ?? [];
         expect(found, `${kind} ${mode}`).toEqual([
           expect.objectContaining({ kind, mode, blocked: false, pid: kind === 'ofd' ? -1 : process.pid }),
         ]);
+        // The chunked, filtered reader sees the same, synchronously and off the loop.
+        expect(runSync(readKernelLocks(new Set([key])))?.get(key)).toEqual(found);
+        expect((await runAsync(readKernelLocks(new Set([key]))))?.get(key)).toEqual(found);
         await handle.release();
       }
     }

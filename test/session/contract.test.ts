@@ -17,7 +17,7 @@ import {
   resetSessionWriteLockStateForTest,
   SessionWriteLockTimeoutError,
 } from '../../src/session/index.js';
-import { tempDir } from '../helpers.js';
+import { rejection, tempDir } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -28,15 +28,6 @@ afterEach(() => {
   resetSessionWriteLockStateForTest();
   cleanup();
 });
-
-async function rejection(promise: Promise<unknown>): Promise<Error & Record<string, unknown>> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error & Record<string, unknown>;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('exports', () => {
   it("has every export of the runtime's two modules", () => {
@@ -54,6 +45,21 @@ describe('exports', () => {
     // session-write-lock-error.ts (2026.4.24)
     expect(typeof session.SessionWriteLockTimeoutError).toBe('function');
     expect(typeof session.isSessionWriteLockTimeoutError).toBe('function');
+  });
+
+  it("has the later generations' stale error exports (session-write-lock-error.ts since 2026.5)", () => {
+    expect(typeof session.SessionWriteLockStaleError).toBe('function');
+    expect(session.SESSION_WRITE_LOCK_STALE_CODE).toBe('OPENCLAW_SESSION_WRITE_LOCK_STALE');
+    expect(typeof session.isSessionWriteLockStaleError).toBe('function');
+    expect(typeof session.isSessionWriteLockAcquireError).toBe('function');
+  });
+
+  it('the returned lock has the 2026.4.24 release() and the fenced API of later generations', async () => {
+    const lock = await acquireSessionWriteLock({ sessionFile: path.join(dir, 'x.jsonl') });
+    expect(Object.keys(lock).sort()).toEqual(
+      ['assertCurrent', 'assertOwned', 'fencingToken', 'lockPath', 'release', 'signal', 'write', 'writeSync'].sort(),
+    );
+    await lock.release();
   });
 
   it('__testing has the runtime shape; kernel-lock installs no cleanup signal handlers', () => {

@@ -5,7 +5,7 @@
 // pid namespace (another container on the same state directory); with or
 // without kernel-lock's `--import` hook.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { InstalledRuntime } from './install.js';
 
@@ -20,6 +20,14 @@ export interface RuntimeHome {
   configPath: string;
   env: NodeJS.ProcessEnv;
 }
+
+/**
+ * The caller's environment the runtime does not get: its npm, vitest and
+ * Node setup, and any runtime or hook settings. Under NODE_ENV=test (which
+ * vitest sets) the runtime skips its own gateway lock.
+ */
+const NOT_INHERITED =
+  /^(npm_|OPENCLAW_|NODE_OPTIONS$|NODE_ENV$|NODE_COMPILE_CACHE$|INIT_CWD$|VITEST|KERNEL_LOCK_OPENCLAW)/i;
 
 /** Creates a state directory whose config points the runtime at the mock model. */
 export function createHome(
@@ -50,12 +58,7 @@ export function createHome(
     agents: { defaults: { model: { primary: 'mock/mock-1' } } },
   };
   writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
-  const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([name]) =>
-        !/^(npm_|OPENCLAW_|NODE_OPTIONS$|NODE_COMPILE_CACHE$|INIT_CWD$|VITEST|KERNEL_LOCK_OPENCLAW)/i.test(name),
-    ),
-  );
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !NOT_INHERITED.test(name)));
   return {
     dir,
     stateDir,
@@ -67,7 +70,7 @@ export function createHome(
       PATH: `${path.dirname(runtime.node)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
       OPENCLAW_STATE_DIR: stateDir,
       OPENCLAW_CONFIG_PATH: configPath,
-      OPENCLAW_BUNDLED_PLUGINS_DIR: runtime.pluginsDir,
+      ...(runtime.pluginsDir === null ? {} : { OPENCLAW_BUNDLED_PLUGINS_DIR: runtime.pluginsDir }),
       OPENCLAW_PLUGIN_STAGE_DIR: path.join(dir, 'plugin-stage'),
       // Nothing listens there: the CLI's gateway attempt fails and it falls
       // back to the embedded runner, as in the report.
@@ -134,10 +137,85 @@ export class Invocation {
     }
   }
 
+  /**
+   * SIGKILLs the first process and every descendant it has now, whatever
+   * their process group (the runtime's respawned child has its own), then
+   * the process group. A descendant in a pid namespace of its own dies with
+   * that namespace's init.
+   */
+  killTree(): void {
+    for (let pass = 0; pass < 2; pass++) {
+      for (const pid of [this.pgid, ...descendantsOf(this.pgid)]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+    this.killGroup();
+  }
+
   /** SIGKILLs only the first process (the wrapper; its respawned child lives on, like a killed `docker exec` client). */
   killWrapper(): void {
     this.child.kill('SIGKILL');
   }
+}
+
+/** Pids of the live descendants of `pid` (from /proc/<pid>/task/<tid>/children), parents before children. */
+export function descendantsOf(pid: number): number[] {
+  const found: number[] = [];
+  const visit = (parent: number): void => {
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${parent}/task`);
+    } catch {
+      return; // gone
+    }
+    for (const task of tasks) {
+      let children = '';
+      try {
+        children = readFileSync(`/proc/${parent}/task/${task}/children`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const child of children.split(' ').filter((word) => word !== '')) {
+        found.push(Number(child));
+        visit(Number(child));
+      }
+    }
+  };
+  visit(pid);
+  return found;
+}
+
+/** How to start a runtime command. */
+export interface RuntimeCommandOptions {
+  /** Through kernel-lock's `--import kernel-lock/openclaw/register` hook. */
+  hook: boolean;
+  /** In a new pid namespace (another container on the same state directory). */
+  pidNamespace: boolean;
+  /** More modules to `--import` (after the hook), e.g. a test probe. */
+  preloads?: readonly string[];
+  /** More environment. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Starts `<node> <script> <args…>` in `home` (the runtime's entry unless `script` is given), in its own process group. */
+export function startRuntimeCommand(
+  runtime: InstalledRuntime,
+  home: RuntimeHome,
+  args: readonly string[],
+  options: RuntimeCommandOptions & { script?: string },
+): Invocation {
+  const command = [runtime.node, options.script ?? runtime.entry, ...args];
+  const argv = options.pidNamespace
+    ? ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child=SIGKILL', ...command]
+    : command;
+  const imports = [...(options.hook ? ['kernel-lock/openclaw/register'] : []), ...(options.preloads ?? [])];
+  const env = { ...home.env, ...options.env };
+  if (imports.length > 0) env.NODE_OPTIONS = imports.map((specifier) => `--import=${specifier}`).join(' ');
+  return new Invocation(argv, env, home.dir);
 }
 
 /** Starts `openclaw agent --to <recipient> --message <message> --timeout 300` in `home`. */
@@ -146,21 +224,10 @@ export function startInvocation(
   home: RuntimeHome,
   options: { message: string; hook: boolean; pidNamespace: boolean },
 ): Invocation {
-  const command = [
-    runtime.node,
-    runtime.entry,
-    'agent',
-    '--to',
-    RECIPIENT,
-    '--message',
-    options.message,
-    '--timeout',
-    '300',
-  ];
-  const argv = options.pidNamespace
-    ? ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child=SIGKILL', ...command]
-    : command;
-  const env = { ...home.env };
-  if (options.hook) env.NODE_OPTIONS = '--import=kernel-lock/openclaw/register';
-  return new Invocation(argv, env, home.dir);
+  return startRuntimeCommand(
+    runtime,
+    home,
+    ['agent', '--to', RECIPIENT, '--message', options.message, '--timeout', '300'],
+    options,
+  );
 }

@@ -2,16 +2,19 @@
 // deadline replaces fs-safe's create-retry-sleep loop: the waiter sleeps in
 // the kernel and wakes when the holder releases or dies, in any pid
 // namespace, so no pid is ever guessed and a held lock is never judged stale.
+// What is judged by the caller's policy is a claim no kernel lock backs: a
+// stock fs-safe marker, or a retained record (retainOnExit, retention.ts).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lock } from '../../lock/acquire.js';
 import type { LockHandle } from '../../lock/handle.js';
 import { kernelTimeout, markerDelayMs, markerStale, markerTimeout } from './contention.js';
-import { FILE_LOCK_TIMEOUT, FileLockError } from './errors.js';
+import { FILE_LOCK_TIMEOUT, FileLockError, FsSafeError } from './errors.js';
 import { addEntry, type DomainState, dropReference, type HeldEntry, verifyEntry } from './held.js';
-import { judgeMarker, readLegacyMarker, type StalePolicy } from './legacy-marker.js';
+import { judgeMarker, readClaim, type StalePolicy } from './legacy-marker.js';
 import { type ResolvedOptions, resolveOptions } from './options.js';
 import { type LockPaths, resolveLockPaths } from './paths.js';
-import { evaluatePayload } from './payload.js';
+import { evaluatePayload, MAX_LABEL_LENGTH } from './payload.js';
+import { RETAINED_LABEL_PREFIX, retainedLabel, retentionGuardPath } from './retention.js';
 import type { FileLockAcquireOptions, FileLockHandle } from './types.js';
 
 /** A new handle on an entry: one reference, released at most once. */
@@ -76,6 +79,97 @@ async function waitForOtherLockPath(
   }
 }
 
+/** What one admission attempt works with. */
+interface Admission {
+  paths: LockPaths;
+  resolved: ResolvedOptions;
+  policy: StalePolicy;
+  judge: { stockMarkers: boolean; retained: boolean };
+  /** retainOnExit: take the retention guard, judge retained records, mark ours. */
+  retain: boolean;
+  /** The payload's owner label: the retention guard's record says who holds it. */
+  payloadLabel: string | undefined;
+  /** The owner label of the lock file's record (marked when retained). */
+  owner: string | undefined;
+  started: number;
+  deadline: number;
+  parsePayload: ((raw: string) => unknown) | undefined;
+  receiver: unknown;
+}
+
+/** The lock file, in the kernel, until the deadline; a timeout becomes `file_lock_timeout`. */
+async function lockUntilDeadline(admission: Admission, path: string, owner: string | undefined): Promise<LockHandle> {
+  try {
+    return await lock(path, {
+      timeout: Math.max(0, admission.deadline - performance.now()),
+      removeOnRelease: true,
+      ...(owner === undefined ? {} : { owner }),
+    });
+  } catch (error) {
+    // parsePayload is shown the payload of the lock file's holder, also when
+    // the retention guard was the lock we could not get: its holder is the
+    // same process.
+    kernelTimeout(error, admission.paths, admission.parsePayload, admission.receiver);
+  }
+}
+
+/** A retainOnExit record could not be written: without it nothing is retained, so refuse. */
+function unretainable(paths: LockPaths, handle: LockHandle): FsSafeError {
+  const why =
+    handle.recordSkipped === 'foreign-content'
+      ? 'the file holds content that is not a lock record'
+      : 'its write failed';
+  return new FsSafeError(
+    'helper-unavailable',
+    `retainOnExit needs kernel-lock's owner record in ${paths.lockPath}, and ${why}; ` +
+      'without it a holder that dies would leave nothing for its successors to judge. ' +
+      'Make the lock file writable (or remove what is in it), or acquire without retainOnExit.',
+    { cause: handle.recordError ?? undefined },
+  );
+}
+
+/**
+ * One attempt: the retention guard (retainOnExit only), the claim on the lock
+ * file judged by the caller's policy, then the kernel lock. Returns the
+ * grant, or how long to pause before the next attempt (a claim the policy
+ * does not call stale); throws `file_lock_stale`, `file_lock_timeout` or any
+ * other failure, with nothing left held.
+ */
+async function admit(
+  admission: Admission,
+  attempt: number,
+): Promise<{ handle: LockHandle; guard: LockHandle | null } | { pauseMs: number }> {
+  const { paths, retain } = admission;
+  const guard = retain
+    ? await lockUntilDeadline(admission, retentionGuardPath(paths.lockPath), admission.payloadLabel)
+    : null;
+  let handle: LockHandle | null = null;
+  try {
+    const claim = readClaim(paths.lockPath, admission.judge);
+    if (claim !== null) {
+      const verdict = await judgeMarker(claim, admission.policy);
+      if (verdict === 'stale') throw markerStale(paths, claim);
+      if (verdict === 'live') {
+        const remaining = admission.deadline - performance.now();
+        if (remaining <= 0) throw markerTimeout(paths, claim, performance.now() - admission.started);
+        return { pauseMs: markerDelayMs(admission.resolved.retry, attempt, remaining) };
+      }
+    }
+    handle = await lockUntilDeadline(admission, paths.lockPath, admission.owner);
+    if (retain && (handle.recordError !== null || handle.recordSkipped !== null)) {
+      const error = unretainable(paths, handle);
+      handle.releaseSync();
+      handle = null;
+      throw error;
+    }
+    return { handle, guard };
+  } finally {
+    // Nothing is kept unless the lock was granted: the guard is not held
+    // while pausing, so other retainOnExit acquisitions may judge meanwhile.
+    if (handle === null) guard?.releaseSync();
+  }
+}
+
 /** Acquires `targetPath` in `state`'s domain. */
 export async function acquireInDomain<T extends Record<string, unknown>>(
   state: DomainState,
@@ -84,46 +178,56 @@ export async function acquireInDomain<T extends Record<string, unknown>>(
 ): Promise<FileLockHandle> {
   const resolved = resolveOptions(options, 'acquireFileLock');
   const paths = await resolveLockPaths(targetPath, options.lockPath, options.lockRoot, 'acquireFileLock');
+  const retain = options.retainOnExit === true;
   const started = performance.now();
   const deadline = started + resolved.waitMs;
   const shared = await waitForOtherLockPath(state, paths, deadline, options);
   if (shared !== null) {
+    if (retain && shared.retention === null) throw retentionUpgrade(paths, options.reentrantOwner);
     shared.refCount += 1;
     return handleFor(state, shared);
   }
-  const owner = await evaluatePayload(options);
-  const policy = stalePolicy(options, paths, resolved);
-  let handle: LockHandle;
-  for (let attempt = 0; ; attempt += 1) {
-    if (resolved.legacyMarkers === 'respect') {
-      const marker = readLegacyMarker(paths.lockPath);
-      const verdict = marker === null ? 'none' : await judgeMarker(marker, policy);
-      if (marker !== null && verdict === 'stale') throw markerStale(paths, marker);
-      if (marker !== null && verdict === 'live') {
-        const remaining = deadline - performance.now();
-        if (remaining <= 0) throw markerTimeout(paths, marker, performance.now() - started);
-        await sleep(markerDelayMs(resolved.retry, attempt, remaining));
-        continue;
-      }
-    }
-    try {
-      handle = await lock(paths.lockPath, {
-        timeout: Math.max(0, deadline - performance.now()),
-        removeOnRelease: true,
-        ...(owner === undefined ? {} : { owner }),
-      });
-    } catch (error) {
-      kernelTimeout(error, paths, options.parsePayload, options);
-    }
-    break;
-  }
-  const entry = addEntry(state, {
-    handle,
+  const label = await evaluatePayload(options, retain ? MAX_LABEL_LENGTH - RETAINED_LABEL_PREFIX.length : undefined);
+  const owner = retain ? retainedLabel(label) : label;
+  const admission: Admission = {
     paths,
-    reentrantOwner: options.reentrantOwner,
-    metadata: options.metadata ?? {},
-    onCompromised: options.onCompromised,
+    resolved,
+    policy: stalePolicy(options, paths, resolved),
+    judge: { stockMarkers: resolved.legacyMarkers === 'respect', retained: retain },
+    retain,
+    payloadLabel: label,
+    owner,
+    started,
+    deadline,
+    parsePayload: options.parsePayload,
     receiver: options,
-  });
-  return handleFor(state, entry);
+  };
+  for (let attempt = 0; ; attempt += 1) {
+    const outcome = await admit(admission, attempt);
+    if ('pauseMs' in outcome) {
+      await sleep(outcome.pauseMs);
+      continue;
+    }
+    const { handle, guard } = outcome;
+    const entry = addEntry(state, {
+      handle,
+      paths,
+      reentrantOwner: options.reentrantOwner,
+      metadata: options.metadata ?? {},
+      onCompromised: options.onCompromised,
+      receiver: options,
+      retention: guard === null ? null : { guard, label: owner! },
+    });
+    return handleFor(state, entry);
+  }
+}
+
+/** A reentrant acquisition cannot add retention to a hold taken without it (fs-safe would upgrade it). */
+function retentionUpgrade(paths: LockPaths, reentrantOwner: string | undefined): FsSafeError {
+  return new FsSafeError(
+    'helper-unavailable',
+    `retainOnExit cannot be added to ${paths.lockPath}: this process already holds it for reentrant owner ` +
+      `${JSON.stringify(reentrantOwner)} without retainOnExit, and a hold is retained only if its first ` +
+      'acquisition asked for it. Pass retainOnExit to the first acquisition as well.',
+  );
 }

@@ -7,8 +7,9 @@ import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { LockTimeoutError } from '../../lock/errors.js';
 import { parseRecord } from '../../lock/owner-record.js';
 import { FILE_LOCK_STALE, FILE_LOCK_TIMEOUT, FileLockError } from './errors.js';
-import type { LegacyMarker } from './legacy-marker.js';
+import type { Claim } from './legacy-marker.js';
 import type { LockPaths } from './paths.js';
+import { payloadTextOf } from './retention.js';
 import type { FileLockRetryOptions } from './types.js';
 
 const HEAD_BYTES = 4096;
@@ -24,8 +25,7 @@ function holderPayloadText(lockPath: string): string | null {
   try {
     const buffer = Buffer.alloc(HEAD_BYTES);
     const length = readSync(fd, buffer, 0, HEAD_BYTES, 0);
-    const owner = parseRecord(buffer.subarray(0, length))?.owner;
-    return owner?.startsWith('{') ? owner : null;
+    return payloadTextOf(parseRecord(buffer.subarray(0, length))?.owner);
   } catch {
     return null;
   } finally {
@@ -57,14 +57,21 @@ export function kernelTimeout(
   throw new FileLockError(FILE_LOCK_TIMEOUT, paths, error.message, { holderPid: pidIn(error.message), cause: error });
 }
 
-function markerDetail(marker: LegacyMarker): string {
-  const who = marker.pid === null ? 'a stock fs-safe marker' : `a stock fs-safe marker of pid ${marker.pid}`;
+function markerDetail(marker: Claim): string {
   const age = Math.max(0, Math.round(Date.now() - marker.mtimeMs));
-  return `${who} (no kernel lock; written ${age} ms ago)`;
+  const of = marker.pid === null ? '' : ` of pid ${marker.pid}`;
+  if (marker.origin === 'retained') {
+    return `a record retained (retainOnExit)${of}, whose holder never released it (no kernel lock; written ${age} ms ago)`;
+  }
+  return `a stock fs-safe marker${of} (no kernel lock; written ${age} ms ago)`;
 }
 
-/** The timeout for a live stock fs-safe holder (it holds no kernel lock, only its marker). */
-export function markerTimeout(paths: LockPaths, marker: LegacyMarker, waitedMs: number): FileLockError {
+/**
+ * The timeout for a claim the caller's policy does not call stale: a live
+ * stock fs-safe holder (it holds no kernel lock, only its marker), or a
+ * retained record.
+ */
+export function markerTimeout(paths: LockPaths, marker: Claim, waitedMs: number): FileLockError {
   return new FileLockError(
     FILE_LOCK_TIMEOUT,
     paths,
@@ -73,8 +80,8 @@ export function markerTimeout(paths: LockPaths, marker: LegacyMarker, waitedMs: 
   );
 }
 
-/** A stale stock marker that the caller's policy does not let us replace: fs-safe's fail-closed outcome. */
-export function markerStale(paths: LockPaths, marker: LegacyMarker): FileLockError {
+/** A stale claim that the caller's policy does not let us replace: fs-safe's fail-closed outcome. */
+export function markerStale(paths: LockPaths, marker: Claim): FileLockError {
   return new FileLockError(
     FILE_LOCK_STALE,
     paths,
@@ -84,9 +91,10 @@ export function markerStale(paths: LockPaths, marker: LegacyMarker): FileLockErr
 }
 
 /**
- * The pause before looking at a live stock marker again: fs-safe's own
- * backoff, since its holder takes no kernel lock and nothing could wake us.
- * This is the only polling in the module, and only against stock holders.
+ * The pause before looking at a claim again: fs-safe's own backoff, since
+ * no kernel lock backs it and nothing could wake us. This is the only
+ * polling in the module: against stock holders, and against a retained
+ * record the caller's policy does not call stale (as fs-safe polls it).
  */
 export function markerDelayMs(retry: FileLockRetryOptions, attempt: number, remainingMs: number): number {
   const minTimeout = retry.minTimeout ?? 50;

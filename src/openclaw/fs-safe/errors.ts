@@ -11,7 +11,7 @@ export const FILE_LOCK_TIMEOUT = 'file_lock_timeout';
 export const FILE_LOCK_STALE = 'file_lock_stale';
 
 /** fs-safe's error codes that this module can raise. */
-export type FsSafeErrorCode = 'too-large' | 'outside-workspace' | 'invalid-path' | 'not-file';
+export type FsSafeErrorCode = 'too-large' | 'outside-workspace' | 'invalid-path' | 'not-file' | 'helper-unavailable';
 
 /** A lock that could not be had: `file_lock_timeout` or `file_lock_stale`. */
 export class FileLockError extends Error {

@@ -7,7 +7,14 @@
 import type { LockHandle } from '../../lock/handle.js';
 import { CompromiseMonitor } from './monitor.js';
 import type { LockPaths } from './paths.js';
+import { clearRetainedMark } from './retention.js';
 import type { SidecarLockCompromisedInfo } from './types.js';
+
+/** What a retainOnExit hold adds: the retention guard it keeps, and the marked label of its record. */
+export interface Retention {
+  guard: LockHandle;
+  label: string;
+}
 
 /** One kernel lock held by a domain. */
 export interface HeldEntry {
@@ -19,6 +26,8 @@ export interface HeldEntry {
   acquiredAt: number;
   metadata: Record<string, unknown>;
   monitor: CompromiseMonitor | null;
+  /** Set for a retainOnExit hold (retention.ts). */
+  retention: Retention | null;
   /** Set once the kernel lock is released; later releases of stale handles do nothing. */
   ended: boolean;
   /** Resolves when the entry ends (waiters for the same target on another lock path sleep on it). */
@@ -58,6 +67,7 @@ export interface Grant {
   onCompromised: ((info: SidecarLockCompromisedInfo) => void) | undefined;
   /** The options object: onCompromised is called with it as `this`, as fs-safe does. */
   receiver: unknown;
+  retention: Retention | null;
 }
 
 /** Registers a freshly granted kernel lock (and its compromise monitor, when asked for). */
@@ -78,6 +88,7 @@ export function addEntry(state: DomainState, grant: Grant): HeldEntry {
     done,
     resolveDone,
     monitor: null,
+    retention: grant.retention,
   };
   if (grant.onCompromised !== undefined) {
     entry.monitor = new CompromiseMonitor(handle, grant.onCompromised, { ...paths }, grant.receiver);
@@ -89,7 +100,9 @@ export function addEntry(state: DomainState, grant: Grant): HeldEntry {
 /**
  * Ends an entry: a last compromise check, then the kernel lock is released
  * (the file is unlinked while still held, only if it is still ours, so stock
- * fs-safe peers can create theirs). Returns true if this call ended it.
+ * fs-safe peers can create theirs). A retainOnExit hold first clears its
+ * record's mark, and lets its retention guard go last. Returns true if this
+ * call ended it.
  */
 export function endEntry(state: DomainState, entry: HeldEntry): boolean {
   if (entry.ended) return false;
@@ -98,9 +111,14 @@ export function endEntry(state: DomainState, entry: HeldEntry): boolean {
   try {
     entry.monitor?.check();
     entry.monitor?.stop();
+    if (entry.retention !== null) clearRetainedMark(entry.handle, entry.retention.label);
     entry.handle.releaseSync();
   } finally {
-    entry.resolveDone();
+    try {
+      entry.retention?.guard.releaseSync();
+    } finally {
+      entry.resolveDone();
+    }
   }
   return true;
 }

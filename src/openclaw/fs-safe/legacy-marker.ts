@@ -4,26 +4,34 @@
 // object not written by kernel-lock is such a marker, and it is judged
 // exactly as stock fs-safe judges it: by the caller's own stale policy
 // (shouldReclaim, staleRecovery, shouldRemoveStaleLock). A kernel-lock record
-// is never judged at all (the kernel says whether it is held), and neither is
-// an empty or garbage file (no stock holder leaves one for longer than the
-// instant between its create and its write).
+// is never judged (the kernel says whether it is held), except a retained
+// one by a retainOnExit acquisition (see retention.ts); neither is an empty
+// or garbage file (no stock holder leaves one for longer than the instant
+// between its create and its write).
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parseRecord, RECORD_FORMAT } from '../../lock/owner-record.js';
 import { defaultParsePayload, MAX_PAYLOAD_BYTES } from './payload.js';
+import { readRetainedRecord } from './retention.js';
 import type { FileLockReclaimParams, FileLockStaleRecovery, FileLockStaleSnapshot } from './types.js';
 
-/** A stock fs-safe marker found at the lock path. */
-export interface LegacyMarker {
+/**
+ * A claim on the lock file that no kernel lock backs, judged by the caller's
+ * stale policy: a stock fs-safe marker, or a record retained (retainOnExit)
+ * by a holder that never released it.
+ */
+export interface Claim {
+  origin: 'stock-marker' | 'retained';
+  /** What parsePayload is shown: the marker's text, or the retained record's payload. */
   raw: string;
   mtimeMs: number;
-  /** The marker's pid, when it records one (for messages only). */
+  /** The pid the claim records, when it records one (for messages only). */
   pid: number | null;
 }
 
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** Reads the lock file and returns it when it is a stock marker; null otherwise (missing, ours, empty, garbage). */
-export function readLegacyMarker(lockPath: string): LegacyMarker | null {
+export function readLegacyMarker(lockPath: string): Claim | null {
   let fd: number;
   try {
     fd = openSync(lockPath, READ_FLAGS);
@@ -38,12 +46,25 @@ export function readLegacyMarker(lockPath: string): LegacyMarker | null {
     const raw = buffer.subarray(0, length).toString('utf8');
     const record = parseRecord(raw);
     if (record === null || record.format === RECORD_FORMAT) return null;
-    return { raw, mtimeMs: stat.mtimeMs, pid: record.pid ?? null };
+    return { origin: 'stock-marker', raw, mtimeMs: stat.mtimeMs, pid: record.pid ?? null };
   } catch {
     return null;
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * The claim an acquisition must judge before taking the lock: a stock marker
+ * (unless legacy markers are ignored), or, for a retainOnExit acquisition
+ * holding the retention guard, a retained record.
+ */
+export function readClaim(lockPath: string, judge: { stockMarkers: boolean; retained: boolean }): Claim | null {
+  if (judge.retained) {
+    const retained = readRetainedRecord(lockPath);
+    if (retained !== null) return { origin: 'retained', ...retained };
+  }
+  return judge.stockMarkers ? readLegacyMarker(lockPath) : null;
 }
 
 /** fs-safe's default stale policy: older than staleMs by its createdAt, else by the file's mtime. */
@@ -65,10 +86,10 @@ export interface StalePolicy {
   shouldRemoveStaleLock?: ((snapshot: FileLockStaleSnapshot) => unknown) | undefined;
 }
 
-/** What to do about a marker: wait for its live owner, take the lock over it, or fail closed. */
+/** What to do about a claim: wait for its owner, take the lock over it, or fail closed. */
 export type MarkerVerdict = 'live' | 'replace' | 'stale';
 
-function steps(marker: LegacyMarker, policy: StalePolicy) {
+function steps(marker: Claim, policy: StalePolicy) {
   const payload = policy.parsePayload ? policy.parsePayload(marker.raw) : defaultParsePayload(marker.raw);
   const params: FileLockReclaimParams = {
     lockPath: policy.lockPath,
@@ -88,7 +109,7 @@ function steps(marker: LegacyMarker, policy: StalePolicy) {
 }
 
 /** Judges a marker with the caller's asynchronous policy (stock fs-safe's decision, step for step). */
-export async function judgeMarker(marker: LegacyMarker, policy: StalePolicy): Promise<MarkerVerdict> {
+export async function judgeMarker(marker: Claim, policy: StalePolicy): Promise<MarkerVerdict> {
   const { params, snapshot } = steps(marker, policy);
   const reclaim = policy.shouldReclaim
     ? await policy.shouldReclaim(params)
@@ -108,7 +129,7 @@ function syncResult(value: unknown, name: string): boolean {
 }
 
 /** The same with synchronous callbacks; a promise answer is a TypeError, never approval. */
-export function judgeMarkerSync(marker: LegacyMarker, policy: StalePolicy): MarkerVerdict {
+export function judgeMarkerSync(marker: Claim, policy: StalePolicy): MarkerVerdict {
   const { params, snapshot } = steps(marker, policy);
   const reclaim = policy.shouldReclaim
     ? syncResult(policy.shouldReclaim(params), 'shouldReclaim')

@@ -9,7 +9,7 @@ import { FsSafeError } from './errors.js';
 export const MAX_PAYLOAD_BYTES = 1024 * 1024;
 
 /** The core cuts owner labels at this many characters. */
-const MAX_LABEL_LENGTH = 256;
+export const MAX_LABEL_LENGTH = 256;
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
@@ -33,28 +33,35 @@ function checkSize(payload: unknown): void {
 
 /**
  * The owner label for a payload: its compact JSON when that fits the core's
- * 256 characters, else the JSON of its leading keys that fit (a payload that
- * large is unusual: the runtime's is `{pid, createdAt, starttime}`).
+ * 256 characters (or `maxLength`, when part of the label is taken), else the
+ * JSON of its leading keys that fit (a payload that large is unusual: the
+ * runtime's is `{pid, createdAt, starttime}`).
  */
-export function ownerLabel(payload: unknown): string | undefined {
+export function ownerLabel(payload: unknown, maxLength = MAX_LABEL_LENGTH): string | undefined {
   const json = JSON.stringify(payload);
   if (json === undefined) return undefined;
-  if (json.length <= MAX_LABEL_LENGTH) return json;
+  if (json.length <= maxLength) return json;
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return undefined;
   const kept: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(payload)) {
     const next = JSON.stringify({ ...kept, [key]: value });
-    if (next.length > MAX_LABEL_LENGTH) continue;
+    if (next.length > maxLength) continue;
     kept[key] = value;
   }
   return Object.keys(kept).length === 0 ? undefined : JSON.stringify(kept);
 }
 
-/** Evaluates `payload()` once (receiver: the options, as fs-safe); its errors propagate unchanged. */
-export async function evaluatePayload(options: { payload: () => unknown }): Promise<string | undefined> {
+/**
+ * Evaluates `payload()` once (receiver: the options, as fs-safe); its errors
+ * propagate unchanged. Returns its owner label of at most `maxLength` characters.
+ */
+export async function evaluatePayload(
+  options: { payload: () => unknown },
+  maxLength = MAX_LABEL_LENGTH,
+): Promise<string | undefined> {
   const payload = await Reflect.apply(options.payload, options, []);
   checkSize(payload);
-  return ownerLabel(payload);
+  return ownerLabel(payload, maxLength);
 }
 
 /** The synchronous form: a promise or thenable is a TypeError, as in fs-safe's sync API. */

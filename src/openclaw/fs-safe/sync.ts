@@ -109,6 +109,7 @@ export function acquireFileLockSync<TPayload extends Record<string, unknown>>(
     metadata: {},
     onCompromised: options.onCompromised,
     receiver: options,
+    retention: null, // fs-safe's synchronous API has no retainOnExit
   });
   return syncHandle(entry);
 }

@@ -92,7 +92,13 @@ export type FileLockAcquireOptions<TPayload extends Record<string, unknown>> = F
   shouldRemoveStaleLock?: (snapshot: FileLockStaleSnapshot) => boolean | Promise<boolean>;
   /** Shown in heldEntries(). */
   metadata?: Record<string, unknown>;
-  /** Accepted; the owner record stays after exit either way, and a kernel lock never outlives its process. */
+  /**
+   * Marks the owner record as retained. The kernel lock still ends with its
+   * process, but if the holder never released (killed, or exited holding it),
+   * the next retainOnExit acquisition judges the record by its stale policy
+   * (parsePayload, shouldReclaim, staleRecovery), as fs-safe judges a retained
+   * sidecar. Takes a guard lock `${lockPath}.retain` for the whole hold.
+   */
   retainOnExit?: boolean;
 };
 

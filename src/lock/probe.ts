@@ -6,11 +6,11 @@
 // file systems whose stat() device differs from the kernel's (btrfs
 // subvolumes).
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { Flag, native } from '../lock/native.js';
-import type { LockMode, LockRange } from '../lock/options.js';
-import { MAX_RECORD_BYTES, type OwnerRecord, parseRecord } from '../lock/owner-record.js';
-import { closeDescriptor } from '../lock/posix-table.js';
 import { type LeaseProbe, probeLease } from './lease-view.js';
+import { Flag, native } from './native.js';
+import type { LockMode, LockRange } from './options.js';
+import { MAX_RECORD_BYTES, type OwnerRecord, parseRecord } from './owner-record.js';
+import { closeDescriptor } from './posix-table.js';
 
 /** A conflicting fcntl lock as F_OFD_GETLK / F_GETLK reports it. */
 export interface FcntlConflict {
@@ -97,7 +97,8 @@ function probeFcntl(fd: number): FcntlConflict | null | undefined {
   }
 }
 
-function readRecordFrom(fd: number): OwnerRecord | null {
+/** The owner record read through `fd` (bounded, from offset 0); null when absent or not a record. */
+export function readRecordFrom(fd: number): OwnerRecord | null {
   try {
     const buffer = Buffer.alloc(MAX_RECORD_BYTES);
     const length = readSync(fd, buffer, 0, buffer.length, 0);

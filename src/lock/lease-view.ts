@@ -1,13 +1,18 @@
-// What an inspection says about a lease file (src/lock/lease-layout.ts): the
+// What a look at a lock file says about its lease (lease-layout.ts): the
 // last token handed out, whether its holder is alive, and which superseded
 // holders are still alive. Probed through a descriptor of our own with
 // F_OFD_GETLK, one query per held liveness byte (a pure query: nothing is
-// taken); the processes behind the bytes come from the fdinfo scan.
+// taken); the processes behind the bytes come from the descriptor search.
+// It lives in the lock layer because the look (holder-look.ts) that timeout
+// errors and inspect() share must know which kernel lock is the current
+// lease to name the right holder and to match its owner record.
 import { readSync } from 'node:fs';
-import { FENCE_BYTE, holderByte, parseSlot, SLOT_BYTES, SLOT_OFFSET, tokenOfByte } from '../lock/lease-layout.js';
-import { Flag, native } from '../lock/native.js';
 import type { DescriptorHolder } from '../proc/descriptors.js';
-import type { LeaseHolderView, LeaseView, LockHolder } from './types.js';
+import type { LockHolder, ProcessLookups } from '../proc/holders.js';
+import type { Steps } from '../proc/steps.js';
+import type { LeaseHolderView, LeaseView } from './holder-snapshot.js';
+import { FENCE_BYTE, holderByte, parseSlot, SLOT_BYTES, SLOT_OFFSET, tokenOfByte } from './lease-layout.js';
+import { Flag, native } from './native.js';
 
 /** Superseded holders listed at most (each costs one query). */
 const MAX_SUPERSEDED = 64;
@@ -81,25 +86,25 @@ export function leaseView(probe: LeaseProbe): LeaseView {
   };
 }
 
-/** Names the process behind each liveness byte, from the descriptor scan. */
-export function attachLeasePids(
+/** Names the process behind each liveness byte, from a descriptor search's holders of the file. */
+export function* attachLeasePids(
   view: LeaseView,
   found: readonly DescriptorHolder[],
-  describe: (pid: number) => { alive: boolean; argv: string[] | null },
-): void {
+  processes: ProcessLookups,
+): Steps<void> {
   for (const holder of [view.current, ...view.superseded]) {
     if (holder === null) continue;
     const byte = holderByte(Number(holder.token));
-    const match = found.find((d) => d.kind === 'ofd' && d.start === byte);
+    const match = found.find((d) => d.kind === 'ofd' && d.range?.start === byte);
     if (match === undefined) continue;
-    const info = describe(match.pid);
+    const info = yield* processes.of(match.pid);
     holder.pid = match.pid;
     holder.alive = info.alive;
     holder.argv = info.argv;
   }
 }
 
-/** The kernel lock that is the current lease, among an inspection's holders. */
+/** The kernel lock that is the current lease, among a look's holders. */
 export function currentLeaseHolder(view: LeaseView | null, holders: readonly LockHolder[]): LockHolder | undefined {
   if (view?.current == null) return undefined;
   const byte = holderByte(Number(view.current.token));

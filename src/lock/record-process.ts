@@ -3,9 +3,12 @@
 // own pid namespace on its own boot: a record written in another container
 // names a process we cannot see, and probing that number here would test an
 // unrelated process of ours.
-import type { OwnerRecord } from '../lock/owner-record.js';
+
+import type { ProcessLookups } from '../proc/holders.js';
 import { processIdentity } from '../proc/identity.js';
-import { pidInProc, processInfo } from '../proc/process-info.js';
+import { pidInProc } from '../proc/process-info.js';
+import type { Steps } from '../proc/steps.js';
+import type { OwnerRecord } from './owner-record.js';
 
 /** Whether a record's pid can be looked up here, and if not, why. */
 export type RecordScope = 'here' | 'other-namespace' | 'other-boot' | 'other-host' | 'unknown';
@@ -41,7 +44,7 @@ export interface RecordProcess {
 }
 
 /** Looks up the record's pid, never touching a pid from another namespace. */
-export function recordProcess(record: OwnerRecord | null): RecordProcess | null {
+export function* recordProcess(record: OwnerRecord | null, processes: ProcessLookups): Steps<RecordProcess | null> {
   if (record === null || record.pid === undefined || record.pid <= 0) return null;
   const scope = recordScope(record);
   if (scope !== 'here') {
@@ -57,7 +60,7 @@ export function recordProcess(record: OwnerRecord | null): RecordProcess | null 
   let alive: boolean;
   let starttime: number | null = null;
   if (process.platform === 'linux') {
-    const info = processInfo(record.pid);
+    const info = yield* processes.of(record.pid);
     alive = info.alive;
     starttime = info.starttime;
   } else {
