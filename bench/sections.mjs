@@ -7,6 +7,7 @@
 //
 // Adding a measurement means adding an entry here (and, for the report, a
 // table in report.mjs or a line in goals.mjs): run.mjs does not change.
+import { baselineDist } from './contenders.mjs';
 import { crowd } from './crowd.mjs';
 import { handoff } from './handoff.mjs';
 import { heldMany } from './held.mjs';
@@ -26,6 +27,8 @@ function goalsOnlyWhenQuick(specs, quick) {
   if (!quick) return specs;
   return specs.filter((spec) => GOAL_CONTENDERS.includes(spec.id.replace(/^base-/, '')));
 }
+
+const baselineArgs = baselineDist ? [`--baseline=${baselineDist}`] : [];
 
 export const sections = [
   {
@@ -99,16 +102,15 @@ export const sections = [
     full: { counts: [8, 64, 512], rounds: 3 },
   },
   {
-    // The async inspection API on a busy host (another engineer's branch
-    // adds bench/inspection.mjs; until it is merged this section reports
-    // that it is absent). Its own process: it measures its own event loop.
+    // The async inspection API on a busy host, in a process of its own (it
+    // measures its own event loop); the baseline build beside this one.
     key: 'inspection',
     title: '10. inspection with 10,000 locks on the host',
     script: 'inspection.mjs',
     nodeArgs: ['--expose-gc'],
     resultsFile: 'inspection-results.json',
-    quick: { args: ['--quick'] },
-    full: { args: [] },
+    quick: { args: ['--quick', ...baselineArgs] },
+    full: { args: baselineArgs },
   },
 ];
 
