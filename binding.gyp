@@ -4,6 +4,8 @@
       "target_name": "kernel_lock",
       "sources": [
         "native/addon.cc",
+        "native/addon_lock.cc",
+        "native/addon_posix.cc",
         "native/async_turn.cc",
         "native/async_waiter.cc",
         "native/grant.cc",

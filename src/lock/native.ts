@@ -26,7 +26,7 @@ export const Flag = {
 } as const;
 
 /**
- * Slots of the shared result array; must match OutSlot in native/addon.cc.
+ * Slots of the shared result array; must match OutSlot in native/addon.h.
  * `readOnly`: 0 writable, the errno (EACCES, EROFS) that forced a read-only
  * descriptor, or -1 when read-only was chosen (foreign content, Flag.readOnlyIfForeign).
  * `recordSkipped`: 1 when no record was written because the file holds foreign content.
