@@ -9,6 +9,7 @@
 import type { SessionWriteLockTimeoutParams } from '../session/error.js';
 import { createSessionWriteLockModule } from '../session/module.js';
 import * as fsSafe from './fs-safe/index.js';
+import { sessionEngineFromEnvironment } from './session-engine.js';
 
 type Implementation = (runtime: Readonly<Record<string, unknown>>) => object;
 
@@ -28,7 +29,9 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   // runtime's SessionWriteLockTimeoutError (src/agents/session-write-lock-error.ts).
   'session-write-lock@2026.4.24': (runtime) => {
     const TimeoutError = runtimeClass<SessionWriteLockTimeoutParams>(runtime, 'SessionWriteLockTimeoutError');
-    return createSessionWriteLockModule((params) => new TimeoutError(params));
+    return createSessionWriteLockModule((params) => new TimeoutError(params), {
+      engine: sessionEngineFromEnvironment(),
+    });
   },
   // @openclaw/fs-safe 0.18.1 / 0.21.0: dist/file-lock.js, i.e. kernel-lock/fs-safe.
   // Its state (managers, held locks) lives in process-wide tables, so the

@@ -13,3 +13,4 @@ export {
 } from './known-modules.js';
 export type { Recognition, RecognizeOptions } from './recognize.js';
 export { recognize, sourceHash } from './recognize.js';
+export { SESSION_PG_URL_ENV } from './session-engine.js';

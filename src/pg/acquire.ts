@@ -46,18 +46,23 @@ async function sessionFor<T>(
   let timer: NodeJS.Timeout | undefined;
   const gaveUp = new Promise<never>((_, reject) => {
     if (signal !== undefined) stop = onAbort(signal, () => reject(abortError(signal, display(req.name))));
-    if (Number.isFinite(left)) {
-      timer = setTimeout(
-        () =>
-          reject(
-            new PgLockError(
-              'ERR_KERNEL_LOCK_PG_CONNECTION',
-              `kernel-lock/pg: no session with PostgreSQL within the lock's timeout (${req.timeout} ms) for ${JSON.stringify(req.name)}: the server is slow to accept connections or unreachable`,
-            ),
+    // A timer can fire before its time by the clock (Node measures from the
+    // loop's cached time, stale after a long stretch of JavaScript): fire
+    // only once the lock's time has really run out, so that the caller, which
+    // reads the clock, takes this for the timeout it is.
+    const arm = (ms: number): void => {
+      timer = setTimeout(() => {
+        const rest = req.timeout - (performance.now() - started);
+        if (rest > 0) return arm(rest);
+        reject(
+          new PgLockError(
+            'ERR_KERNEL_LOCK_PG_CONNECTION',
+            `kernel-lock/pg: no session with PostgreSQL within the lock's timeout (${req.timeout} ms) for ${JSON.stringify(req.name)}: the server is slow to accept connections or unreachable`,
           ),
-        Math.max(0, left),
-      );
-    }
+        );
+      }, ms);
+    };
+    if (Number.isFinite(left)) arm(Math.max(0, left));
   });
   try {
     return await Promise.race([promise, gaveUp]);

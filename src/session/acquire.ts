@@ -5,11 +5,14 @@
 // (file-engine.ts), so it is freed the instant its holder dies, in any pid
 // namespace, waiters sleep in the kernel instead of polling, and every hold
 // carries a fencing token. No signal or exit handlers: the kernel does that
-// cleanup now.
+// cleanup now. With the `engine` option (sessions shared across hosts) the
+// session is held by that engine instead (engine-hold.ts): no files at all.
 import { mkdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { LockEngine } from '../lock/engine.js';
 import { readRecord } from '../lock/owner-record.js';
 import { DEFAULT_MAX_HOLD_MS, DEFAULT_STALE_MS, DEFAULT_TIMEOUT_MS, resolvePositiveMs } from './durations.js';
+import { acquireOnEngine, checkEngine, EngineHoldTimeout, engineHoldKey, sessionLockName } from './engine-hold.js';
 import { createTimeoutError, type SessionLockHolder, type TimeoutErrorFactory, withHolder } from './error.js';
 import { acquireOnFiles, FileHoldTimeout } from './file-engine.js';
 import { currentHold, hold, type SessionWriteLock, share } from './held.js';
@@ -53,6 +56,22 @@ export interface SessionWriteLockOptions {
   legacyMarkers?: LegacyMarkerPolicy;
   /** Label stored in the owner record, shown by `kernel-lock status` and in timeout messages. */
   owner?: string;
+  /**
+   * Hold the session on this lock engine instead of files: for sessions
+   * shared across hosts, a PgLocks from kernel-lock/pg (a PostgreSQL
+   * advisory lock, dropped by the server when the holder's session ends).
+   * No lock file, lease file or legacy marker is used; `fencingToken` is the
+   * engine's token, and the hold goes stale (`signal` aborts, assertCurrent()
+   * and write() throw) as soon as the engine loses the lock. `fencing` is
+   * refused with an engine: a live holder's engine lock cannot be taken over.
+   */
+  engine?: LockEngine;
+  /**
+   * The engine's lock name for this session (only with `engine`). Default
+   * `session/<basename of sessionFile>`, the same on every host whatever the
+   * mount point of a shared directory (see sessionLockName()).
+   */
+  lockName?: string;
 }
 
 async function lockPathFor(sessionFile: string): Promise<{ key: string; lockPath: string }> {
@@ -106,6 +125,25 @@ function validate(params: SessionWriteLockOptions): LegacyMarkerPolicy {
   if (params.fencing !== undefined && typeof params.fencing !== 'boolean') {
     throw new TypeError(`kernel-lock/session: fencing must be a boolean, got ${JSON.stringify(params.fencing)}`);
   }
+  if (params.engine !== undefined) {
+    checkEngine(params.engine);
+    if (params.fencing === true) {
+      throw new TypeError(
+        `kernel-lock/session: fencing (supersession by a waiter past maxHoldMs) is not available with the ${params.engine.kind} ` +
+          "engine: its lock cannot be taken from a live holder. Omit fencing; the hold's own watchdog still ends it at maxHoldMs",
+      );
+    }
+    if (params.lockName !== undefined && (typeof params.lockName !== 'string' || params.lockName.length === 0)) {
+      throw new TypeError(
+        `kernel-lock/session: lockName must be a non-empty string, got ${JSON.stringify(params.lockName)}`,
+      );
+    }
+  } else if (params.lockName !== undefined) {
+    throw new TypeError(
+      'kernel-lock/session: lockName names the lock of an `engine`; without one the session is locked on its lock file. ' +
+        'Pass engine too, or drop lockName',
+    );
+  }
   return policy;
 }
 
@@ -129,10 +167,32 @@ export async function acquireSessionWriteLockWith(
   const timeoutMs = resolvePositiveMs(params.timeoutMs, DEFAULT_TIMEOUT_MS, { allowInfinity: true });
   const staleMs = resolvePositiveMs(params.staleMs, DEFAULT_STALE_MS);
   const maxHoldMs = resolvePositiveMs(params.maxHoldMs, DEFAULT_MAX_HOLD_MS);
-  const { key, lockPath } = await lockPathFor(params.sessionFile);
+  const { key: fileKey, lockPath } = await lockPathFor(params.sessionFile);
+  const engine = params.engine;
+  const lockName = engine === undefined ? lockPath : (params.lockName ?? sessionLockName(params.sessionFile));
+  const key = engine === undefined ? fileKey : engineHoldKey(engine, lockName);
 
   const current = currentHold(key);
   if (params.allowReentrant === true && current !== undefined) return share(current);
+
+  if (engine !== undefined) {
+    try {
+      const grant = await acquireOnEngine({
+        engine,
+        key,
+        lockName,
+        lockPath,
+        owner: params.owner,
+        maxHoldMs,
+        timeoutMs,
+      });
+      return hold(grant);
+    } catch (error) {
+      if (!(error instanceof EngineHoldTimeout)) throw error;
+      const { holder, detail, cause } = error;
+      throw timeoutError(createError, { timeoutMs, lockPath, holder, detail, cause });
+    }
+  }
 
   const started = performance.now();
   const remaining = (): number => Math.max(0, timeoutMs - (performance.now() - started));

@@ -7,8 +7,17 @@ import { LeaseStaleError } from '../lease/errors.js';
 import { type SessionStaleCause, type SessionWriteLockStaleError, staleError } from './stale-error.js';
 
 /**
+ * Thrown by a hold on a lock engine (the `engine` option: kernel-lock/pg)
+ * once the engine no longer vouches for its lock; `cause` is the engine's
+ * reason. It becomes SessionWriteLockStaleError with cause `lost`.
+ */
+export class EngineLockLostError extends Error {
+  override readonly name = 'EngineLockLostError';
+}
+
+/**
  * What a hold needs from its engine: a fenced lease (src/lease/ on files;
- * any engine whose stale holds throw LeaseStaleError fits).
+ * any engine whose stale holds throw LeaseStaleError or EngineLockLostError fits).
  */
 export interface FencedHold {
   readonly token: bigint;
@@ -33,6 +42,8 @@ export interface SessionMarker {
 export interface HeldSession {
   key: string;
   lockPath: string;
+  /** The lock engine's name for the session (the lock file, on files). */
+  lockName: string;
   lease: FencedHold;
   /** The session's lock file as old-version processes and `kernel-lock status` see it; null once closed (or none). */
   marker: SessionMarker | null;
@@ -75,6 +86,7 @@ function causeOf(error: LeaseStaleError): SessionStaleCause {
 
 /** The runtime's error for a LeaseStaleError of this hold's lease; anything else passes through. */
 export function translate(entry: HeldSession, error: unknown): unknown {
+  if (error instanceof EngineLockLostError) return markStale(entry, 'lost', error.cause);
   if (!(error instanceof LeaseStaleError) || error.token !== entry.lease.token) return error;
   return markStale(entry, causeOf(error), error);
 }

@@ -26,8 +26,16 @@ export interface SessionLockHolder {
   owner: string | null;
   /** How long it has held the lock, from the record stamped at grant time; null if unknown. */
   heldForMs: number | null;
-  /** 'kernel-lock': it holds the kernel lock. 'legacy-marker': an old-version process's marker (no kernel lock). */
-  kind: 'kernel-lock' | 'legacy-marker';
+  /**
+   * 'kernel-lock': it holds the kernel lock. 'legacy-marker': an old-version
+   * process's marker (no kernel lock). 'engine': it holds the session's lock
+   * on the lock engine passed as `engine` (kernel-lock/pg), maybe on another host.
+   */
+  kind: 'kernel-lock' | 'legacy-marker' | 'engine';
+  /** With an engine: the holder's host name, as the engine recorded it (null if unknown). */
+  host?: string | null;
+  /** With an engine: the holder's fencing token (null if unknown). */
+  token?: bigint | null;
 }
 
 /** The timeout error of a session write lock: the runtime's fields, plus who holds it. */

@@ -106,6 +106,7 @@ export async function acquireOnFiles(req: FileHoldRequest): Promise<Grant> {
   return {
     key: req.key,
     lockPath: req.lockPath,
+    lockName: req.lockPath,
     lease: held,
     marker: marker === null ? null : sessionMarker(marker, req.lockPath),
     maxHoldMs: req.maxHoldMs,

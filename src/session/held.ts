@@ -23,12 +23,15 @@ export type { FencedHold, HeldSession, SessionMarker };
 export interface SessionWriteLock {
   /** Releases this acquisition; the lock goes away at the last one. Safe to call twice. */
   release(): Promise<void>;
-  /** The lock file. */
+  /** The lock file (with an `engine`: the path the file engine would lock; no file is made). */
   readonly lockPath: string;
+  /** The engine's lock name (`engine` option; kernel-lock/pg: the advisory lock's name); the lock file otherwise. */
+  readonly lockName: string;
   /**
    * Aborted, with a SessionWriteLockStaleError, when the hold is lost without
    * its owner releasing it: its watchdog ended it at maxHoldMs, a waiter
-   * superseded it (`fencing: true`), or the session's lease file was replaced.
+   * superseded it (`fencing: true`), the session's lease file was replaced, or
+   * the lock engine lost the lock (`engine`: e.g. its PostgreSQL session ended).
    * A holder that finds it aborted no longer owns the session and must not write.
    */
   readonly signal: AbortSignal;
@@ -144,6 +147,7 @@ export function share(entry: HeldSession): SessionWriteLock {
   let released = false;
   return {
     lockPath: entry.lockPath,
+    lockName: entry.lockName,
     signal: entry.controller.signal,
     fencingToken: entry.lease.token,
     assertCurrent: () => assertCurrent(entry),
@@ -165,16 +169,34 @@ export function share(entry: HeldSession): SessionWriteLock {
 export interface Grant {
   key: string;
   lockPath: string;
+  lockName: string;
   lease: FencedHold;
   marker: SessionMarker | null;
   maxHoldMs: number;
   fencing: boolean;
+  /**
+   * A lock engine's signal (the `engine` option), aborted when the engine
+   * lost the lock: the hold becomes stale (cause `lost`) and ends at once.
+   */
+  lost?: AbortSignal;
+}
+
+/** An engine lost the lock: the hold is stale from now on (fail closed), and its remains are given back. */
+function followEngine(entry: HeldSession, lost: AbortSignal): void {
+  const onLost = (): void => {
+    if (entry.ended) return;
+    markStale(entry, 'lost', lost.reason);
+    void endHold(entry).catch(() => {});
+  };
+  if (lost.aborted) onLost();
+  else lost.addEventListener('abort', onLost, { once: true });
 }
 
 /** Records a newly granted hold and arms its watchdog (without `fencing`); returns the first acquisition's view. */
 export function hold(grant: Grant): SessionWriteLock {
+  const { lost, ...granted } = grant;
   const entry: HeldSession = {
-    ...grant,
+    ...granted,
     count: 0,
     acquiredAt: Date.now(),
     watchdog: undefined,
@@ -195,7 +217,9 @@ export function hold(grant: Grant): SessionWriteLock {
   // turn; the table names the latest, which is the one reentrancy joins.
   heldSessions.set(grant.key, entry);
   openHolds.add(entry);
-  return share(entry);
+  const first = share(entry);
+  if (lost !== undefined) followEngine(entry, lost);
+  return first;
 }
 
 /** The runtime's watchdog pass: force-releases every hold older than its maxHoldMs at `nowMs`; returns how many. */

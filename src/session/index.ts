@@ -3,11 +3,13 @@
 // and messages), built on kernel locks, with the fenced API of the runtime's
 // later generations (fencingToken, assertCurrent()/assertOwned(),
 // SessionWriteLockStaleError) on top.
+export type { EngineLock, LockEngine } from '../lock/engine.js';
 export type { SessionWriteLock, SessionWriteLockOptions } from './acquire.js';
 export { acquireSessionWriteLock } from './acquire.js';
 export type { CleanStaleLockFilesOptions, SessionLockInspection } from './clean.js';
 export { cleanStaleLockFiles } from './clean.js';
 export { resolveSessionLockMaxHoldFromTimeout } from './durations.js';
+export { sessionLockName } from './engine-hold.js';
 export type { SessionLockHolder, SessionWriteLockTimeoutParams, TimeoutErrorFactory } from './error.js';
 export {
   isSessionWriteLockTimeoutError,
@@ -15,7 +17,7 @@ export {
   SessionWriteLockTimeoutError,
 } from './error.js';
 export type { LegacyMarkerPolicy } from './legacy-markers.js';
-export type { SessionWriteLockModule, SessionWriteLockTesting } from './module.js';
+export type { SessionWriteLockModule, SessionWriteLockModuleOptions, SessionWriteLockTesting } from './module.js';
 export {
   createSessionWriteLockModule,
   drainSessionWriteLockStateForTest,

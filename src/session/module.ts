@@ -4,6 +4,8 @@
 // and the `--import` hook (kernel-lock/openclaw) passes the runtime's own
 // class, so the runtime's `instanceof` checks hold for errors we throw. Every
 // instance shares one table of held locks per process.
+
+import type { LockEngine } from '../lock/engine.js';
 import { acquireSessionWriteLockWith, type SessionWriteLockOptions } from './acquire.js';
 import { cleanStaleLockFiles } from './clean.js';
 import { resolveSessionLockMaxHoldFromTimeout } from './durations.js';
@@ -51,12 +53,30 @@ export function resetSessionWriteLockStateForTest(): void {
   releaseAllLocksSync();
 }
 
+/** Defaults of a module instance. */
+export interface SessionWriteLockModuleOptions {
+  /**
+   * The lock engine for acquisitions that pass none (the `--import` hook:
+   * PostgreSQL when KERNEL_LOCK_SESSION_PG_URL is set), called at each
+   * acquisition; undefined or returning undefined: files.
+   */
+  engine?: () => LockEngine | undefined;
+}
+
 /** The runtime's session-write-lock module on kernel-lock, throwing timeouts built by `createError`. */
 export function createSessionWriteLockModule(
   createError: TimeoutErrorFactory = createTimeoutError,
+  options: SessionWriteLockModuleOptions = {},
 ): SessionWriteLockModule {
+  const withEngine = (params: SessionWriteLockOptions): SessionWriteLockOptions => {
+    if (options.engine === undefined || typeof params !== 'object' || params === null || params.engine !== undefined) {
+      return params;
+    }
+    const engine = options.engine();
+    return engine === undefined ? params : { ...params, engine };
+  };
   return {
-    acquireSessionWriteLock: (params) => acquireSessionWriteLockWith(params, createError),
+    acquireSessionWriteLock: async (params) => acquireSessionWriteLockWith(withEngine(params), createError),
     cleanStaleLockFiles,
     resolveSessionLockMaxHoldFromTimeout,
     drainSessionWriteLockStateForTest,

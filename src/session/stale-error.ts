@@ -16,9 +16,11 @@ export const SESSION_WRITE_LOCK_STALE_CODE = 'OPENCLAW_SESSION_WRITE_LOCK_STALE'
  * - `superseded`: a waiter took the session over after this hold's maxHoldMs (it asked for `fencing: true`);
  * - `hold-exceeded`: this process's own watchdog ended the hold at maxHoldMs;
  * - `released`: this hold was released (by its owner, or by releaseAllLocksSync and the test helpers);
- * - `replaced`: the session's lease file was removed or replaced by hand, so its token no longer fences anything.
+ * - `replaced`: the session's lease file was removed or replaced by hand, so its token no longer fences anything;
+ * - `lost`: the lock engine lost the lock (`engine` option; kernel-lock/pg: the PostgreSQL session ended, was
+ *   terminated, or stopped answering within its loss deadline), so the engine no longer vouches for it.
  */
-export type SessionStaleCause = 'superseded' | 'hold-exceeded' | 'released' | 'replaced';
+export type SessionStaleCause = 'superseded' | 'hold-exceeded' | 'released' | 'replaced' | 'lost';
 
 /** What the runtime's constructor takes. */
 export interface SessionWriteLockStaleParams {
@@ -55,7 +57,7 @@ export class SessionWriteLockStaleError extends Error {
 
 function describeCause(
   cause: SessionStaleCause,
-  facts: { token: bigint; current: bigint | null; maxHoldMs: number },
+  facts: { token: bigint; current: bigint | null; maxHoldMs: number; source?: unknown },
 ): string {
   switch (cause) {
     case 'superseded':
@@ -68,6 +70,10 @@ function describeCause(
       return `released (fencing token ${facts.token})`;
     case 'replaced':
       return `the session's lease file was removed or replaced (fencing token ${facts.token})`;
+    case 'lost': {
+      const why = facts.source instanceof Error ? `: ${facts.source.message}` : '';
+      return `lost by its lock engine (fencing token ${facts.token})${why}`;
+    }
   }
 }
 

@@ -6,57 +6,17 @@
 // as the runtime's (its own error class included), and child processes
 // started elsewhere must keep the hook.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { KnownBuild } from '../../src/openclaw/known-modules.js';
-import { recognize, sourceHash } from '../../src/openclaw/recognize.js';
 import { root, tempDir } from '../helpers.js';
+import { fakeRuntime as makeFakeRuntime, servedLockChunk } from './fake-runtime.js';
 
 const work = tempDir('kernel-lock-openclaw-hook-');
 afterAll(() => work.cleanup());
 const register = path.join(root, 'dist', 'openclaw', 'register.js');
-
-/** A package shaped like the runtime's: name, version, ESM dist/ chunks. */
-function fakeRuntime(name: string): string {
-  const dir = path.join(work.dir, name);
-  mkdirSync(path.join(dir, 'dist'), { recursive: true });
-  writeFileSync(
-    path.join(dir, 'package.json'),
-    JSON.stringify({ name: 'openclaw', version: '0.0.0-test', type: 'module' }),
-  );
-  writeFileSync(
-    path.join(dir, 'dist', 'errors-AAAA.js'),
-    [
-      '//#region src/agents/session-write-lock-error.ts',
-      'var SessionWriteLockTimeoutError = class extends Error {',
-      '\tconstructor(params) {',
-      '\t\tsuper("session file locked (timeout " + params.timeoutMs + "ms): " + params.owner + " " + params.lockPath);',
-      '\t\tthis.code = "OPENCLAW_SESSION_WRITE_LOCK_TIMEOUT";',
-      '\t\tthis.name = "SessionWriteLockTimeoutError";',
-      '\t}',
-      '};',
-      '//#endregion',
-      'export { SessionWriteLockTimeoutError as t };',
-      '',
-    ].join('\n'),
-  );
-  writeFileSync(path.join(dir, 'dist', 'lock-BBBB.js'), lockChunk());
-  return dir;
-}
-
-function lockChunk(): string {
-  return [
-    'import { t as SessionWriteLockTimeoutError } from "./errors-AAAA.js";',
-    '//#region src/agents/session-write-lock.ts',
-    'async function acquireSessionWriteLock() { return "stock lock"; }',
-    'const __testing = {};',
-    '//#endregion',
-    'export { acquireSessionWriteLock as n, __testing as t };',
-    '',
-  ].join('\n');
-}
+const fakeRuntime = (name: string): string => makeFakeRuntime(work.dir, name);
 
 function node(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
   const result = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 30_000, ...options });
@@ -110,20 +70,8 @@ describe('kernel-lock/openclaw/register', () => {
 describe('a served module', () => {
   it('works as the runtime module: exports by minified name, timeouts thrown as the runtime error class', () => {
     const dir = fakeRuntime('served');
-    const original = lockChunk();
-    const build: KnownBuild = {
-      runtime: 'openclaw@0.0.0-test',
-      module: 'src/agents/session-write-lock.ts',
-      sha256: sourceHash(original),
-      implementation: 'session-write-lock@2026.4.24',
-      exports: { n: 'acquireSessionWriteLock', t: '__testing' },
-      runtimeImports: ['SessionWriteLockTimeoutError'],
-    };
-    const libraryUrl = pathToFileURL(path.join(root, 'dist', 'openclaw.js')).href;
-    const decision = recognize(original, { libraryUrl, builds: [build] });
-    expect(decision.kind).toBe('serve');
-    if (decision.kind !== 'serve') return;
-    writeFileSync(path.join(dir, 'dist', 'lock-BBBB.js'), decision.source);
+    // The hook serves the fake runtime's session lock module (as if its hash were a known build's).
+    writeFileSync(path.join(dir, 'dist', 'lock-BBBB.js'), servedLockChunk());
     const sessionFile = path.join(dir, 'sessions', 's.jsonl');
     writeFileSync(
       path.join(dir, 'main.js'),

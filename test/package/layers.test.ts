@@ -60,4 +60,18 @@ describe('layers', () => {
     }
     expect(upward).toEqual([]);
   });
+
+  it('src/session knows lock engines only through src/lock/engine.ts, never src/pg (the caller passes a PgLocks in)', () => {
+    const found: string[] = [];
+    for (const file of sources(path.join(src, 'session'))) {
+      for (const specifier of specifiers(readFileSync(file, 'utf8'))) {
+        const target = path.resolve(path.dirname(file), specifier);
+        if (specifier.startsWith('.') && layerOf(target).name === 'pg')
+          found.push(`${path.relative(root, file)} -> ${specifier}`);
+        if (specifier === 'pg' || specifier.startsWith('pg/'))
+          found.push(`${path.relative(root, file)} -> ${specifier}`);
+      }
+    }
+    expect(found).toEqual([]);
+  });
 });

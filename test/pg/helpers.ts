@@ -5,7 +5,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
-import { root } from '../helpers.js';
+import { root, sleep } from '../helpers.js';
 
 /** Connection info of a running test cluster. */
 export interface PgTestEnv {
@@ -198,4 +198,82 @@ export const monotonicNs = (): bigint => process.hrtime.bigint();
 /** Milliseconds between two agent stamps. */
 export function msBetween(from: string | bigint, to: string | bigint): number {
   return Number(BigInt(to) - BigInt(from)) / 1e6;
+}
+
+/** One event of a session agent (test/pg/fixtures/session-agent.mjs). */
+export interface SessionAgentEvent {
+  event: string;
+  /** CLOCK_MONOTONIC in ns. */
+  t: string;
+  [field: string]: unknown;
+}
+
+/** A process holding (or trying to hold) a session write lock of kernel-lock/session on the PostgreSQL engine. */
+export class SessionAgent {
+  readonly child: ChildProcess;
+  readonly events: SessionAgentEvent[] = [];
+  stderr = '';
+
+  /**
+   * Starts test/pg/fixtures/session-agent.mjs: `acquireSessionWriteLock({ sessionFile, ...options, engine })`
+   * with `engine = new PgLocks(url, engineOptions)`; with a transcript it appends through `lock.write()`
+   * every 20 ms. `prefix` runs it elsewhere (`ip netns exec …`, `unshare …`).
+   */
+  constructor(
+    url: string,
+    sessionFile: string,
+    options: object,
+    engineOptions: object,
+    extra: { transcript?: string; prefix?: string[] } = {},
+  ) {
+    const args = [
+      `${root}/test/pg/fixtures/session-agent.mjs`,
+      url,
+      sessionFile,
+      JSON.stringify(options),
+      JSON.stringify(engineOptions),
+      ...(extra.transcript === undefined ? [] : [extra.transcript]),
+    ];
+    const command = [...(extra.prefix ?? []), process.execPath, ...args];
+    this.child = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stderr!.on('data', (chunk: Buffer) => {
+      this.stderr += chunk.toString();
+    });
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      try {
+        this.events.push(JSON.parse(line) as SessionAgentEvent);
+      } catch {
+        // not an event
+      }
+    });
+  }
+
+  /** The first event named `event`, seen or to come. */
+  async next(event: string, timeoutMs = 20_000): Promise<SessionAgentEvent> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const seen = this.events.find((e) => e.event === event);
+      if (seen !== undefined) return seen;
+      if (performance.now() > deadline) {
+        throw new Error(
+          `session agent: no ${event} event within ${timeoutMs} ms; events ${JSON.stringify(this.events)}; stderr ${this.stderr}`,
+        );
+      }
+      await sleep(10);
+    }
+  }
+
+  /** Asks it to release; resolves when it has. */
+  async release(): Promise<void> {
+    this.child.stdin!.write('release\n');
+    await this.next('released');
+  }
+
+  kill(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) return resolve();
+      this.child.once('exit', () => resolve());
+      this.child.kill('SIGKILL');
+    });
+  }
 }

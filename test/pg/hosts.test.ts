@@ -11,13 +11,17 @@
 // - a queued waiter's link cut: the server may grant the dead waiter the
 //   lock (a phantom), but it is gone within tcp_user_timeout + slack, and
 //   the next waiter gets the lock;
+// - a session transcript shared by both hosts (kernel-lock/session with the
+//   engine): the cut-off holder's hold goes stale before the other host is
+//   granted, and the transcript never forks;
 // - a counter incremented from both hosts through all of that (one host
 //   cut, a process SIGKILLed) loses nothing and never goes back in tokens.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { lockKey } from '../../dist/pg.js';
 import { lineFrom, root } from '../helpers.js';
 import {
   Agent,
@@ -27,6 +31,7 @@ import {
   msBetween,
   type PgTestEnv,
   pgEnv,
+  SessionAgent,
   startCluster,
   stopCluster,
 } from './helpers.js';
@@ -53,6 +58,7 @@ const clusterEnv = { KERNEL_LOCK_PG_NETNS: ns.db, KERNEL_LOCK_PG_LISTEN: '*' };
 let env: PgTestEnv;
 let admin: pg.Client;
 const agents: Agent[] = [];
+const sessionAgents: SessionAgent[] = [];
 const children: ChildProcess[] = [];
 
 function ip(...args: string[]): void {
@@ -141,6 +147,7 @@ afterAll(async () => {
 describe('kernel-lock/pg across hosts (network namespaces)', () => {
   afterEach(async () => {
     for (const agent of agents.splice(0)) await agent.kill();
+    for (const agent of sessionAgents.splice(0)) await agent.kill();
     setLink('a', 'up');
     setLink('b', 'up');
   });
@@ -189,6 +196,50 @@ describe('kernel-lock/pg across hosts (network namespaces)', () => {
     );
     b.send({ op: 'release', id: 'w' });
     await b.on('released', 'w');
+  });
+
+  it('a session transcript shared by A and B (kernel-lock/session on this engine): A cut off is told its hold is stale before B is granted; the transcript never forks', async () => {
+    mkdirSync(path.join(dir, 'sessions'), { recursive: true });
+    const sessionFile = path.join(dir, 'sessions', 'shared.jsonl');
+    const transcript = path.join(dir, 'sessions', 'shared.fenced');
+    const on = (host: 'a' | 'b', options: object): SessionAgent => {
+      const started = new SessionAgent(urlFrom(host), sessionFile, options, OPTIONS, {
+        transcript,
+        prefix: ['ip', 'netns', 'exec', ns[host]],
+      });
+      sessionAgents.push(started);
+      return started;
+    };
+    const a = on('a', {});
+    const held = await a.next('locked');
+    const b = on('b', { timeoutMs: 60_000 });
+    const key = lockKey(OPTIONS.namespace, 'session/shared.jsonl');
+    await until(async () => (await waitersOf(key)) === 1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const cut = monotonicNs();
+    setLink('a', 'down');
+    const granted = await b.next('locked', 30_000);
+    const stale = await a.next('aborted', 30_000);
+    expect(stale).toMatchObject({ code: 'OPENCLAW_SESSION_WRITE_LOCK_STALE', reasons: 'lease-lost,lost' });
+    expect(await a.next('refused', 30_000)).toMatchObject({ reasons: 'lease-lost,lost' });
+    // Who was told what when: A's session hold went stale first, then B was granted, with a larger token.
+    expect(BigInt(stale.t)).toBeLessThan(BigInt(granted.t));
+    expect(BigInt(granted.token as string)).toBeGreaterThan(BigInt(held.token as string));
+    expect(msBetween(cut, granted.t)).toBeLessThanOrEqual(DEAD_PEER_MS + SLACK_MS);
+    await until(async () => readFileSync(transcript, 'utf8').includes(`${granted.token} 3 `));
+    // The transcript never forks: every line of A's hold comes before every line of B's.
+    const tokens = readFileSync(transcript, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((line) => line.split(' ')[0]);
+    const firstOfB = tokens.indexOf(granted.token as string);
+    expect(firstOfB).toBeGreaterThan(0);
+    expect(new Set(tokens.slice(0, firstOfB))).toEqual(new Set([held.token]));
+    expect(new Set(tokens.slice(firstOfB))).toEqual(new Set([granted.token]));
+    console.log(
+      `session across hosts, holder cut off: its hold stale after ${msBetween(cut, stale.t).toFixed(0)} ms, the other host granted after ${msBetween(cut, granted.t).toFixed(0)} ms`,
+    );
+    await b.release();
   });
 
   it('waiter on A cut off while queued: no phantom holder outlives tcp_user_timeout + slack; the next waiter gets it', async () => {

@@ -54,11 +54,22 @@ describe('exports', () => {
     expect(typeof session.isSessionWriteLockAcquireError).toBe('function');
   });
 
-  it('the returned lock has the 2026.4.24 release() and the fenced API of later generations', async () => {
+  it('the returned lock has the 2026.4.24 release(), the fenced API of later generations and its lock name', async () => {
     const lock = await acquireSessionWriteLock({ sessionFile: path.join(dir, 'x.jsonl') });
     expect(Object.keys(lock).sort()).toEqual(
-      ['assertCurrent', 'assertOwned', 'fencingToken', 'lockPath', 'release', 'signal', 'write', 'writeSync'].sort(),
+      [
+        'assertCurrent',
+        'assertOwned',
+        'fencingToken',
+        'lockName',
+        'lockPath',
+        'release',
+        'signal',
+        'write',
+        'writeSync',
+      ].sort(),
     );
+    expect(lock.lockName).toBe(lock.lockPath); // on files; an `engine` names its own lock (test/pg/session.test.ts)
     await lock.release();
   });
 

@@ -8,8 +8,8 @@
 // one by a retainOnExit acquisition (see retention.ts); neither is an empty
 // or garbage file (no stock holder leaves one for longer than the instant
 // between its create and its write).
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parseRecord, RECORD_FORMAT } from '../../lock/owner-record.js';
+import { readLockFileHead } from './lock-file-head.js';
 import { defaultParsePayload, MAX_PAYLOAD_BYTES } from './payload.js';
 import { readRetainedRecord } from './retention.js';
 import type { FileLockReclaimParams, FileLockStaleRecovery, FileLockStaleSnapshot } from './types.js';
@@ -28,30 +28,14 @@ export interface Claim {
   pid: number | null;
 }
 
-const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-
 /** Reads the lock file and returns it when it is a stock marker; null otherwise (missing, ours, empty, garbage). */
 export function readLegacyMarker(lockPath: string): Claim | null {
-  let fd: number;
-  try {
-    fd = openSync(lockPath, READ_FLAGS);
-  } catch {
-    return null;
-  }
-  try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile() || stat.size === 0) return null;
-    const buffer = Buffer.alloc(Math.min(stat.size, MAX_PAYLOAD_BYTES + 64));
-    const length = readSync(fd, buffer, 0, buffer.length, 0);
-    const raw = buffer.subarray(0, length).toString('utf8');
-    const record = parseRecord(raw);
-    if (record === null || record.format === RECORD_FORMAT) return null;
-    return { origin: 'stock-marker', raw, mtimeMs: stat.mtimeMs, pid: record.pid ?? null };
-  } catch {
-    return null;
-  } finally {
-    closeSync(fd);
-  }
+  const head = readLockFileHead(lockPath, MAX_PAYLOAD_BYTES + 64);
+  if (head === null) return null;
+  const raw = head.bytes.toString('utf8');
+  const record = parseRecord(raw);
+  if (record === null || record.format === RECORD_FORMAT) return null;
+  return { origin: 'stock-marker', raw, mtimeMs: head.mtimeMs, pid: record.pid ?? null };
 }
 
 /**

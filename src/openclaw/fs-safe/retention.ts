@@ -18,9 +18,10 @@
 // own kernel lock on `lockPath` is granted. Acquisitions without
 // retainOnExit take no guard and never judge a record (the kernel says
 // whether the lock is held); their record simply replaces a retained one.
-import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync } from 'node:fs';
+import { fstatSync, ftruncateSync, readSync } from 'node:fs';
 import type { LockHandle } from '../../lock/handle.js';
 import { MAX_RECORD_BYTES, parseRecord, RECORD_FORMAT } from '../../lock/owner-record.js';
+import { readLockFileHead } from './lock-file-head.js';
 
 /** Starts the owner label of a retained record; the caller's payload JSON follows. */
 export const RETAINED_LABEL_PREFIX = 'retainOnExit ';
@@ -78,28 +79,12 @@ export interface RetainedRecord {
   pid: number | null;
 }
 
-const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-
 /** Reads the lock file and returns its record when it carries the retained mark; null otherwise. */
 export function readRetainedRecord(lockPath: string): RetainedRecord | null {
-  let fd: number;
-  try {
-    fd = openSync(lockPath, READ_FLAGS);
-  } catch {
-    return null;
-  }
-  try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile() || stat.size === 0 || stat.size > MAX_RECORD_BYTES) return null;
-    const buffer = Buffer.alloc(stat.size);
-    const length = readSync(fd, buffer, 0, buffer.length, 0);
-    const record = parseRecord(buffer.subarray(0, length));
-    if (record?.format !== RECORD_FORMAT || !isRetainedLabel(record.owner)) return null;
-    const raw = record.owner!.slice(RETAINED_LABEL_PREFIX.length);
-    return { raw, mtimeMs: stat.mtimeMs, pid: record.pid ?? null };
-  } catch {
-    return null;
-  } finally {
-    closeSync(fd);
-  }
+  const head = readLockFileHead(lockPath, MAX_RECORD_BYTES, MAX_RECORD_BYTES);
+  if (head === null) return null;
+  const record = parseRecord(head.bytes);
+  if (record?.format !== RECORD_FORMAT || !isRetainedLabel(record.owner)) return null;
+  const raw = record.owner!.slice(RETAINED_LABEL_PREFIX.length);
+  return { raw, mtimeMs: head.mtimeMs, pid: record.pid ?? null };
 }
