@@ -4,12 +4,17 @@
       "target_name": "kernel_lock",
       "sources": [
         "native/addon.cc",
+        "native/addon_lock.cc",
+        "native/addon_posix.cc",
         "native/async_turn.cc",
         "native/async_waiter.cc",
+        "native/grant.cc",
         "native/interrupt.cc",
         "native/lock_ops.cc",
+        "native/pending_waits.cc",
         "native/posix_table.cc",
         "native/record_content.cc",
+        "native/wait_hub.cc",
         "native/waiter.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -123,9 +123,13 @@ export class Child {
   }
 }
 
-/** A C process holding a kernel lock of `kind` in serve mode (crash recovery with a C holder). */
-export function floorServeChild(kind, lockPath) {
-  const child = new Child(floorBinary, ['serve', lockPath, '0', kind]);
+/**
+ * A C process holding a kernel lock of `kind` in serve mode: the holder of
+ * the hand-off (2) and of crash recovery with a C holder (3b). With
+ * `unlink` 1 it removes the file on release, as removeOnRelease does.
+ */
+export function floorServeChild(kind, lockPath, unlink = 0) {
+  const child = new Child(floorBinary, ['serve', lockPath, String(unlink), kind]);
   child.floor = true;
   return child;
 }

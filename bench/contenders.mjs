@@ -34,13 +34,31 @@ const PROPER_OPTIONS = {
   retries: { forever: true, minTimeout: 5, maxTimeout: 100, factor: 1.5, randomize: false },
 };
 
-let kernelLock;
-async function kl() {
-  // KERNEL_LOCK_BENCH_DIST names another build of kernel-lock (an ESM entry
-  // whose package root holds its own build/Release) to measure a change.
-  const entry = process.env.KERNEL_LOCK_BENCH_DIST ?? path.join(root, 'dist', 'index.js');
-  kernelLock ??= await import(pathToFileURL(path.resolve(entry)).href);
-  return kernelLock;
+/** fs-ext's non-blocking attempt: true when locked, false when busy. */
+function tryFlock(flockSync, fd) {
+  try {
+    flockSync(fd, 'exnb');
+    return true;
+  } catch (error) {
+    if (error.code === 'EAGAIN' || error.code === 'EWOULDBLOCK') return false;
+    fs.closeSync(fd);
+    throw error;
+  }
+}
+
+const kernelLocks = new Map();
+// KERNEL_LOCK_BENCH_DIST names another build of kernel-lock (an ESM entry
+// whose package root holds its own build/Release) to measure a change;
+// KERNEL_LOCK_BENCH_BASELINE adds a second build's contenders to the same
+// run ("before"), for a before/after measured side by side.
+const currentDist = process.env.KERNEL_LOCK_BENCH_DIST ?? path.join(root, 'dist', 'index.js');
+export const baselineDist = process.env.KERNEL_LOCK_BENCH_BASELINE;
+/** How the report names the baseline build (e.g. "main at a42ff6f"). */
+export const baselineName = process.env.KERNEL_LOCK_BENCH_BASELINE_NAME ?? 'before';
+async function kl(entry = currentDist) {
+  const url = pathToFileURL(path.resolve(entry)).href;
+  if (!kernelLocks.has(url)) kernelLocks.set(url, await import(url));
+  return kernelLocks.get(url);
 }
 
 let legacy;
@@ -55,20 +73,32 @@ async function legacyModule() {
   return legacy;
 }
 
-function kernelLockContender(api, kind, removeOnRelease) {
+function kernelLockContender(api, kind, removeOnRelease, dist) {
   const mode = removeOnRelease ? 'remove' : 'keep';
   const opts = { kind, removeOnRelease };
   return {
-    id: `kl-${api}-${kind}-${mode}`,
-    label: `kernel-lock ${api === 'async' ? 'lock()' : 'lockSync()'} ${kind} ${mode}`,
-    lib: 'kernel-lock',
+    id: `${dist ? 'base-' : ''}kl-${api}-${kind}-${mode}`,
+    label: `kernel-lock ${api === 'async' ? 'lock()' : 'lockSync()'} ${kind} ${mode}${dist ? ` (${baselineName})` : ''}`,
+    lib: dist ? 'kernel-lock before' : 'kernel-lock',
+    baseline: Boolean(dist),
     sync: api === 'sync',
     wait: api === 'async' ? Wait.kernelThread : Wait.blocksThread,
     keepsFile: !removeOnRelease,
     lockKind: kind,
     timeout: api === 'async' ? 'yes: timeout + AbortSignal' : 'yes: timeout',
+    // The uncontended cycle as a user writes it, without the bench's wrapper.
+    loadCycle:
+      api === 'async'
+        ? async () => {
+            const { lock } = await kl(dist);
+            return async (p) => {
+              const handle = await lock(p, opts);
+              await handle.release();
+            };
+          }
+        : undefined,
     async load() {
-      const { lock, lockSync } = await kl();
+      const { lock, lockSync } = await kl(dist);
       if (api === 'sync') {
         return (p) => {
           const handle = lockSync(p, opts);
@@ -81,6 +111,11 @@ function kernelLockContender(api, kind, removeOnRelease) {
       };
     },
   };
+}
+
+/** kind 'posix' (default options), measured only where the posix table's cost matters (8. many locks held). */
+function posixContender(api, dist) {
+  return { ...kernelLockContender(api, 'posix', false, dist), sections: ['heldMany'] };
 }
 
 /** All contenders, in table order. */
@@ -102,12 +137,17 @@ export const contenders = [
     sync: false,
     wait: Wait.threadpool,
     keepsFile: true,
-    note: 'bare flock: no verify, no record',
+    note: 'bare flock: no verify, no record; a non-blocking attempt first, the pool only when busy',
     async load() {
-      const { flock } = requirePeer('fs-ext');
+      const { flock, flockSync } = requirePeer('fs-ext');
       return async (p) => {
         const fd = fs.openSync(p, OPEN_FLAGS);
-        await new Promise((resolve, reject) => flock(fd, 'ex', (err) => (err ? reject(err) : resolve())));
+        // A non-blocking first attempt on the calling thread, as
+        // fs-native-extensions' tryLock and kernel-lock do: the threadpool
+        // round trip is paid only when the lock is busy.
+        if (!tryFlock(flockSync, fd)) {
+          await new Promise((resolve, reject) => flock(fd, 'ex', (err) => (err ? reject(err) : resolve())));
+        }
         return () => fs.closeSync(fd);
       };
     },
@@ -227,6 +267,17 @@ export const contenders = [
     },
   },
 ];
+
+contenders.push(posixContender('async'), posixContender('sync'));
+
+// The flock contenders (those the goals are judged on) and the posix ones
+// from the baseline build, when one is given.
+if (baselineDist) {
+  for (const api of ['async', 'sync']) {
+    for (const remove of [true, false]) contenders.push(kernelLockContender(api, 'flock', remove, baselineDist));
+  }
+  contenders.push(posixContender('async', baselineDist), posixContender('sync', baselineDist));
+}
 
 /** Which file the legacy baseline came from (for the report). */
 export async function legacySource() {

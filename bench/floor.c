@@ -3,11 +3,13 @@
  * cycle, in plain C with nothing around it, so the Node figures can be read
  * as "how far above what the kernel itself costs".
  *
- *   open(O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK) + fstat
+ *   open(O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK)
  *   flock(LOCK_EX|LOCK_NB)
+ *   [when busy: fstat + fstatfs, then the blocking lock]
  *   fstat + lstat (the path still names the locked inode)
+ *   fstatfs (not a kernel pseudo file system; before the wait when there was one)
  *   pread (is the content a record? foreign content is never written over)
- *   pwrite(owner record, offset 0)
+ *   pwrite(owner record, offset 0; a longer previous record blanked with spaces)
  *   [fstat + lstat + pread + unlink]  only in "unlink" mode (removeOnRelease)
  *   close               (releases the lock)
  *
@@ -18,7 +20,10 @@
  *       the bench's child protocol on stdin/stdout (see bench/worker.mjs):
  *       "acquire" -> "waiting <ns>" then "acquired <ns>" (blocking lock of
  *       the given kind; ofd and posix lock the whole file with fcntl),
- *       "release" -> "released <ns>", "cycle" (acquire + release),
+ *       "release" -> "released <ns>", "drop" -> releases and prints nothing
+ *       (a hand-off's holder must not write to a pipe inside the measured
+ *       window), "when" -> "dropped <ns>" (the instant of the last drop),
+ *       "cycle" (acquire + release),
  *       "append <data file> <ms> <start ns>" -> from the start instant on,
  *       appends one line under the lock per cycle for <ms>; "count <n>";
  *       "exit".
@@ -33,6 +38,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,24 +81,45 @@ static int acquire(const char* path, int blocking) {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
     if (fd < 0) die("open");
     struct stat by_fd, by_path;
-    if (fstat(fd, &by_fd) != 0) die("fstat");
-    if (lock_fd(fd, blocking) != 0) {
-      if (errno == EWOULDBLOCK && !blocking) {
+    struct statfs fs;
+    int waited = 0;
+    /* As kernel-lock: one non-blocking attempt; when busy, the type and
+     * file system checks, then the wait. */
+    if (lock_fd(fd, 0) != 0) {
+      if (errno != EWOULDBLOCK) die("flock");
+      if (!blocking) {
         close(fd);
         return -1;
       }
-      die("flock");
+      if (fstat(fd, &by_fd) != 0) die("fstat");
+      if (fstatfs(fd, &fs) != 0) die("fstatfs");
+      if (lock_fd(fd, 1) != 0) die("flock");
+      waited = 1;
     }
     if (fstat(fd, &by_fd) != 0) die("fstat");
     if (lstat(path, &by_path) != 0 || by_path.st_ino != by_fd.st_ino || by_path.st_dev != by_fd.st_dev) {
       close(fd); /* unlinked or replaced while we waited: start over */
       continue;
     }
+    /* kernel-lock refuses files on kernel pseudo file systems (procfs...);
+     * after a wait it checked before waiting. */
+    if (!waited && fstatfs(fd, &fs) != 0) die("fstatfs");
     /* kernel-lock reads what is there (at most 4 KiB + 1) before writing. */
     char head[4097];
     if (by_fd.st_size > 0 && by_fd.st_size < (off_t)sizeof head && pread(fd, head, (size_t)by_fd.st_size + 1, 0) < 0)
       die("pread");
-    if (pwrite(fd, kRecord, sizeof kRecord - 1, 0) < 0) die("pwrite");
+    /* and blanks the rest of a longer previous record (JSON allows trailing
+     * white space), so the file stays one record whoever wrote last. */
+    size_t length = sizeof kRecord - 1;
+    const char* data = kRecord;
+    if (by_fd.st_size > (off_t)length && by_fd.st_size < (off_t)sizeof head) {
+      memcpy(head, kRecord, length);
+      memset(head + length, ' ', (size_t)by_fd.st_size - length);
+      head[by_fd.st_size - 1] = '\n';
+      data = head;
+      length = (size_t)by_fd.st_size;
+    }
+    if (pwrite(fd, data, length, 0) < 0) die("pwrite");
     return fd;
   }
 }
@@ -166,6 +193,7 @@ static long append(const char* path, int do_unlink, const char* data, double dur
 static int serve(const char* path, int do_unlink) {
   char line[4096 + 64];
   int fd = -1;
+  uint64_t dropped = 0;
   setvbuf(stdout, NULL, _IOLBF, 0);
   printf("ready %d\n", (int)getpid());
   while (fgets(line, sizeof line, stdin) != NULL) {
@@ -178,6 +206,12 @@ static int serve(const char* path, int do_unlink) {
       release(path, fd, do_unlink);
       fd = -1;
       printf("released %llu\n", (unsigned long long)t);
+    } else if (strncmp(line, "drop", 4) == 0) {
+      dropped = now_ns();
+      release(path, fd, do_unlink);
+      fd = -1;
+    } else if (strncmp(line, "when", 4) == 0) {
+      printf("dropped %llu\n", (unsigned long long)dropped);
     } else if (strncmp(line, "cycle", 5) == 0) {
       printf("waiting %llu\n", (unsigned long long)now_ns());
       int held = acquire(path, 1);

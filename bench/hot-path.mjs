@@ -19,13 +19,13 @@ const buildDir = path.join(benchDir, '.build');
 const bundleDir = path.join(root, 'node_modules', '.cache', 'kernel-lock-bench');
 const mode = process.argv[2] === 'remove' ? 'remove' : 'keep';
 const rounds = Number(process.argv[3] ?? 10);
-const srcDir = path.resolve(process.argv[4] ?? path.join(root, 'src'));
+const srcDir = path.resolve(process.argv[4] ?? path.join(root, 'src', 'lock'));
 const roundMs = 50;
 const removeOnRelease = mode === 'remove';
 const require = createRequire(import.meta.url);
 
 fs.mkdirSync(bundleDir, { recursive: true });
-const tag = srcDir === path.join(root, 'src') ? 'src' : path.basename(srcDir);
+const tag = srcDir === path.join(root, 'src', 'lock') ? 'src' : path.basename(path.dirname(srcDir));
 const entry = path.join(bundleDir, `hot-path-entry-${tag}.ts`);
 fs.writeFileSync(
   entry,

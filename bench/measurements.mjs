@@ -1,7 +1,8 @@
-// The seven measurements of issue 6. Each takes the run's parameters, the
-// contenders and a scratch directory, and returns, per contender id, either
-// a result object or { na: 'reason' }: a contender that cannot do something
-// gets a reason in the table, never a silent gap.
+// The measurements of issue 6 (the hand-off, 2, is in handoff.mjs). Each
+// takes the run's parameters, the contenders and a scratch directory, and
+// returns, per contender id, either a result object or { na: 'reason' }: a
+// contender that cannot do something gets a reason in the table, never a
+// silent gap.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -57,6 +58,23 @@ async function nodeCycleAsync(acquire, lockPath, ms) {
   return samples;
 }
 
+/** A contender's own cycle (its natural usage, no wrapper in between), timed the same way. */
+async function nodeOwnCycle(cycle, lockPath, ms) {
+  const samples = [];
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    const t0 = now();
+    await cycle(lockPath);
+    samples.push(usBetween(t0, now()));
+  }
+  return samples;
+}
+
+/** The floor a contender's uncontended cycle is compared with: the same work in C. */
+export function floorFor(spec) {
+  return spec.keepsFile ? 'c-floor-keep' : 'c-floor-remove';
+}
+
 function floorCycle(spec, lockPath, ms) {
   const run = spawnSync(floorBinary, ['cycle', lockPath, String(spec.unlink), String(ms)], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`floor cycle failed: ${run.stderr}`);
@@ -72,6 +90,10 @@ export async function uncontended(cfg, specs, dir) {
     const lockPath = path.join(dir, `m1-${spec.id}.lock`);
     if (spec.floor) {
       runners.push({ spec, run: async (ms) => floorCycle(spec, lockPath, ms) });
+    } else if (spec.loadCycle) {
+      // The library's own usage, e.g. `await (await lock(p)).release()`.
+      const cycle = await spec.loadCycle();
+      runners.push({ spec, run: (ms) => nodeOwnCycle(cycle, lockPath, ms) });
     } else {
       const acquire = await spec.load();
       const run = spec.sync
@@ -81,6 +103,7 @@ export async function uncontended(cfg, specs, dir) {
     }
   }
   const samples = new Map(specs.map((spec) => [spec.id, []]));
+  const perRound = new Map(specs.map((spec) => [spec.id, []]));
   for (const runner of runners) await runner.run(cfg.warmupMs); // JIT, page cache, dentries
   for (let round = 0; round < cfg.rounds; round++) {
     // A B C ... then ... C B A: drift and position effects cancel.
@@ -89,61 +112,15 @@ export async function uncontended(cfg, specs, dir) {
       const got = await runner.run(cfg.roundMs);
       const into = samples.get(runner.spec.id);
       for (const value of got) into.push(value);
-    }
-  }
-  const results = {};
-  for (const spec of specs) results[spec.id] = { unit: 'us', ...summarize(samples.get(spec.id)) };
-  return { results, samples };
-}
-
-// 2. Hand-off: holder releases, waiter (already asleep in its acquire) holds.
-async function handoffBlock(pool, spec, lockPath, count, settleMs) {
-  const [a, b] = await pool.enlist(spec, lockPath, 2);
-  const latencies = [];
-  let clean = false;
-  try {
-    await acquireNow(a);
-    let holder = a;
-    let waiter = b;
-    for (let i = 0; i < count; i++) {
-      await startAcquire(waiter);
-      await sleep(settleMs); // the waiter reaches its kernel sleep (or its poll timer)
-      holder.send('release');
-      const released = BigInt(await holder.next('released'));
-      const acquired = BigInt(await waiter.next('acquired'));
-      latencies.push(usBetween(released, acquired));
-      [holder, waiter] = [waiter, holder];
-    }
-    holder.send('release');
-    await holder.next('released');
-    clean = true;
-  } finally {
-    await pool.dismiss([a, b], { idle: clean });
-  }
-  return latencies;
-}
-
-export async function handoff(cfg, specs, dir, pool) {
-  const samples = new Map(specs.map((spec) => [spec.id, []]));
-  const errors = {};
-  for (let round = 0; round < cfg.rounds; round++) {
-    const order = round % 2 === 0 ? specs : [...specs].reverse();
-    for (const spec of order) {
-      if (errors[spec.id]) continue;
-      const count = spec.wait === Wait.poll ? cfg.pollPerRound : cfg.perRound;
-      const lockPath = path.join(dir, `m2-${spec.id}.lock`);
-      try {
-        samples.get(spec.id).push(...(await handoffBlock(pool, spec, lockPath, count, cfg.settleMs)));
-      } catch (error) {
-        errors[spec.id] = String(error.message ?? error);
-      }
+      perRound.get(runner.spec.id).push(summarize(got).p50);
     }
   }
   const results = {};
   for (const spec of specs) {
-    results[spec.id] = errors[spec.id]
-      ? { na: `failed: ${errors[spec.id]}` }
-      : { unit: 'us', ...summarize(samples.get(spec.id)) };
+    const entry = { unit: 'us', ...summarize(samples.get(spec.id)), roundP50: perRound.get(spec.id) };
+    const floorRounds = perRound.get(floorFor(spec));
+    if (!spec.floor && floorRounds) entry.roundRatios = perRound.get(spec.id).map((v, r) => v / floorRounds[r]);
+    results[spec.id] = entry;
   }
   return { results, samples };
 }
@@ -441,6 +418,9 @@ export async function throughput(cfg, specs, dir, pool) {
 async function scaleOne(pool, spec, dir, cfg) {
   const sub = path.join(dir, `m7-${spec.id}`);
   fs.mkdirSync(sub, { recursive: true });
+  // The files exist beforehand: creating 10,000 inodes in a fresh directory
+  // is the file system's cost, not the lock's (and it was most of it on ext4).
+  for (let i = 0; i < cfg.locks; i++) fs.closeSync(fs.openSync(path.join(sub, `lock-${i}`), 'w'));
   const lockPath = path.join(dir, `m7-${spec.id}.lock`);
   const crowdNa = inProcessWaitNa(spec);
   // A fresh process, so its RSS growth is the locks' and not a reused heap's.

@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// `npm run bench` (full, minutes) or `npm run bench -- --quick` (< 60 s).
-// Ends with bench/inspection.mjs (bench/inspection-results.md).
+// `npm run bench` (full, minutes) or `npm run bench -- --quick` (about a minute).
 // Builds what the bench needs (dist/ when stale, the C floor, the legacy
-// baseline), runs the seven measurements of issue 6 with every contender in
-// the same run, and writes bench/results.{json,md,svg}; the Markdown report
-// also goes to stdout. `--only=id,id` restricts the contenders (development).
+// baseline), runs the sections listed in bench/sections.mjs with every
+// contender in the same run, and writes bench/results.{json,md,svg}; the
+// Markdown report also goes to stdout (part 10 is bench/inspection.mjs, its
+// own report in bench/inspection-results.md). `--only=id,id` restricts the
+// contenders (development); `--sections=key,key` the sections.
+// KERNEL_LOCK_BENCH_BASELINE=<dist/index.js> adds another build's kernel-lock
+// contenders ("before", named by KERNEL_LOCK_BENCH_BASELINE_NAME).
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -12,18 +15,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { floorBinary, floorContenders, Pool } from './children.mjs';
-import { contenders, legacySource } from './contenders.mjs';
-import {
-  crashRecovery,
-  handoff,
-  scale,
-  threadpoolHealth,
-  throughput,
-  uncontended,
-  waitingCost,
-} from './measurements.mjs';
+import { baselineDist, baselineName, contenders, legacySource } from './contenders.mjs';
 import { ensurePeers, peers, peerVersion } from './peers.mjs';
 import { markdown } from './report.mjs';
+import { sections, specsForSection } from './sections.mjs';
 import { renderSvg } from './svg.mjs';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -33,51 +28,14 @@ const buildDir = path.join(benchDir, '.build');
 const legacyBundle = path.join(root, 'node_modules', '.cache', 'kernel-lock-bench', 'legacy-marker.mjs');
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
-const only = argv
-  .find((arg) => arg.startsWith('--only='))
-  ?.slice('--only='.length)
-  .split(',');
+const listArg = (name) =>
+  argv
+    .find((arg) => arg.startsWith(`--${name}=`))
+    ?.slice(name.length + 3)
+    .split(',');
+const only = listArg('only');
+const onlySections = listArg('sections');
 const log = (message) => process.stderr.write(`[bench ${(performance.now() / 1000).toFixed(1)} s] ${message}\n`);
-
-const CONFIG = quick
-  ? {
-      uncontended: { warmupMs: 30, rounds: 4, roundMs: 25 },
-      handoff: { rounds: 1, perRound: 60, pollPerRound: 5, settleMs: 2 },
-      crashRecovery: {
-        rounds: 1,
-        killsPerRound: 2,
-        cHolderKillsPerRound: 3,
-        staleKillsPerRound: 1,
-        settleMs: 5,
-        maxPrewarm: 40,
-      },
-      waitingCost: { waiters: 4, holdMs: 250, settleMs: 100, quietMs: 300, drainMs: 10_000 },
-      threadpoolHealth: { waiterCounts: [0, 8, 64], samples: 20, stallMs: 200, settleMs: 50, drainMs: 10_000 },
-      throughput: { processes: 4, rounds: 1, durationMs: 200 },
-      scale: { locks: 500, waiters: 64, settleMs: 100, timeoutMs: 2000 },
-    }
-  : {
-      uncontended: { warmupMs: 200, rounds: 30, roundMs: 100 },
-      handoff: { rounds: 5, perRound: 200, pollPerRound: 20, settleMs: 3 },
-      crashRecovery: {
-        rounds: 5,
-        killsPerRound: 5,
-        cHolderKillsPerRound: 5,
-        staleKillsPerRound: 1,
-        settleMs: 5,
-        maxPrewarm: 40,
-      },
-      waitingCost: { waiters: 16, holdMs: 5000, settleMs: 500, quietMs: 3000, drainMs: 30_000 },
-      threadpoolHealth: {
-        waiterCounts: [0, 8, 64],
-        samples: 200,
-        stallMs: 2000,
-        settleMs: 200,
-        drainMs: 30_000,
-      },
-      throughput: { processes: 4, rounds: 3, durationMs: 1000 },
-      scale: { locks: 10_000, waiters: 256, settleMs: 1000, timeoutMs: 30_000 },
-    };
 
 function newestMtime(dir) {
   let newest = 0;
@@ -147,6 +105,21 @@ function versionOf(name) {
 
 const rounded = (values) => values.map((v) => Number(v.toFixed(2)));
 
+/** Runs a section that is a script of its own; returns what its results file says. */
+function runScript(section, cfg) {
+  const script = path.join(benchDir, section.script);
+  if (!fs.existsSync(script)) return { na: `bench/${section.script} is not in this build` };
+  const child = spawnSync(process.execPath, [...(section.nodeArgs ?? []), script, ...cfg.args], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (child.status !== 0) return { na: `bench/${section.script} failed (exit ${child.status})` };
+  try {
+    return { results: JSON.parse(fs.readFileSync(path.join(benchDir, section.resultsFile), 'utf8')) };
+  } catch (error) {
+    return { na: `bench/${section.resultsFile} unreadable: ${error.message}` };
+  }
+}
+
 async function main() {
   ensureDist();
   buildFloor();
@@ -169,6 +142,7 @@ async function main() {
     dir: path.relative(root, buildDir),
     loadStart: rounded(os.loadavg()),
   };
+  const chosen = sections.filter((section) => !onlySections || onlySections.includes(section.key));
   const run = {
     quick,
     startedAt: new Date().toISOString(),
@@ -177,27 +151,32 @@ async function main() {
       ['fs-ext', 'fs-native-extensions', 'os-lock', 'proper-lockfile'].map((name) => [name, versionOf(name)]),
     ),
     legacySource: await legacySource(),
-    config: CONFIG,
+    baseline: baselineDist ? { dist: baselineDist, name: baselineName } : null,
+    config: Object.fromEntries(chosen.map((section) => [section.key, quick ? section.quick : section.full])),
     specs,
     measurements: {},
   };
   run.versions['kernel-lock'] = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version;
-  const steps = [
-    ['uncontended', '1. uncontended cycle', uncontended],
-    ['handoff', '2. hand-off across processes', handoff],
-    ['crashRecovery', '3. crash recovery', crashRecovery],
-    ['waitingCost', '4. CPU while waiting', waitingCost],
-    ['threadpoolHealth', '5. readFile with waiters pending', threadpoolHealth],
-    ['throughput', '6. contended throughput', throughput],
-    ['scale', '7. scale', scale],
-  ];
   const pool = new Pool(path.join(dir, 'pool-scratch.lock'));
   try {
-    for (const [key, title, measure] of steps) {
-      log(`${title} …`);
+    for (const section of chosen) {
+      log(`${section.title} …`);
+      const cfg = run.config[section.key];
       const started = performance.now();
-      const { samples, ...summaries } = await measure(CONFIG[key], specs, dir, pool);
-      run.measurements[key] = { ...summaries, seconds: Number(((performance.now() - started) / 1000).toFixed(1)) };
+      const loadStart = rounded(os.loadavg());
+      let result;
+      if (section.script) {
+        result = runScript(section, cfg);
+      } else {
+        const { samples, ...summaries } = await section.measure(cfg, specsForSection(section, specs, quick), dir, pool);
+        result = summaries;
+      }
+      run.measurements[section.key] = {
+        ...result,
+        loadStart,
+        loadEnd: rounded(os.loadavg()),
+        seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
+      };
     }
   } finally {
     await pool.close();
@@ -206,22 +185,12 @@ async function main() {
   run.loadEnd = rounded(os.loadavg());
   run.finishedAt = new Date().toISOString();
   const report = markdown(run);
-  const json = { ...run, specs: specs.map(({ load, ...rest }) => rest) };
+  const json = { ...run, specs: specs.map(({ load, loadCycle, ...rest }) => rest) };
   fs.writeFileSync(path.join(benchDir, 'results.json'), `${JSON.stringify(json, null, 2)}\n`);
   fs.writeFileSync(path.join(benchDir, 'results.md'), `${report}\n`);
   fs.writeFileSync(path.join(benchDir, 'results.svg'), renderSvg(run));
   process.stdout.write(`${report}\n`);
   log(`done: bench/results.json, bench/results.md, bench/results.svg`);
-  // Inspection with 10,000 locks on the host, in a process of its own (it measures its own event loop).
-  log('8. inspection on a busy host (bench/inspection.mjs) …');
-  const inspection = spawnSync(
-    process.execPath,
-    ['--expose-gc', path.join(benchDir, 'inspection.mjs'), ...(quick ? ['--quick'] : [])],
-    {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    },
-  );
-  if (inspection.status !== 0) log(`bench/inspection.mjs failed (exit ${inspection.status})`);
 }
 
 await main();

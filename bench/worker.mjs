@@ -21,13 +21,16 @@ function rssBytes() {
 }
 
 // Commands: "use <contender> <path>" (switch; the bench reuses a pool of
-// these processes across contenders), "acquire", "release", "cycle" (acquire
+// these processes across contenders), "acquire", "release", "drop" (release
+// silently) and "when" (the instant of the last drop), "cycle" (acquire
 // then release at once: drains waiters), "append <data> <ms> <start ns>"
 // (throughput: from the given monotonic instant on), "readfile <counts>
-// <samples> <stall ms> <probe> <settle ms>", "scale <dir> <count> <waiters>", "exit".
+// <samples> <stall ms> <probe> <settle ms>", "scale <dir> <count> <waiters>",
+// "held <dir> <count> <rounds> <ms>", "crowd <count>", "exit".
 async function serve(id, lockPath) {
   let acquire = await contender(id).load();
   let release = null;
+  let dropped = 0n;
   say(`ready ${process.pid}`);
   const lines = readline.createInterface({ input: process.stdin });
   for await (const line of lines) {
@@ -45,6 +48,13 @@ async function serve(id, lockPath) {
       await release();
       release = null;
       say(`released ${t}`);
+    } else if (command === 'drop') {
+      // A hand-off's holder: nothing is written inside the measured window.
+      dropped = now();
+      await release();
+      release = null;
+    } else if (command === 'when') {
+      say(`dropped ${dropped}`);
     } else if (command === 'cycle') {
       say(`waiting ${now()}`);
       const drop = await acquire(lockPath);
@@ -55,6 +65,10 @@ async function serve(id, lockPath) {
       const [counts, samples, stallMs, probe, settleMs] = words;
       const numbers = [Number(samples), Number(stallMs), Number(settleMs)];
       await readfileLatency(acquire, lockPath, counts.split(',').map(Number), ...numbers, probe);
+    } else if (command === 'held') {
+      await heldMany(acquire, lockPath, words[0], Number(words[1]), Number(words[2]), Number(words[3]));
+    } else if (command === 'crowd') {
+      await crowd(acquire, lockPath, Number(words[0]));
     } else if (command === 'scale') {
       await scale(acquire, lockPath, words[0], Number(words[1]), Number(words[2]));
     } else if (command === 'append') {
@@ -150,6 +164,95 @@ async function scale(acquire, lockPath, dir, count, waiters) {
   let last = 0n;
   for (const at of served) if (at > last) last = at;
   say(`crowd ${JSON.stringify({ served: served.length, lastServed: String(last) })}`);
+}
+
+// The lock cycle on `lockPath` with 1 other lock held and with `count`
+// held (files lock-0 .. lock-<count-1> in `dir`, created beforehand), in
+// alternating rounds of `ms` each: "held <json>" with the per-round p50s.
+async function heldMany(acquire, lockPath, dir, count, rounds, ms) {
+  const cycle = async () => {
+    const samples = [];
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      const t0 = now();
+      const release = await acquire(lockPath);
+      await release();
+      samples.push(Number(now() - t0) / 1e3);
+    }
+    samples.sort((a, b) => a - b);
+    return samples[samples.length >> 1];
+  };
+  const first = await acquire(path.join(dir, 'lock-0'));
+  await cycle(); // warm-up
+  const one = [];
+  const many = [];
+  for (let round = 0; round < rounds; round++) {
+    one.push(await cycle());
+    const held = [];
+    for (let i = 1; i < count; i++) held.push(await acquire(path.join(dir, `lock-${i}`)));
+    many.push(await cycle());
+    for (const release of held) await release();
+  }
+  await first();
+  say(`held ${JSON.stringify({ count, one, many })}`);
+}
+
+// The tids of this process's threads that are blocked in flock(2) or
+// fcntl(2) right now (x86-64 and arm64 syscall numbers; /proc/<tid>/syscall).
+const LOCK_SYSCALLS = new Set(process.arch === 'arm64' ? ['32', '25'] : ['73', '72']);
+function blockedInLockCall() {
+  const blocked = new Set();
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      const call = fs.readFileSync(`/proc/self/task/${tid}/syscall`, 'latin1').split(' ')[0];
+      if (LOCK_SYSCALLS.has(call)) blocked.add(tid);
+    } catch {
+      // the thread ended
+    }
+  }
+  return blocked;
+}
+
+// N waiters on one lock another process holds. Each is started only once
+// the previous one sleeps in the kernel (its thread is blocked in the lock
+// call), so the kernel's queue order is the start order. Reports "crowd
+// ready"; after the holder's release every waiter, once served, releases at
+// once. Then: CPU of this process from the release to the last one served
+// (getrusage: every thread, exited ones included), and how many were served
+// before a waiter that started earlier and was still waiting.
+async function crowd(acquire, lockPath, count) {
+  const order = [];
+  const all = [];
+  let blocked = blockedInLockCall().size;
+  for (let i = 0; i < count; i++) {
+    all.push(
+      acquire(lockPath).then(async (release) => {
+        order.push(i);
+        await release();
+      }),
+    );
+    const deadline = performance.now() + 5000;
+    while (blockedInLockCall().size <= blocked && performance.now() < deadline) await sleep(0.2);
+    blocked++;
+  }
+  const cpu0 = process.cpuUsage();
+  const t0 = now();
+  say('crowd ready');
+  await Promise.all(all);
+  const cpu = process.cpuUsage(cpu0);
+  const wallMs = Number(now() - t0) / 1e6;
+  let overtakers = 0;
+  const waiting = new Set(order.map((_, i) => i));
+  for (const served of order) {
+    waiting.delete(served);
+    for (const other of waiting) {
+      if (other < served) {
+        overtakers++;
+        break;
+      }
+    }
+  }
+  say(`crowd ${JSON.stringify({ count, cpuUs: cpu.user + cpu.system, wallMs, overtakers })}`);
 }
 
 if (mode !== 'serve') throw new Error(`unknown mode ${mode}`);

@@ -4,94 +4,77 @@
 
 namespace kernel_lock {
 
+AsyncTurn::~AsyncTurn() {
+  if (callback_ != nullptr) napi_delete_reference(env_, callback_);
+}
+
 int AsyncTurn::Begin(napi_env env, napi_value callback) {
-  napi_value name;
-  if (napi_create_string_utf8(env, "kernel-lock-turn", NAPI_AUTO_LENGTH, &name) != napi_ok) return ENOMEM;
-  if (napi_create_threadsafe_function(env, callback, nullptr, name, 0, 1, this, &AsyncTurn::Finalize, this,
-                                      &AsyncTurn::CallJs, &tsfn_) != napi_ok) {
-    return ENOMEM;
-  }
+  env_ = env;
+  if (napi_create_reference(env, callback, 1, &callback_) != napi_ok) return ENOMEM;
   if (PosixTable::Get().TakeTurn(fd_, this->env(), this)) {
     // Freed since the caller found it taken: ours already.
     {
       std::lock_guard<std::mutex> lock(mutex_);
       state_ = State::kGranted;
     }
-    Deliver();
+    hub_->Post(this);
   }
   return 0;
 }
 
-bool AsyncTurn::Deliver() {
-  // Release only after a successful call: when the TSFN is closing, the
-  // call itself already gave up this reference.
-  if (napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking) != napi_ok) return false;
-  napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
-  return true;
-}
-
-// With the table mutex held, on whichever thread passes the turn.
 bool AsyncTurn::OnGranted() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     state_ = State::kGranted;
   }
-  if (Deliver()) return true;
-  std::lock_guard<std::mutex> lock(mutex_);
-  state_ = State::kDropped;
-  return false;
+  // The hub outlives every ticket it tracks: at teardown a ticket is
+  // withdrawn (under the table mutex, like this call) before the hub goes.
+  hub_->Post(this);
+  return true;
 }
 
-void AsyncTurn::Cancel() {
+void AsyncTurn::Stop() {
   // Withdraw takes the table mutex: once it succeeds, no grant can come.
   if (!PosixTable::Get().Withdraw(fd_, this)) return;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     state_ = State::kCancelled;
   }
-  Deliver();
+  hub_->Post(this);
 }
 
-// On the JavaScript thread, once. env is null while the TSFN is torn down
-// with the environment; the finalizer then cleans up.
-void AsyncTurn::CallJs(napi_env env, napi_value callback, void* context, void*) {
-  if (env == nullptr || callback == nullptr) return;
-  auto* ticket = static_cast<AsyncTurn*>(context);
+void AsyncTurn::Deliver(napi_env env, napi_async_context context, napi_value receiver) {
   bool granted;
   {
-    std::lock_guard<std::mutex> lock(ticket->mutex_);
-    granted = ticket->state_ == State::kGranted;
-    if (granted) ticket->state_ = State::kDelivered;
+    std::lock_guard<std::mutex> lock(mutex_);
+    granted = state_ == State::kGranted;
+    if (granted) state_ = State::kDelivered;
   }
-  if (ticket->registry_ != nullptr) {
-    if (granted) ticket->registry_->TurnDelivered(ticket->fd_);
-    ticket->registry_->ForgetTicket(ticket->id_);
+  if (granted) registry_->TurnDelivered(fd_);
+  napi_value callback, status, ignored;
+  bool ready = napi_get_reference_value(env, callback_, &callback) == napi_ok && callback != nullptr &&
+               napi_create_int32(env, granted ? 0 : -1, &status) == napi_ok;
+  napi_delete_reference(env, callback_);
+  callback_ = nullptr;
+  if (!ready) return;
+  if (napi_make_callback(env, context, receiver, callback, 1, &status, &ignored) == napi_pending_exception) {
+    napi_value error;
+    if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
   }
-  napi_value status, receiver;
-  if (napi_create_int32(env, granted ? 0 : -1, &status) != napi_ok) return;
-  if (napi_get_undefined(env, &receiver) != napi_ok) return;
-  napi_call_function(env, receiver, callback, 1, &status, nullptr);
 }
 
-// On the JavaScript thread, right before Node deletes the TSFN: after the
-// callback ran, or at environment teardown. A ticket still queued leaves
-// the queue; a turn granted but never delivered is passed on, so a closing
-// worker never strands the other acquirers of the inode.
-void AsyncTurn::Finalize(napi_env, void* data, void*) {
-  auto* ticket = static_cast<AsyncTurn*>(data);
+void AsyncTurn::Abort() {
   State state;
   {
-    std::lock_guard<std::mutex> lock(ticket->mutex_);
-    state = ticket->state_;
+    std::lock_guard<std::mutex> lock(mutex_);
+    state = state_;
   }
-  if (state == State::kQueued && !PosixTable::Get().Withdraw(ticket->fd_, ticket)) {
+  if (state == State::kQueued && !PosixTable::Get().Withdraw(fd_, this)) {
     // Granted in the meantime.
-    std::lock_guard<std::mutex> lock(ticket->mutex_);
-    state = ticket->state_;
+    std::lock_guard<std::mutex> lock(mutex_);
+    state = state_;
   }
-  if (state == State::kGranted) PosixTable::Get().PassTurn(ticket->fd_);
-  if (ticket->registry_ != nullptr) ticket->registry_->ForgetTicket(ticket->id_);
-  delete ticket;
+  if (state == State::kGranted) PosixTable::Get().PassTurn(fd_);
 }
 
 }  // namespace kernel_lock

@@ -1,70 +1,80 @@
 // One contended wait whose result is delivered to JavaScript: a Waiter
-// thread plus the thread-safe function it reports through, and the rules
-// for which of them lives longest.
+// thread that posts itself to the environment's WaitHub when it is done.
+//
+// A whole acquisition (kinds flock and ofd) hands its descriptor to the
+// waiter for the duration of the wait, with a GrantWork: on the grant the
+// thread verifies the path, writes the owner record and, when the file was
+// replaced, reopens and waits again (grant.h), all before JavaScript runs.
+// The descriptor comes back to the environment when the wait is delivered.
+// Plain waits (a lease's, a posix acquisition's) leave the descriptor with
+// the caller.
+//
+// Lifetime: the hub owns the waiter from Track() on and deletes it after
+// Deliver() (the thread posted it) or Abort() (environment teardown: the
+// thread is interrupted and joined first; see wait_hub.h).
 #pragma once
 
 #include <node_api.h>
 
 #include <cstdint>
+#include <memory>
 
+#include "grant.h"
 #include "lock_ops.h"
+#include "pending_waits.h"
+#include "unique_fd.h"
+#include "wait_hub.h"
 #include "waiter.h"
 
 namespace kernel_lock {
 
-// Whoever keeps the table of pending waits (the addon instance of one
-// environment); told when a wait is over so it stops tracking it.
-class WaitRegistry {
+// The environment's side of a wait.
+class WaitOwner {
  public:
-  virtual void Forget(uint32_t id) = 0;
+  // A descriptor the waiter owned comes back to the environment.
+  virtual void Adopt(int fd) = 0;
+  // A whole acquisition was granted: publish the report (out slots).
+  virtual void Granted(const GrantReport& report) = 0;
 
  protected:
-  ~WaitRegistry() = default;
+  ~WaitOwner() = default;
 };
 
-// A wait whose completion is delivered to JavaScript through a thread-safe
-// function (one per wait: created only on the contended path, and it keeps
-// the event loop alive while the wait is pending, like a timer would).
-//
-// Lifetime, the subtle part. The thread-safe function (TSFN) holds a
-// reference on the napi_env, so at environment teardown (a worker being
-// terminated) Node deletes every TSFN first and only then runs the addon's
-// destructor. A waiter thread still blocked in the kernel would wake up
-// later and call into a TSFN that no longer exists. So the TSFN's own
-// finalizer, which Node runs on the JavaScript thread right before deleting
-// the TSFN, cancels and joins the thread and then deletes the waiter: no
-// thread ever outlives the TSFN it reports to, on every path.
-class AsyncWaiter final : public Waiter {
+class AsyncWaiter final : public Waiter, public Completion {
  public:
-  AsyncWaiter(WaitRegistry* registry, int fd, LockRequest req, uint32_t id, EnvId env)
-      : Waiter(fd, req, env, /*may_wait_own=*/true), registry_(registry), id_(id) {}
-  ~AsyncWaiter() override {
-    Cancel();
-    Join();
-  }
+  // With `work`, the waiter owns `fd` until it is delivered.
+  AsyncWaiter(uint32_t id, WaitHub* hub, WaitOwner* owner, int fd, LockRequest req, EnvId env,
+              std::unique_ptr<GrantWork> work);
+  ~AsyncWaiter() override;
 
-  // Creates the TSFN and starts the thread; returns 0 or an errno. On
-  // failure no thread runs; whoever owns the waiter then (OwnedByTsfn())
-  // deletes it.
+  // On the JavaScript thread: keeps `callback`, registers the pending wait
+  // and starts the thread. Returns 0 or an errno; on failure nothing runs
+  // and the caller takes the descriptor back with TakeFd().
   int Begin(napi_env env, napi_value callback);
+  int TakeFd() { return owned_.release(); }
 
-  // Once a TSFN exists, its finalizer owns (and deletes) the waiter.
-  bool OwnedByTsfn() const { return tsfn_ != nullptr; }
-
-  // The registry is going away (defensive: the env reference held by the
-  // TSFN makes the TSFN finalizer run first).
-  void Detach() { registry_ = nullptr; }
+  // callback(status, fd): status 0 granted (for a whole acquisition:
+  // verified and recorded, the report published), -1 cancelled, -2
+  // (kRestart) start over, or an errno; fd is the descriptor the wait ended
+  // on, the environment's again.
+  void Deliver(napi_env env, napi_async_context context, napi_value receiver) override;
+  void Abort() override;
+  void Stop() override { Cancel(); }
 
  protected:
+  int AfterGrant() override;
   void OnDone() override;
 
  private:
-  static void CallJs(napi_env env, napi_value callback, void* context, void* data);
-  static void Finalize(napi_env env, void* data, void* hint);
+  void Report(napi_env env, napi_async_context context, napi_value receiver, int status, int fd);
 
-  WaitRegistry* registry_;
-  const uint32_t id_;
-  napi_threadsafe_function tsfn_ = nullptr;
+  WaitHub* const hub_;
+  WaitOwner* const owner_;
+  const std::unique_ptr<GrantWork> work_;
+  UniqueFd owned_;
+  PendingWait pending_;
+  napi_env env_ = nullptr;
+  napi_ref callback_ = nullptr;
 };
 
 }  // namespace kernel_lock

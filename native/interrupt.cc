@@ -93,8 +93,9 @@ int InterruptibleLock(Interruptible* ctx, int fd, const LockRequest& req) {
     break;
   }
   // A cancellation that arrives from here on must not interrupt the
-  // thread's remaining calls (mutexes, the TSFN's eventfd write): keep it
-  // pending; it dies with the thread.
+  // thread's remaining calls (the grant's file operations, mutexes, the
+  // hub's eventfd write): keep it pending; it dies with the thread, or ends
+  // the next wait at once when the thread waits again (grant.h).
   pthread_sigmask(SIG_BLOCK, &ours, nullptr);
   tls_waiter = nullptr;
   return result;

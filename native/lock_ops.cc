@@ -248,7 +248,7 @@ int PathNamesFd(int fd, const char* path, bool* same, struct stat* by_fd_out) {
   return 0;
 }
 
-int WriteRecord(int fd, const char* data, size_t length, off_t previous_size, Content content) {
+int WriteRecord(int fd, const char* data, size_t length, off_t previous_size, Content content, char* scratch) {
   // A lease file's record area is blanked up to its fixed size and the
   // token slot after it is never touched; any other record file is at most
   // kMaxRecordBytes (nothing else is ever written over: see IsOurs).
@@ -257,11 +257,16 @@ int WriteRecord(int fd, const char* data, size_t length, off_t previous_size, Co
   size_t total = length;
   std::vector<char> padded;
   if (blank_to > static_cast<off_t>(length) && blank_to <= kMaxRecordBytes) {
-    padded.assign(data, data + length);
-    padded.resize(static_cast<size_t>(blank_to), ' ');
-    padded.back() = '\n';
-    data = padded.data();
-    total = padded.size();
+    total = static_cast<size_t>(blank_to);
+    char* out = scratch;
+    if (out == nullptr) {
+      padded.resize(total);
+      out = padded.data();
+    }
+    std::memcpy(out, data, length);
+    std::memset(out + length, ' ', total - length);
+    out[total - 1] = '\n';
+    data = out;
   }
   ssize_t written;
   do written = ::pwrite(fd, data, total, 0);

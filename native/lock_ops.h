@@ -91,7 +91,9 @@ int PathNamesFd(int fd, const char* path, bool* same, struct stat* fd_stat);
 // lease file's whole record area is blanked and its token slot kept.
 // Returns 0 or an errno; on a failed or short write the file is truncated to
 // empty (a lease file: its record area blanked) so no half record remains.
-int WriteRecord(int fd, const char* data, size_t length, off_t previous_size, Content content);
+// `scratch` (kScratchBytes, optional) holds the padded record instead of a
+// heap buffer: a waiter thread allocates nothing.
+int WriteRecord(int fd, const char* data, size_t length, off_t previous_size, Content content, char* scratch = nullptr);
 
 // With kReadOnlyIfForeign: when the file `fd` (opened read-write, not yet
 // locked) already holds foreign content, reopens it read-only and returns

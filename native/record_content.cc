@@ -9,6 +9,18 @@ namespace kernel_lock {
 
 namespace {
 
+// Bytes that end a plain run inside a JSON string: the quote, the
+// backslash and the control characters (which JSON does not allow raw).
+constexpr struct StringSpecial {
+  bool table[256];
+  constexpr StringSpecial() : table() {
+    for (int c = 0; c < 0x20; ++c) table[c] = true;
+    table[static_cast<unsigned char>('"')] = true;
+    table[static_cast<unsigned char>('\\')] = true;
+  }
+  constexpr bool operator[](unsigned char c) const { return table[c]; }
+} kStringSpecial;
+
 // A strict JSON reader over a bounded buffer, just enough to tell "one JSON
 // object whose top-level keys are record fields" from anything else. It
 // never allocates and gives up (foreign) on anything unexpected.
@@ -35,6 +47,9 @@ class Reader {
     *begin = p_;
     *escaped = false;
     while (p_ < end_) {
+      // The plain run first, one table lookup per byte: strings are most of a record.
+      while (p_ < end_ && !kStringSpecial[static_cast<unsigned char>(*p_)]) ++p_;
+      if (p_ == end_) break;
       unsigned char c = static_cast<unsigned char>(*p_);
       if (c == '"') {
         *end = p_++;
@@ -157,19 +172,28 @@ class Reader {
     return true;
   }
 
-  static bool Equals(const char* begin, const char* end, const char* literal) {
-    size_t n = std::strlen(literal);
-    return static_cast<size_t>(end - begin) == n && std::memcmp(begin, literal, n) == 0;
+  template <size_t N>
+  static bool Equals(const char* begin, const char* end, const char (&literal)[N]) {
+    return static_cast<size_t>(end - begin) == N - 1 && std::memcmp(begin, literal, N - 1) == 0;
+  }
+
+  // Every field kernel-lock's records and the legacy markers carry.
+  static bool KnownKey(const char* key, const char* key_end) {
+    switch (key_end - key) {
+      case 3: return Equals(key, key_end, "pid");
+      case 4: return Equals(key, key_end, "argv") || Equals(key, key_end, "kind") || Equals(key, key_end, "mode");
+      case 5: return Equals(key, key_end, "owner");
+      case 6: return Equals(key, key_end, "format") || Equals(key, key_end, "bootId");
+      case 8: return Equals(key, key_end, "hostname") || Equals(key, key_end, "threadId");
+      case 9: return Equals(key, key_end, "createdAt") || Equals(key, key_end, "starttime");
+      case 12: return Equals(key, key_end, "pidNamespace");
+      default: return false;
+    }
   }
 
   static void Note(Fields* fields, const char* key, const char* key_end, bool escaped, const char* value,
                    const char* value_end) {
-    // Every field kernel-lock's records and the legacy markers carry.
-    static constexpr const char* kKnown[] = {"format",       "pid",  "createdAt", "starttime", "hostname", "bootId",
-                                             "pidNamespace", "argv", "owner",     "kind",      "mode",     "threadId"};
-    bool known = false;
-    for (const char* name : kKnown) known = known || (!escaped && Equals(key, key_end, name));
-    if (!known) fields->all_known = false;
+    if (escaped || !KnownKey(key, key_end)) fields->all_known = false;
     if (escaped) return;
     if (Equals(key, key_end, "format") && Equals(value, value_end, "\"kernel-lock/1\"")) fields->kernel_lock = true;
     if (Equals(key, key_end, "pid") && value < value_end && (*value == '-' || (*value >= '0' && *value <= '9'))) {
@@ -242,15 +266,22 @@ const char* ContentName(Content content) {
 }
 
 Content ClassifyFile(int fd, off_t size) {
+  char buffer[kScratchBytes];
+  return ClassifyFile(fd, size, buffer);
+}
+
+Content ClassifyFile(int fd, off_t size, char* scratch, const char* known, size_t known_length) {
   if (size == 0) return Content::kEmpty;
   if (size > kMaxRecordBytes) return IsLeaseFile(fd, size) ? Content::kLease : Content::kForeign;
   if (size < 0) return Content::kForeign;
   // One byte more than fstat reported: a file that grew or shrank since
   // then is changing under us, and when in doubt it is foreign.
-  char buffer[kMaxRecordBytes + 1];
-  ssize_t got = ReadAt(fd, buffer, static_cast<size_t>(size) + 1, 0);
+  ssize_t got = ReadAt(fd, scratch, static_cast<size_t>(size) + 1, 0);
   if (got != static_cast<ssize_t>(size)) return Content::kForeign;
-  return ClassifyBytes(buffer, static_cast<size_t>(got));
+  if (known != nullptr && known_length == static_cast<size_t>(got) && std::memcmp(scratch, known, known_length) == 0) {
+    return Content::kRecord;
+  }
+  return ClassifyBytes(scratch, static_cast<size_t>(got));
 }
 
 }  // namespace kernel_lock

@@ -37,6 +37,14 @@ Content ClassifyBytes(const char* data, size_t size);
 // lease file's slot; `size` is its current size from fstat) and classifies it. A read error counts as
 // foreign: when in doubt, touch nothing.
 Content ClassifyFile(int fd, off_t size);
+// The same, reading into `scratch` (kScratchBytes): a waiter thread passes
+// memory that is already mapped, instead of touching fresh stack pages
+// (each a page fault) on the hand-off's critical path.
+constexpr size_t kScratchBytes = kMaxRecordBytes + 1;
+// Content byte for byte equal to `known` (a record this environment wrote
+// itself, typically the previous holder's: its own) is a record without
+// being parsed again: a memcmp instead of the JSON scan on the hot path.
+Content ClassifyFile(int fd, off_t size, char* scratch, const char* known = nullptr, size_t known_length = 0);
 
 // "empty", "record", "marker", "lease" or "foreign".
 const char* ContentName(Content content);

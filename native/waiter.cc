@@ -48,6 +48,7 @@ void* Waiter::Run(void* self) {
                                                      waiter->may_wait_own_);
   } else {
     waiter->result_ = InterruptibleLock(&waiter->interruptible_, waiter->fd_, waiter->req_);
+    if (waiter->result_ == 0) waiter->result_ = waiter->AfterGrant();
   }
   {
     std::lock_guard<std::mutex> lock(waiter->mutex_);

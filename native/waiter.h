@@ -35,20 +35,28 @@ class Waiter {
   void Cancel();
   void Join();
   bool Finished();
-  // 0 granted, kCancelled, or an errno. Valid once finished.
+  // 0 granted, kCancelled, or an errno (or what AfterGrant() returned).
+  // Valid once finished.
   int result() const { return result_; }
+  // The descriptor waited on (AfterGrant() may move the wait to another).
   int fd() const { return fd_; }
   const LockRequest& request() const { return req_; }
 
  protected:
+  // Called on the waiter thread when the kernel granted a flock or OFD
+  // lock; its return value becomes result(). It may wait again, through
+  // interruptible(), on another descriptor (then set_fd()).
+  virtual int AfterGrant() { return 0; }
   // Called on the waiter thread after result() is set; the last thing the
   // thread does with this object.
   virtual void OnDone() = 0;
+  Interruptible* interruptible() { return &interruptible_; }
+  void set_fd(int fd) { fd_ = fd; }
 
  private:
   static void* Run(void* self);
 
-  const int fd_;
+  int fd_;
   const LockRequest req_;
   const EnvId env_;
   const bool may_wait_own_;

@@ -48,9 +48,13 @@ files=()
 # process-wide.test.ts drives the process-wide posix table from several
 # worker_threads (turns passed between threads, workers terminated while
 # holding or queued); orphan-cycle.test.ts its EDEADLK retry.
+# handoff.test.ts and workers.test.ts drive the waits' completion path
+# (native/wait_hub.h): grants verified and recorded on waiter threads, files
+# replaced under waiters, workers terminated with waits pending or being
+# delivered.
 for f in test/lock/basics.test.ts test/reliability/native-build.test.ts test/reliability/lifecycle.test.ts \
   test/reliability/hostile-input.test.ts test/property/options.test.ts test/lock/process-wide.test.ts \
-  test/lock/orphan-cycle.test.ts; do
+  test/lock/orphan-cycle.test.ts test/lock/handoff.test.ts test/lock/workers.test.ts; do
   [ -f "$f" ] && files+=("$f")
 done
 # CI unset: with CI=true vitest.config.ts adds its own JSON reporter, which

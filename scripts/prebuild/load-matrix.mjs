@@ -90,14 +90,18 @@ function runGlibcCell(c, system, packageDir) {
 }
 
 // Every function node_api.h (and js_native_api.h) declares, whatever its N-API
-// version: what a Node offers a binary, and all the harness stands in for.
-function napiFunctions() {
+// version, and every libuv function uv.h declares (Node exports libuv to
+// addons; kernel-lock's wait hub uses one uv_async_t per environment): what
+// a Node offers a binary, and all the harness stands in for.
+function nodeFunctions() {
   const dir = nodeHeaders();
   const names = new Set();
   for (const header of ['js_native_api.h', 'node_api.h']) {
     const text = fs.readFileSync(path.join(dir, header), 'utf8');
     for (const match of text.matchAll(/NAPI_EXTERN[^;]*?\b((?:napi|node_api)_\w+)\s*\(/g)) names.add(match[1]);
   }
+  const uv = fs.readFileSync(path.join(dir, 'uv.h'), 'utf8');
+  for (const match of uv.matchAll(/UV_EXTERN[^;]*?\b(uv_\w+)\s*\(/g)) names.add(match[1]);
   return [...names].sort();
 }
 
@@ -105,7 +109,7 @@ function buildHarness(arch, work) {
   const stubs = path.join(work, 'napi-stubs.c');
   fs.writeFileSync(
     stubs,
-    `#include <stdlib.h>\n${napiFunctions()
+    `#include <stdlib.h>\n${nodeFunctions()
       .map((name) => `void ${name}(void) { abort(); }`)
       .join('\n')}\n`,
   );

@@ -2,12 +2,12 @@
 // real dynamic loader, for the load matrix (scripts/prebuild/load-matrix.mjs):
 // no Node built for musl can be had here (no Alpine root file system is
 // reachable; Bun's musl build needs Alpine's libstdc++). dlopen(RTLD_NOW)
-// binds every symbol the binary imports (libc's from musl; N-API's from this
-// program, which exports a stub for each function node_api.h declares, in the
-// generated napi-stubs.c) and runs its constructors (the static libc++'s among
-// them); then the binary's own N-API version entry point is called. A binary
-// needing a glibc-only symbol, a library musl lacks or anything beyond N-API
-// fails here, naming it.
+// binds every symbol the binary imports (libc's from musl; N-API's and
+// libuv's from this program, which exports a stub for each function
+// node_api.h and uv.h declare, in the generated napi-stubs.c) and runs its
+// constructors (the static libc++'s among them); then the binary's own N-API
+// version entry point is called. A binary needing a glibc-only symbol, a
+// library musl lacks or anything a Node does not export fails here, naming it.
 #include <dlfcn.h>
 #include <stdio.h>
 

@@ -19,7 +19,7 @@ const HAVE_TURN = 1;
 const LOCKED = 2;
 
 /** One native attempt; returns the native result code (see NativeBinding.posixAcquire). */
-function attemptPosix(req: LockRequest, record: string | undefined, keepOnBusy: boolean): number {
+function attemptPosix(req: LockRequest, record: Buffer | undefined, keepOnBusy: boolean): number {
   try {
     return native.posixAcquire(req.path, req.flags | (keepOnBusy ? Flag.keepOnBusy : 0), req.start, req.length, record);
   } catch (error) {

@@ -23,8 +23,22 @@ const MAX_TIMER_MS = 0x7fffffff;
 /** EINTR: reported if the native layer says "cancelled" although nobody cancelled. */
 const CANCELLED_ERRNO = 4;
 
-export function recordFor(req: LockRequest): string | undefined {
-  return req.mode === 'exclusive' ? formatRecord(req.kind, req.mode, req.owner) : undefined;
+let lastRecord = '';
+let lastRecordBytes: Buffer = Buffer.alloc(0);
+
+/**
+ * The owner record for an exclusive acquisition, as bytes: converted once
+ * per change of the record (formatRecord() keeps one per millisecond), not
+ * by the native layer on every acquisition.
+ */
+export function recordFor(req: LockRequest): Buffer | undefined {
+  if (req.mode !== 'exclusive') return undefined;
+  const record = formatRecord(req.kind, req.mode, req.owner);
+  if (record !== lastRecord) {
+    lastRecord = record;
+    lastRecordBytes = Buffer.from(record);
+  }
+  return lastRecordBytes;
 }
 
 export function syscallOf(req: LockRequest): string {
@@ -55,7 +69,7 @@ export function makeHandle(req: LockRequest, fd: number, readOnly: number, posix
 }
 
 /** One native acquisition attempt; returns the native result code. */
-export function attempt(req: LockRequest, record: string | undefined, keepOnBusy: boolean): number {
+export function attempt(req: LockRequest, record: Buffer | undefined, keepOnBusy: boolean): number {
   try {
     return native.acquire(req.path, req.flags | (keepOnBusy ? Flag.keepOnBusy : 0), req.start, req.length, record);
   } catch (error) {
@@ -127,8 +141,77 @@ export function kernelWait(req: LockRequest, fd: number, started: number, abando
   });
 }
 
+/** Native wait status: the waiter thread asks JavaScript to start the acquisition over. */
+const RESTART = -2;
+
+/**
+ * The contended part of a whole acquisition (flock, ofd): waits on `fd` on a
+ * dedicated thread, which verifies the grant and writes the owner record
+ * before JavaScript hears of it (native/grant.h), and settles the
+ * acquisition straight from that completion: `resolve` gets the handle.
+ * `retry` runs when the native side asks for a fresh attempt on this
+ * thread (the path could not be reopened there: the attempt reports why).
+ */
+export function grantWait(
+  req: LockRequest,
+  fd: number,
+  readOnly: number,
+  started: number,
+  resolve: (handle: LockHandle) => void,
+  reject: (error: unknown) => void,
+  retry: () => void,
+): void {
+  if (req.signal?.aborted) {
+    native.close(fd);
+    reject(abortError(req.signal, req.display));
+    return;
+  }
+  let cancelled: 'timeout' | 'abort' | null = null;
+  let timer: NodeJS.Timeout | undefined;
+  let id = 0;
+  let unsubscribe: (() => void) | undefined;
+  const cancel = (why: 'timeout' | 'abort'): void => {
+    cancelled ??= why;
+    native.cancelWait(id);
+  };
+  // Re-checked against the clock, as in kernelWait().
+  const armTimer = (): void => {
+    const remaining = req.timeout - (performance.now() - started);
+    if (remaining <= 0) cancel('timeout');
+    else timer = setTimeout(armTimer, Math.min(Math.ceil(remaining), MAX_TIMER_MS));
+  };
+  const onDone = (status: number, at: number): void => {
+    if (timer !== undefined) clearTimeout(timer);
+    unsubscribe?.();
+    try {
+      if (status === 0 && cancelled === null) {
+        resolve(makeHandle(req, at, out[Out.readOnly]!));
+        return;
+      }
+      // Granted in the race with the cancellation, cancelled, failed, or to
+      // be started over: the descriptor (and any lock on it) goes first.
+      native.close(at);
+      if (cancelled === 'abort') reject(abortError(req.signal!, req.display));
+      else if (cancelled === 'timeout') timeoutError(req, started).then(reject, reject);
+      else if (status === RESTART) retry();
+      else reject(systemError(status > 0 ? status : CANCELLED_ERRNO, syscallOf(req), req.display));
+    } catch (error) {
+      reject(error);
+    }
+  };
+  try {
+    id = native.wait(fd, req.flags, req.start, req.length, onDone, req.path, recordFor(req), readOnly);
+  } catch (error) {
+    native.close(fd);
+    reject(fromNative(error, req.display));
+    return;
+  }
+  if (Number.isFinite(req.timeout)) armTimer();
+  if (req.signal) unsubscribe = onAbort(req.signal, () => cancel('abort'));
+}
+
 /** Finishes a granted wait: false when the file was replaced and the caller must start over. */
-export function finish(req: LockRequest, fd: number, readOnly: number, record: string | undefined): boolean {
+export function finish(req: LockRequest, fd: number, readOnly: number, record: Buffer | undefined): boolean {
   try {
     return native.finish(fd, req.path, req.flags | (readOnly !== 0 ? Flag.readOnly : 0), req.start, req.length, record);
   } catch (error) {

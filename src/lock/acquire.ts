@@ -10,7 +10,7 @@ import { lockPosix, lockSyncPosix, tryLockPosix } from './acquire-posix.js';
 import {
   attempt,
   finish,
-  kernelWait,
+  grantWait,
   makeHandle,
   recordFor,
   selfDeadlock,
@@ -29,31 +29,25 @@ export type LockSyncOptions = Omit<LockOptions, 'signal'>;
 
 /**
  * The contended remainder of lock() for flock and ofd: `first` is the result
- * of the attempt lock() already made on the calling thread.
+ * of the attempt lock() already made on the calling thread. The promise is
+ * settled straight from the wait's completion (no async frames in between).
  */
-async function lockWhole(req: LockRequest, record: string | undefined, first: number): Promise<LockHandle> {
+function lockWhole(req: LockRequest, first: number): Promise<LockHandle> {
   const started = performance.now();
-  for (let result = first; ; result = attempt(req, record, req.timeout > 0)) {
-    if (result >= 0) return makeHandle(req, result, out[Out.readOnly]!);
-    if (result === -1) throw await timeoutError(req, started);
-    const fd = -(result + 2);
-    const readOnly = out[Out.readOnly]!;
-    // Closing the descriptor releases whatever the kernel may have granted.
-    await kernelWait(req, fd, started, () => native.close(fd));
-    let same: boolean;
+  return new Promise<LockHandle>((resolve, reject) => {
+    const step = (result: number): void => {
+      if (result >= 0) resolve(makeHandle(req, result, out[Out.readOnly]!));
+      else if (result === -1) timeoutError(req, started).then(reject, reject);
+      else grantWait(req, -(result + 2), out[Out.readOnly]!, started, resolve, reject, retry);
+    };
+    // A fresh record: createdAt is when the lock was granted.
+    const retry = (): void => step(attempt(req, recordFor(req), req.timeout > 0));
     try {
-      // A fresh record: createdAt is when the lock was granted, not when
-      // lock() was called (inspect's "held for" is computed from it).
-      same = finish(req, fd, readOnly, recordFor(req));
+      step(first);
     } catch (error) {
-      native.close(fd);
-      throw error;
+      reject(error);
     }
-    if (same) return makeHandle(req, fd, readOnly);
-    // The holder we waited for unlinked the file on release: our lock is on
-    // an orphaned inode and guards nothing. Start over on the current file.
-    native.close(fd);
-  }
+  });
 }
 
 /**
@@ -78,10 +72,9 @@ export function lockRequest(req: LockRequest): Promise<LockHandle> {
   try {
     if (req.signal?.aborted) throw abortError(req.signal, req.display);
     if (req.kind === 'posix') return lockPosix(req);
-    const record = recordFor(req);
-    const result = attempt(req, record, req.timeout > 0);
+    const result = attempt(req, recordFor(req), req.timeout > 0);
     if (result >= 0) return Promise.resolve(makeHandle(req, result, out[Out.readOnly]!));
-    return lockWhole(req, record, result);
+    return lockWhole(req, result);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -147,7 +140,7 @@ export function lockSync(path: string | Buffer, options?: LockSyncOptions): Lock
     let same = false;
     try {
       const remaining = Math.max(0, req.timeout - (performance.now() - started));
-      status = native.waitSync(fd, req.flags, req.start, req.length, remaining);
+      status = native.waitSync(fd, req.flags, req.start, req.length, remaining, req.path);
       if (status === 0) same = finish(req, fd, readOnly, recordFor(req));
     } catch (error) {
       native.close(fd);

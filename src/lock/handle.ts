@@ -109,7 +109,10 @@ export class LockHandle implements Disposable, AsyncDisposable {
     this.recordError = init.recordErrno === 0 ? null : systemError(init.recordErrno, 'write', request.display);
     this.recordSkipped = init.foreign ? 'foreign-content' : null;
     this.#state = { request, fd: init.fd, released: false, posix: init.posix, key: init.key, held: init.held };
-    leaked.register(this, this.#state, this);
+    // No unregister token: unregistering on every release costs more (and
+    // grows with the number of live handles) than the cleanup callback,
+    // which finds the state released and does nothing.
+    leaked.register(this, this.#state);
   }
 
   /** When the lock was granted. */
@@ -139,7 +142,6 @@ export class LockHandle implements Disposable, AsyncDisposable {
   /** Releases the lock synchronously. Safe to call more than once. */
   releaseSync(): void {
     if (this.#state.released) return;
-    leaked.unregister(this);
     releaseLock(this.#state);
   }
 

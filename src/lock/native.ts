@@ -9,6 +9,9 @@ import { fileURLToPath } from 'node:url';
 /** A path as accepted by the addon: a string, or raw bytes for non-UTF-8 names. */
 export type NativePath = string | Buffer;
 
+/** An owner record as accepted by the addon: one line of JSON, as a string or as its UTF-8 bytes. */
+export type RecordBytes = string | Buffer;
+
 /** Bits of the `flags` argument; must match native/lock_ops.h. */
 export const Flag = {
   flock: 0,
@@ -23,7 +26,7 @@ export const Flag = {
 } as const;
 
 /**
- * Slots of the shared result array; must match OutSlot in native/addon.cc.
+ * Slots of the shared result array; must match OutSlot in native/addon.h.
  * `readOnly`: 0 writable, the errno (EACCES, EROFS) that forced a read-only
  * descriptor, or -1 when read-only was chosen (foreign content, Flag.readOnlyIfForeign).
  * `recordSkipped`: 1 when no record was written because the file holds foreign content.
@@ -36,13 +39,13 @@ export interface NativeBinding {
   readonly interruptSignal: number;
   setOutBuffer(out: Float64Array): void;
   /** fd when locked; -1 busy (closed); -(fd + 2) busy with the descriptor kept for a wait. */
-  acquire(path: NativePath, flags: number, start: number, length: number, record?: string): number;
+  acquire(path: NativePath, flags: number, start: number, length: number, record?: RecordBytes): number;
   /** The safe open alone (a lease takes several locks on one descriptor): fd, with out[Out.dev/ino/readOnly]. */
   open(path: NativePath): number;
   tryLock(fd: number, flags: number, start: number, length: number): boolean;
   unlock(fd: number, flags: number, start: number, length: number): void;
   getLock(fd: number, flags: number, start: number, length: number): [number, number, number, number] | null;
-  finish(fd: number, path: NativePath, flags: number, start: number, length: number, record?: string): boolean;
+  finish(fd: number, path: NativePath, flags: number, start: number, length: number, record?: RecordBytes): boolean;
   verify(fd: number, path: NativePath): boolean;
   /** Always closes fd. 1 unlinked, 0 kept (a lease file is always kept), 2 kept for its foreign content, negative errno when unlink failed. */
   release(fd: number, path: NativePath, flags: number, start: number, length: number): number;
@@ -56,26 +59,48 @@ export interface NativeBinding {
    */
   contentKind(fd: number): 'empty' | 'record' | 'marker' | 'lease' | 'foreign';
   /** Kind posix, one call: entry fd when locked; -1 busy; with keepOnBusy -(fd + 2) and out[Out.turn]. */
-  posixAcquire(path: NativePath, flags: number, start: number, length: number, record?: string): number;
+  posixAcquire(path: NativePath, flags: number, start: number, length: number, record?: RecordBytes): number;
   /** Queues for the turn on a joined entry; callback gets 0 (the turn is ours) or -1 (cancelled). */
   posixWaitTurn(fd: number, callback: (status: number) => void): number;
   posixCancelTurn(id: number): void;
   /** Blocks for the turn: 0 ours, -1 timed out; throws EDEADLK when this thread would wait for itself. */
   posixWaitTurnSync(fd: number, timeoutMs: number): number;
   posixTryLock(fd: number, flags: number, start: number, length: number): boolean;
-  posixFinish(fd: number, path: NativePath, flags: number, start: number, length: number, record?: string): boolean;
+  posixFinish(
+    fd: number,
+    path: NativePath,
+    flags: number,
+    start: number,
+    length: number,
+    record?: RecordBytes,
+  ): boolean;
   /** state: 1 the turn is ours, 2 possibly locked. */
   posixAbandon(fd: number, flags: number, start: number, length: number, state: number): void;
   posixRelease(fd: number, path: NativePath, flags: number, start: number, length: number): number;
   /** The process's posix descriptor for an inode, or -1. */
   posixDescriptor(dev: number, ino: number): number;
-  /** Starts a wait on a dedicated thread; callback gets 0 granted, -1 cancelled, or an errno. */
-  wait(fd: number, flags: number, start: number, length: number, callback: (status: number) => void): number;
+  /**
+   * Starts a wait on a dedicated thread; callback gets (status, fd): 0 granted, -1 cancelled, -2 start over
+   * (close fd, attempt again), or an errno. With `path` (kinds flock and ofd) the wait owns `fd` until the
+   * callback, which may get another descriptor of the file `path` names by then; on a grant the thread has
+   * verified it and written `record` (createdAt set to the grant time), and out[Out.dev/ino/readOnly/recordErr/
+   * recordSkipped] describe it. `readOnly` is out[Out.readOnly] of the attempt that returned `fd`.
+   */
+  wait(
+    fd: number,
+    flags: number,
+    start: number,
+    length: number,
+    callback: (status: number, fd: number) => void,
+    path?: NativePath,
+    record?: RecordBytes,
+    readOnly?: number,
+  ): number;
   cancelWait(id: number): void;
-  /** 0 granted, -1 timed out. */
-  waitSync(fd: number, flags: number, start: number, length: number, timeoutMs: number): number;
-  /** [descriptors owned, waits pending] in this thread's environment. */
-  stats(): [number, number];
+  /** 0 granted, -1 timed out. With `path`, a release in this process keeps the file for this wait. */
+  waitSync(fd: number, flags: number, start: number, length: number, timeoutMs: number, path?: NativePath): number;
+  /** [descriptors owned, waits pending] in this thread's environment, and paths waited for in the whole process. */
+  stats(): [number, number, number];
 }
 
 function packageRoot(): string {

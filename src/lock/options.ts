@@ -52,12 +52,31 @@ export interface LockRequest {
   removeOnRelease: boolean;
 }
 
-const KINDS: readonly LockKind[] = ['flock', 'ofd', 'posix'];
-const MODES: readonly LockMode[] = ['exclusive', 'shared'];
+const NO_OPTIONS: LockOptions = Object.freeze({});
 const OPTION_NAMES = new Set(['mode', 'kind', 'timeout', 'signal', 'owner', 'range', 'removeOnRelease']);
 
-/** An absolute path that path.resolve would return unchanged. */
-const NORMAL_ABSOLUTE = /^\/(?!.*\/\/)(?!.*\/\.\.?(?:\/|$))(?:.*[^/])?$/s;
+/**
+ * True for an absolute path that path.resolve would return unchanged: no
+ * empty, "." or ".." segment and no trailing slash ("/" itself is one).
+ * One pass over the characters (a regular expression with look-aheads
+ * scanned the path twice on every acquisition).
+ */
+function isNormalAbsolute(p: string): boolean {
+  const n = p.length;
+  if (n === 0 || p.charCodeAt(0) !== 0x2f) return false;
+  if (n === 1) return true;
+  let start = 1;
+  for (let i = 1; i <= n; i++) {
+    if (i < n && p.charCodeAt(i) !== 0x2f) continue;
+    const length = i - start;
+    if (length === 0) return false; // "//" or a trailing slash
+    if (p.charCodeAt(start) === 0x2e && (length === 1 || (length === 2 && p.charCodeAt(start + 1) === 0x2e))) {
+      return false; // "." or ".."
+    }
+    start = i + 1;
+  }
+  return true;
+}
 
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
@@ -76,7 +95,7 @@ export function normalizePath(input: unknown): { path: string | Buffer; display:
     // path.resolve is the costliest step of validation; skip it for paths
     // that are already absolute and normal (no "//", "/./", "/../", no
     // trailing slash), which is what callers pass in hot loops.
-    const absolute = NORMAL_ABSOLUTE.test(input) ? input : path.resolve(input);
+    const absolute = isNormalAbsolute(input) ? input : path.resolve(input);
     return { path: absolute, display: absolute };
   }
   if (Buffer.isBuffer(input)) {
@@ -134,8 +153,10 @@ export function normalizeOptions(
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
     throw new TypeError(`kernel-lock: options must be an object, got ${describe(options)}`);
   }
-  const opts = options ?? {};
-  for (const key of Object.keys(opts)) {
+  const opts = options ?? NO_OPTIONS;
+  // for-in, not Object.keys(): no array per call on the hot path. Options
+  // objects are plain literals; inherited enumerable keys count as given.
+  for (const key in opts) {
     if (!OPTION_NAMES.has(key)) {
       throw new TypeError(
         `kernel-lock: unknown option ${JSON.stringify(key)}; known options: ${[...OPTION_NAMES].join(', ')}`,
@@ -145,11 +166,11 @@ export function normalizeOptions(
   // Only undefined means "absent": null is a mistake worth reporting, as it
   // is for owner, signal and range.
   const mode = opts.mode === undefined ? 'exclusive' : opts.mode;
-  if (!MODES.includes(mode)) {
+  if (mode !== 'exclusive' && mode !== 'shared') {
     throw new TypeError(`kernel-lock: option mode must be 'exclusive' or 'shared', got ${describe(mode)}`);
   }
   const kind = opts.kind === undefined ? 'flock' : opts.kind;
-  if (!KINDS.includes(kind)) {
+  if (kind !== 'flock' && kind !== 'ofd' && kind !== 'posix') {
     throw new TypeError(`kernel-lock: option kind must be 'flock', 'ofd' or 'posix', got ${describe(kind)}`);
   }
   if (kind === 'ofd' && !native.ofdSupported) {

@@ -17,14 +17,18 @@ beforeEach(() => {
 afterEach(() => cleanup());
 
 /** Descriptors, threads and native bookkeeping of this process right now. */
-async function resources(): Promise<{ fds: number; threads: number; stats: [number, number] }> {
+async function resources(): Promise<{ fds: number; threads: number; stats: [number, number, number] }> {
   // Start libuv's threadpool before the baseline: its lazily created threads
   // are not ours.
   await readFile(__filename);
   return { fds: fdCount(), threads: threadCount(), stats: native.stats() };
 }
 
-async function expectBackTo(baseline: { fds: number; threads: number; stats: [number, number] }): Promise<void> {
+async function expectBackTo(baseline: {
+  fds: number;
+  threads: number;
+  stats: [number, number, number];
+}): Promise<void> {
   // Joined before the promise settles: no settling time needed for threads.
   expect(await resources()).toEqual(baseline);
 }

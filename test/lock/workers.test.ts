@@ -74,4 +74,42 @@ describe('worker_threads', () => {
     held.releaseSync();
     expect(await probeInChild(file)).toBe('locked');
   });
+
+  it('a worker terminated with many waits pending (both release modes) leaves no thread, descriptor or lock', async () => {
+    // Every pending wait's thread is interrupted and joined by the
+    // environment's teardown (native/wait_hub.h), including the descriptor
+    // each wait owns, before the worker's loop is closed.
+    const file = path.join(dir, 'w-crowd.lock');
+    const held = await lock(file);
+    const before = await baseline();
+    for (const removeOnRelease of [false, true, false, true]) {
+      const worker = new Worker(fixture('crowd-worker.mjs'), {
+        workerData: { path: file, options: { removeOnRelease }, count: 8, announceWaitingMs: 150 },
+      });
+      await message(worker, 'waiting');
+      await worker.terminate();
+    }
+    expect(await settle(before)).toEqual(before);
+    held.releaseSync();
+    expect(await probeInChild(file)).toBe('locked');
+  });
+
+  it('a worker terminated right as its waits are granted leaves no thread, descriptor or lock', async () => {
+    // The release and the termination race: some waits are delivered, some
+    // are posted but not yet delivered, some still blocked.
+    const file = path.join(dir, 'w-race.lock');
+    const before = await baseline();
+    for (let round = 0; round < 6; round++) {
+      const held = await lock(file);
+      const worker = new Worker(fixture('crowd-worker.mjs'), {
+        workerData: { path: file, options: {}, count: 4, announceWaitingMs: 100 },
+      });
+      await message(worker, 'waiting');
+      held.releaseSync();
+      await sleep(round); // 0..5 ms: the grant lands before, during or after the teardown
+      await worker.terminate();
+    }
+    expect(await settle(before)).toEqual(before);
+    expect(await probeInChild(file)).toBe('locked');
+  });
 });
