@@ -22,7 +22,9 @@
 #   KERNEL_LOCK_PG_BIN, KERNEL_LOCK_PG_DIR, KERNEL_LOCK_PG_OS_USER, KERNEL_LOCK_PG_PORT
 #
 # Binaries: `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin;
-# when neither exists and we are root, `apt-get install -y postgresql`.
+# when neither exists and we are root, `apt-get install -y postgresql`. As
+# root, `start` also installs PgBouncer when it is missing (the pooler test
+# puts one in front of the cluster); a normal user's tests skip that one.
 set -euo pipefail
 
 command=${1:-}
@@ -78,6 +80,21 @@ ensure_bin() {
   find_bin || die "postgresql installed but no server binaries found"
 }
 
+# PgBouncer, for the pooler test: installed as root when missing; never fatal.
+ensure_bouncer() {
+  [ "$(id -u)" = 0 ] || return 0
+  command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || [ -x /usr/bin/pgbouncer ] && return 0
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "pg-cluster: installing pgbouncer (apt-get)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer >&2; } ||
+      echo "pg-cluster: could not install pgbouncer (the pooler test will fail)" >&2
+  elif command -v apk >/dev/null 2>&1; then
+    apk add --no-cache -q pgbouncer >&2 || echo "pg-cluster: could not install pgbouncer" >&2
+  fi
+  return 0
+}
+
 # The OS user the server runs as.
 server_user() {
   if [ "$(id -u)" != 0 ]; then
@@ -129,6 +146,7 @@ start() {
   [ ! -e "${dir}/env" ] || die "${dir} already holds a cluster (scripts/pg-cluster.sh stop ${dir} first)"
   local bin user port listen
   bin=$(ensure_bin)
+  ensure_bouncer
   user=$(server_user)
   port=$(free_port)
   listen=${KERNEL_LOCK_PG_LISTEN:-127.0.0.1}

@@ -1,30 +1,20 @@
 // `kernel-lock status --pg URL [name...]` and `kernel-lock run --pg URL NAME
-// -- command`: the CLI over the PostgreSQL engine. Loaded only when --pg is
+// COMMAND`: the CLI over the PostgreSQL engine. Loaded only when --pg is
 // given, so the rest of the CLI works without the optional `pg` package.
-import { spawn } from 'node:child_process';
-import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { formatDuration, printable } from '../inspect/format.js';
 import { LockTimeoutError } from '../lock/errors.js';
 import { PgLocks } from '../pg/engine.js';
 import type { PgLockHandle } from '../pg/handle.js';
 import type { PgLockInspection, PgLockSession } from '../pg/inspect-types.js';
+import { startCommand } from './child.js';
+import type { RunArgs } from './flock-args.js';
 import { terminalSafeJson } from './json.js';
 import { renderTable } from './table.js';
-import { UsageError } from './usage.js';
+import { EX_USAGE, UsageError } from './usage.js';
 
 /** Identifies the JSON document `status --pg --json` prints; bumped only on incompatible changes. */
 export const PG_STATUS_SCHEMA = 'kernel-lock/pg-status/1';
-
-const FORWARDED_SIGNALS: NodeJS.Signals[] = [
-  'SIGINT',
-  'SIGTERM',
-  'SIGHUP',
-  'SIGQUIT',
-  'SIGUSR1',
-  'SIGUSR2',
-  'SIGWINCH',
-];
 
 function holderText(s: PgLockSession | undefined): string {
   if (s === undefined) return '-';
@@ -89,66 +79,47 @@ export async function statusPgCommand(argv: string[]): Promise<number> {
   }
 }
 
-function parseMs(text: string): number {
-  const value = Number(text);
-  if (text.trim() === '' || !Number.isFinite(value) || value < 0) {
-    throw new UsageError(`--timeout must be a non-negative number of milliseconds, got ${JSON.stringify(text)}`, 'run');
-  }
-  return value;
-}
+const usage = (message: string): UsageError => new UsageError(message, 'run', EX_USAGE);
 
-/** Runs `run --pg`; resolves with the command's exit status (or the conflict status). */
-export async function runPgCommand(argv: string[]): Promise<number> {
-  const separator = argv.indexOf('--');
-  if (separator === -1)
-    throw new UsageError('run needs `--` before the command: run --pg URL <name> -- <command>', 'run');
-  const [command, ...args] = argv.slice(separator + 1);
-  if (command === undefined) throw new UsageError('run needs a command after `--`', 'run');
-  const { values, positionals } = parseArgs({
-    args: argv.slice(0, separator),
-    allowPositionals: true,
-    options: {
-      pg: { type: 'string' },
-      namespace: { type: 'string' },
-      shared: { type: 'boolean', short: 's', default: false },
-      timeout: { type: 'string', short: 'w' },
-      nonblock: { type: 'boolean', short: 'n', default: false },
-      'conflict-exit-code': { type: 'string', short: 'E', default: '1' },
-      owner: { type: 'string', short: 'o' },
-    },
-  });
-  if (!values.pg) throw new UsageError('--pg needs a connection URL (postgresql://user@host/db)', 'run');
-  if (positionals.length !== 1) throw new UsageError('run --pg needs exactly one lock name before `--`', 'run');
-  if (values.nonblock && values.timeout !== undefined) {
-    throw new UsageError('--timeout and --nonblock exclude each other', 'run');
-  }
-  const conflict = Number(values['conflict-exit-code']);
-  if (!Number.isInteger(conflict) || conflict < 0 || conflict > 255) {
-    throw new UsageError(`--conflict-exit-code must be an integer 0..255, got ${values['conflict-exit-code']}`, 'run');
-  }
-  const name = positionals[0]!;
-  const locks = new PgLocks(values.pg, values.namespace === undefined ? {} : { namespace: values.namespace });
+/** Runs `run --pg` (flock-args.ts read the command line); resolves with the command's exit status or the conflict status. */
+export async function runPg(args: RunArgs): Promise<number> {
+  if (!args.pg) throw usage('--pg needs a connection URL (postgresql://user@host/db)');
+  if (!('path' in args.target) || args.command === null) throw usage('run --pg needs a lock name and a command');
+  // The lock lives in kernel-lock's server session, not in a descriptor.
+  if (args.mode === 'unlock')
+    throw usage('--unlock: a PostgreSQL lock is released when its session ends, not by a command');
+  if (args.close)
+    throw usage(
+      '--close: a PostgreSQL lock is held by kernel-lock, never by the command, so there is nothing to close',
+    );
+  if (args.noFork) throw usage('--no-fork: kernel-lock must stay to keep the server session that holds the lock');
+  if (args.kind !== 'flock')
+    throw usage('--kind and --fcntl choose a kernel lock; --pg takes a PostgreSQL advisory lock');
+  const name = args.target.path;
+  const locks = new PgLocks(args.pg, args.namespace === undefined ? {} : { namespace: args.namespace });
   try {
+    const started = performance.now();
     let handle: PgLockHandle;
     try {
       handle = await locks.lock(name, {
-        mode: values.shared ? 'shared' : 'exclusive',
-        timeout: values.nonblock
-          ? 0
-          : values.timeout === undefined
-            ? Number.POSITIVE_INFINITY
-            : parseMs(values.timeout),
-        ...(values.owner === undefined ? {} : { owner: values.owner }),
+        mode: args.mode,
+        timeout: args.timeoutMs,
+        ...(args.owner === undefined ? {} : { owner: args.owner }),
       });
     } catch (error) {
       if (error instanceof LockTimeoutError) {
         process.stderr.write(`kernel-lock: ${error.message}\n`);
-        return conflict;
+        return args.conflictExitCode;
       }
       throw error;
     }
+    if (args.verbose) {
+      process.stdout.write(
+        `kernel-lock: getting lock took ${((performance.now() - started) / 1000).toFixed(6)} seconds\n`,
+      );
+    }
     try {
-      return await spawnHolding(command, args, handle);
+      return await runHolding(args.command, handle);
     } finally {
       await handle.release();
     }
@@ -160,35 +131,20 @@ export async function runPgCommand(argv: string[]): Promise<number> {
 // The lock lives in this process's server session, not in a descriptor the
 // command could inherit: if the session is lost, the command is stopped
 // (SIGTERM), since it would otherwise go on unprotected.
-function spawnHolding(command: string, args: string[], handle: PgLockHandle): Promise<number> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, {
-      stdio: 'inherit',
-      env: { ...process.env, KERNEL_LOCK_PG_NAME: handle.name, KERNEL_LOCK_PG_TOKEN: String(handle.token) },
-    });
-    const forward = (signal: NodeJS.Signals): void => {
-      child.kill(signal);
-    };
-    const lost = (): void => {
-      process.stderr.write(
-        `kernel-lock: lost the lock, stopping the command: ${(handle.signal.reason as Error).message}\n`,
-      );
-      child.kill('SIGTERM');
-    };
-    handle.signal.addEventListener('abort', lost, { once: true });
-    for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
-    const finish = (status: number): void => {
-      handle.signal.removeEventListener('abort', lost);
-      for (const signal of FORWARDED_SIGNALS) process.off(signal, forward);
-      resolve(status);
-    };
-    child.once('error', (error: NodeJS.ErrnoException) => {
-      process.stderr.write(`kernel-lock: cannot run ${JSON.stringify(command)}: ${error.message}\n`);
-      finish(error.code === 'ENOENT' ? 127 : 126);
-    });
-    child.once('exit', (code, signal) => {
-      if (code !== null) finish(code);
-      else finish(128 + (signal === null ? 0 : (os.constants.signals[signal] ?? 0)));
-    });
+async function runHolding(command: string[], handle: PgLockHandle): Promise<number> {
+  const running = startCommand(command, {
+    env: { ...process.env, KERNEL_LOCK_PG_NAME: handle.name, KERNEL_LOCK_PG_TOKEN: String(handle.token) },
   });
+  const lost = (): void => {
+    process.stderr.write(
+      `kernel-lock: lost the lock, stopping the command: ${(handle.signal.reason as Error).message}\n`,
+    );
+    running.kill('SIGTERM');
+  };
+  handle.signal.addEventListener('abort', lost, { once: true });
+  try {
+    return await running.exited;
+  } finally {
+    handle.signal.removeEventListener('abort', lost);
+  }
 }

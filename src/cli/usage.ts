@@ -1,12 +1,28 @@
 // Usage errors, help texts and the version: the parts of the CLI that are
 // only words. Exit status 2 means "you called it wrong", as in flock(1)'s
 // and most Unix tools' conventions for usage errors.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Exit status for usage errors and failures to inspect. */
+/** Exit status for usage errors and failures to inspect (status, sweep). */
 export const EXIT_USAGE = 2;
+
+// `run` and the FD form speak flock(1)'s language, exit statuses included:
+// <sysexits.h> for its own failures, the conflict status (1 or -E) for a busy
+// lock, the command's own status otherwise.
+/** run: the command line was wrong. */
+export const EX_USAGE = 64;
+/** run: the lock call failed (a descriptor that is not open, a lock the file system refuses). */
+export const EX_DATAERR = 65;
+/** run: the lock file could not be opened. */
+export const EX_NOINPUT = 66;
+/** run: the command could not be executed. */
+export const EX_UNAVAILABLE = 69;
+/** run: out of memory, descriptors or kernel lock records. */
+export const EX_OSERR = 71;
+/** run: the lock file could not be created (read-only file system, no space). */
+export const EX_CANTCREAT = 73;
 
 /** A mistake in the command line; printed with a pointer to --help. */
 export class UsageError extends Error {
@@ -14,20 +30,25 @@ export class UsageError extends Error {
   constructor(
     message: string,
     readonly command: string | null = null,
+    /** The exit status: 2, or flock(1)'s 64 for `run`. */
+    readonly status: number = EXIT_USAGE,
   ) {
     super(message);
   }
 }
 
-export const HELP: Record<string, string> = {
+const HELP_TEXT: Record<string, string> = {
   main: `Usage: kernel-lock <command> [options]
+       kernel-lock [flock options] FD
 
 Kernel-owned file locks: a lock disappears the instant its owner dies.
 
 Commands:
   status <file|dir>...   who holds these lock files (exit 0 all free, 1 any held)
-  run <lockfile> -- <command> [args...]
-                         run a command holding the lock (like flock(1))
+  run [options] <file|dir> <command> [args...]
+  run [options] <file|dir> -c <command string>
+                         run a command holding the lock: flock(1)'s options and exit statuses
+  [options] FD           lock a descriptor a shell opened: ( kernel-lock -n 9 || exit 1; ... ) 9>file
   sweep <dir>            remove the lock files nobody holds (safe replacement for rm -f *.lock)
   demo                   reproduce the stale-lock barrage and compare with the legacy marker
 
@@ -35,7 +56,7 @@ Options:
   -h, --help             help (also: kernel-lock <command> --help)
   -V, --version          print the version
 
-Documentation: docs/CLI.md in the package.
+Documentation: {docs/CLI.md}
 `,
   status: `Usage: kernel-lock status <file|dir>... [--json] [--suffix .lock]
 
@@ -56,39 +77,69 @@ Options:
       --suffix <s>       file name suffix when scanning directories (default .lock)
   -h, --help             this help
 
-PostgreSQL advisory locks (docs/PG.md):
+PostgreSQL advisory locks ({docs/PG.md}):
   kernel-lock status --pg <url> [name...] [--namespace <ns>] [--json]
                          the named locks, or every advisory lock of the database
 
 Exit status: 0 all free, 1 at least one held, 2 usage error, an argument
 that names nothing, or failure.
+
+Documentation: {docs/CLI.md#kernel-lock-status}
 `,
-  run: `Usage: kernel-lock run [options] <lockfile> -- <command> [args...]
+  run: `Usage: kernel-lock run [options] <file|directory> <command> [args...]
+       kernel-lock run [options] <file|directory> -c <command string>
+       kernel-lock [options] <fd>          (also: kernel-lock run [options] <fd>)
 
-Acquires the lock, then runs the command with the locked descriptor
-inherited (as fd 3), like flock(1): the lock lasts as long as the command,
-even if kernel-lock itself is killed. The command's exit status is passed
-through (death by signal N gives 128+N); signals sent to kernel-lock
-(INT, TERM, HUP, QUIT, USR1, USR2, WINCH) are forwarded to the command.
+util-linux flock(1)'s command on kernel-lock: the same options, forms and
+exit statuses. Acquires the lock, then runs the command with the locked
+descriptor inherited (as fd 3): the lock lasts as long as the command, even
+if kernel-lock itself is killed. A directory is opened read-only and locked.
+With a descriptor number instead of a command, locks that descriptor (which
+a shell opened) and exits; the lock stays with the shell's open file:
+  ( kernel-lock -n 9 || exit 1; ...commands under the lock... ) 9>/var/lock/job
+Options go before the lock target; an optional \`--\` may follow the target.
 
-Options:
-  -s, --shared                 shared lock (default exclusive)
-  -k, --kind <flock|ofd>       lock kind (default flock; posix locks cannot be
-                               inherited by a child process, so they are refused)
-  -w, --timeout <ms>           give up after this many milliseconds (default: wait forever)
-  -n, --nonblock               fail at once when the lock is held
-  -E, --conflict-exit-code <n> exit status when the lock is held (default 1)
-  -o, --owner <label>          label written in the owner record
-  -h, --help                   this help
+Options (flock(1)'s):
+  -s, --shared                  shared lock
+  -x, -e, --exclusive           exclusive lock (the default)
+  -u, --unlock                  drop the lock on <fd>
+  -n, --nonblock, --nb          fail rather than wait if the lock is held
+  -w, --timeout, --wait <secs>  wait at most this many seconds (fractions allowed; 0 = -n)
+  -E, --conflict-exit-code <n>  exit status when -n or -w give up (default 1)
+  -o, --close                   do not pass the lock's descriptor to the command
+                                (kernel-lock holds the lock until the command ends)
+  -c, --command <string>        after the target: run the string with $SHELL -c (or /bin/sh)
+  -F, --no-fork                 accepted; the command runs as a child either way
+                                and holds the lock through its descriptor
+      --fcntl                   an OFD lock (fcntl F_OFD_SETLK), as --kind ofd
+      --verbose                 say how long the lock took (on stdout, as flock(1))
+  -h, --help                    this help
+  -V, --version                 print the version
+kernel-lock's own (long only):
+      --owner <label>           label written in the lock file's owner record
+      --kind <flock|ofd>        lock kind (posix locks are not inherited by a
+                                child process, so they are refused)
+      --timeout-ms <ms>         -w in milliseconds
 
-The lock file is kept after the command ends (descendants of the command may
-still hold the inherited descriptor); \`kernel-lock sweep\` removes unheld ones.
+When the lock is held, kernel-lock names the holder on stderr (flock(1) says
+nothing). The lock file is kept after the command ends (descendants of the
+command may still hold the inherited descriptor); \`kernel-lock sweep\`
+removes unheld ones. A digit-only target that names no file is refused (it
+is a descriptor number mistaken for a file: use ./9 for a file named 9).
 
-PostgreSQL advisory locks (docs/PG.md):
-  kernel-lock run --pg <url> [--namespace <ns>] [-s] [-w ms] [-n] [-E n] [-o label] <name> -- <command>
+Exit status: the command's (128+N if it died of signal N); the -E status
+(default 1) when -n or -w gave up; 64 usage error; 65 the lock call failed
+(a descriptor that is not open); 66 the lock file could not be opened;
+69 the command could not be executed; 71 out of resources; 73 the lock file
+could not be created (read-only file system).
+
+PostgreSQL advisory locks ({docs/PG.md}):
+  kernel-lock run --pg <url> [--namespace <ns>] [-s] [-n | -w secs] [-E n] [--owner label] <name> <command>
 The lock is held by kernel-lock's server session, not inherited: if that
 session is lost, the command gets SIGTERM. It finds the fencing token in
 KERNEL_LOCK_PG_TOKEN.
+
+Documentation: {docs/CLI.md#kernel-lock-run}
 `,
   sweep: `Usage: kernel-lock sweep <dir> [--suffix .lock] [--dry-run] [--json]
 
@@ -114,6 +165,8 @@ Options:
   -h, --help             this help
 
 Exit status: 0 done, 1 some files could not be checked (errors), 2 usage error.
+
+Documentation: {docs/CLI.md#kernel-lock-sweep}
 `,
   demo: `Usage: kernel-lock demo [options]
 
@@ -123,16 +176,45 @@ kernel-lock, and prints a table. Run \`kernel-lock demo --help\` for its options
 `,
 };
 
-/** The package version, read from package.json next to dist/ (or src/). */
-export function version(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  for (const candidate of [path.join(here, '..', 'package.json'), path.join(here, '..', '..', 'package.json')]) {
+/** The help topics. */
+export const HELP_TOPICS: readonly string[] = Object.keys(HELP_TEXT);
+
+/** The help text of `topic` ('main', 'status', 'run', 'sweep', 'demo'), with its documents' paths filled in. */
+export function helpText(topic: string): string {
+  return (HELP_TEXT[topic] ?? HELP_TEXT.main!).replace(/\{(docs\/[A-Za-z-]+\.md)(#[a-z-]*)?\}/g, (_m, doc, anchor) =>
+    docPath(doc, anchor ?? ''),
+  );
+}
+
+function packageRoot(): string | null {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
     try {
-      const pkg = JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'kernel-lock' && typeof pkg.version === 'string') return pkg.version;
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string };
+      if (pkg.name === 'kernel-lock') return dir;
     } catch {
-      // try the next candidate
+      // not here: one level up
     }
+    if (path.dirname(dir) === dir) return null;
+    dir = path.dirname(dir);
   }
-  return 'unknown';
+}
+
+/**
+ * Where a document of this package is: its absolute path in the installed
+ * package (docs/*.md ship with it), with `anchor` (e.g. '#kernel-lock-run');
+ * when it cannot be found, the path inside the package.
+ */
+export function docPath(doc: string, anchor = ''): string {
+  const root = packageRoot();
+  if (root !== null && existsSync(path.join(root, doc))) return `${path.join(root, doc)}${anchor}`;
+  return `${doc}${anchor} in the kernel-lock package`;
+}
+
+/** The package version, read from the package's own package.json. */
+export function version(): string {
+  const root = packageRoot();
+  if (root === null) return 'unknown';
+  const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version?: string };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
 }

@@ -4,9 +4,14 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import type { TurnResult } from './turn.js';
 
-/** Runs `argv[0]` inside a fresh pid namespace (and mount namespace, for its own /proc). */
+/**
+ * Runs `argv[0]` inside a fresh pid namespace (and mount namespace, for its
+ * own /proc). A normal user gets them inside a new user namespace (mapped to
+ * root there), which is what lets the kernel create them without privileges.
+ */
 export function inPidNamespace(argv: string[]): string[] {
-  return ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child=SIGKILL', ...argv];
+  const user = process.getuid?.() === 0 ? [] : ['--user', '--map-root-user'];
+  return ['unshare', ...user, '--pid', '--fork', '--mount-proc', '--kill-child=SIGKILL', ...argv];
 }
 
 /** Whether `unshare --pid` works here (it needs root or user namespaces). */

@@ -10,7 +10,10 @@ import { currentLeaseHolder } from './lease-view.js';
 /** Printable form of untrusted text: control and bidi-override characters removed, length bounded. */
 export function printable(text: string, max = 120): string {
   const clean = text.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '');
-  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
+  if (clean.length <= max) return clean;
+  // Never cut between the two halves of a surrogate pair (an emoji): half of one prints as U+FFFD.
+  const end = /[\ud800-\udbff]/.test(clean[max - 2] ?? '') ? max - 2 : max - 1;
+  return `${clean.slice(0, end)}…`;
 }
 
 /** Untrusted text in double quotes, printable, with quotes and backslashes escaped (JSON string syntax). */

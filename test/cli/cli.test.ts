@@ -104,6 +104,21 @@ describe('kernel-lock status', () => {
     expect(sweptJson.kept).toEqual([expect.objectContaining({ path: escaped, pathBytes: file.toString('base64') })]);
   });
 
+  it('pads by display width: CJK and emoji owner labels keep the next column aligned', async () => {
+    // エージェント is 12 columns (6 wide katakana), 🤖 bot 6: the OWNER
+    // column is 12 wide, so 2 spaces follow the first and 8 the second.
+    for (const [name, owner] of [
+      ['cjk.lock', 'エージェント'],
+      ['emoji.lock', '🤖 bot'],
+    ] as const) {
+      holders.push(await holdInChild(path.join(dir, name), { owner }));
+    }
+    const table = await cli(['status', dir]);
+    expect(table.code).toBe(1);
+    expect(table.stdout).toMatch(/ エージェント {2}\S/);
+    expect(table.stdout).toMatch(/ 🤖 bot {8}\S/);
+  });
+
   it('an argument that names nothing exits 2, like sweep; a missing lock file in an existing directory is free', async () => {
     const none = await cli(['status', '/no/such/dir']);
     expect(none.code).toBe(2);
@@ -135,6 +150,21 @@ describe('kernel-lock status', () => {
     expect(bogus.stderr).toContain("Try 'kernel-lock status --help'");
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('Usage: kernel-lock status');
+    // Help points to documentation that exists in this package (docs/ ships in the tarball: package.test.ts).
+    for (const text of [help.stdout, runHelp.stdout, sweepHelp.stdout]) {
+      const doc = /Documentation: (\/\S+\.md)(#[a-z-]+)?$/m.exec(text);
+      expect(doc, text).not.toBeNull();
+      expect(existsSync(doc![1]!)).toBe(true);
+      // GitHub's heading anchors: lower case, punctuation but hyphens dropped, spaces as hyphens.
+      const anchors = [...readFileSync(doc![1]!, 'utf8').matchAll(/^#+ (.*)$/gm)].map(
+        (m) =>
+          `#${m[1]!
+            .toLowerCase()
+            .replace(/[^\p{L}\p{N} -]/gu, '')
+            .replace(/ /g, '-')}`,
+      );
+      if (doc![2] !== undefined) expect(anchors).toContain(doc![2]);
+    }
     expect(runHelp.stdout).toContain('Usage: kernel-lock run');
     expect(sweepHelp.stdout).toContain('Usage: kernel-lock sweep');
     expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version);
@@ -185,14 +215,15 @@ describe('kernel-lock run', () => {
       cli(['run', own('true.lock'), '--', 'true']),
       cli(['run', own('missing.lock'), '--', '/nonexistent/command']),
     ]);
-    expect(codes.map((r) => r.code)).toEqual([5, 128 + 15, 0, 127]);
+    // 69: flock(1)'s status for a command that cannot be executed.
+    expect(codes.map((r) => r.code)).toEqual([5, 128 + 15, 0, 69]);
 
     const holder = await holdInChild(file, { owner: 'blocker' });
     holders.push(holder);
     const [conflict, custom, timed, shared] = await Promise.all([
       cli(['run', '--nonblock', file, '--', 'true']),
       cli(['run', '-n', '--conflict-exit-code', '75', file, '--', 'true']),
-      cli(['run', '--timeout', '200', '-E', '9', file, '--', 'true']),
+      cli(['run', '--timeout-ms', '200', '-E', '9', file, '--', 'true']),
       // A shared request is refused by an exclusive holder too.
       cli(['run', '--shared', '-n', file, '--', 'true']),
     ]);
@@ -205,21 +236,42 @@ describe('kernel-lock run', () => {
     expect(shared.code).toBe(1);
   });
 
-  it('refuses bad usage with exit 2', async () => {
+  it("refuses bad usage with exit 64 (flock(1)'s EX_USAGE), touching nothing", async () => {
     const file = path.join(dir, 'usage.lock');
     const results = await Promise.all(
       [
-        ['run', file, 'true'], // no `--`
+        ['run', file], // one word: a descriptor number, which this is not
         ['run', '--kind', 'posix', file, '--', 'true'],
-        ['run', '--timeout', '5', '--nonblock', file, '--', 'true'],
         ['run', '--timeout', 'soon', file, '--', 'true'],
+        ['run', '--timeout-ms', '-5', file, '--', 'true'],
         ['run', '-E', '300', file, '--', 'true'],
         ['run', file, '--'],
+        ['run', file, '--timeout', '5', 'true'], // options after the target
+        ['run', '-k', 'ofd', file, 'true'], // our additions are long options only
       ].map((args) => cli(args)),
     );
-    expect(results.map((r) => r.code)).toEqual([2, 2, 2, 2, 2, 2]);
+    expect(results.map((r) => r.code)).toEqual([64, 64, 64, 64, 64, 64, 64, 64]);
     expect(results[1]?.stderr).toContain('not inherited');
+    for (const r of results)
+      expect(r.stderr).toMatch(/Try 'kernel-lock run --help' \(documentation: \/\S+\/docs\/CLI\.md#kernel-lock-run\)/);
     expect(existsSync(file)).toBe(false); // nothing was locked or created
+  });
+
+  it('reads -w in seconds, as flock(1) does, and --timeout-ms in milliseconds', async () => {
+    const file = path.join(dir, 'seconds.lock');
+    const holder = await holdInChild(file, { owner: 'blocker' });
+    holders.push(holder);
+    const [seconds, millis] = await Promise.all([
+      cli(['run', '-w', '1.5', file, 'true']),
+      cli(['run', '--timeout-ms', '300', file, 'true']),
+    ]);
+    expect(seconds.code).toBe(1);
+    const waited = (r: Result): number => Number(/lock busy after (\d+) ms/.exec(r.stderr)?.[1]);
+    expect(waited(seconds)).toBeGreaterThanOrEqual(1500);
+    expect(waited(seconds)).toBeLessThan(10_000);
+    expect(millis.code).toBe(1);
+    expect(waited(millis)).toBeGreaterThanOrEqual(300);
+    expect(waited(millis)).toBeLessThan(1500);
   });
 
   it('forwards signals to the command, which holds the lock through fd 3', async () => {

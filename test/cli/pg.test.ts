@@ -3,10 +3,10 @@
 // the conflict status, and the command stopped when the lock is lost.
 import { spawn, spawnSync } from 'node:child_process';
 import type pg from 'pg';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { PgLocks } from '../../dist/pg.js';
 import { root } from '../helpers.js';
-import { adminClient, pgEnv } from '../pg/helpers.js';
+import { adminClient, pgIt as it, pgEnv } from '../pg/helpers.js';
 
 const env = pgEnv();
 const cli = `${root}/dist/cli.js`;
@@ -92,8 +92,23 @@ it('run --pg: when the session is lost, the command is stopped', async () => {
   await locks.close();
 });
 
-it('usage errors exit 2', () => {
-  expect(run('run', '--pg', env.url, 'a', 'b', '--', 'true').status).toBe(2);
-  expect(run('run', '--pg', env.url, '-n', '-w', '5', 'a', '--', 'true').status).toBe(2);
+it("usage errors: 64 for run (flock(1)'s EX_USAGE), 2 for status", () => {
+  expect(run('run', '--pg', env.url).status).toBe(64); // no lock name
+  expect(run('run', '--pg', env.url, 'a').status).toBe(64); // no command
+  expect(run('run', '--pg', env.url, '-o', 'a', 'true').status).toBe(64); // nothing to close: the session holds it
+  expect(run('run', '--pg', env.url, '--kind', 'ofd', 'a', 'true').status).toBe(64);
   expect(run('status', '--pg').status).toBe(2);
+});
+
+it('run --pg reads -w in seconds and runs -c through the shell', async () => {
+  const locks = new PgLocks(env.url, { namespace });
+  const handle = await locks.lock('cli-seconds');
+  const started = performance.now();
+  const timed = run('run', '--pg', env.url, '--namespace', namespace, '-w', '0.5', '-E', '5', 'cli-seconds', 'true');
+  expect(timed.status).toBe(5);
+  expect(performance.now() - started).toBeGreaterThanOrEqual(500);
+  await handle.release();
+  const shell = run('run', '--pg', env.url, '--namespace', namespace, 'cli-seconds', '-c', 'exit 4');
+  expect(shell.status).toBe(4);
+  await locks.close();
 });

@@ -1,11 +1,13 @@
 // Holders in other pid namespaces: another container on the same volume.
-// These tests need `unshare` and root; they FAIL (never skip) without them.
+// These tests need `unshare` (as root, or as a normal user through a user
+// namespace: test/privileges.ts); they FAIL (never skip) without it.
 import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LockInspection } from '../../src/index.js';
 import { inspect, LockTimeoutError, lock, sweep } from '../../src/index.js';
 import { fixture, type Holder, lineFrom, spawnHolder, tempDir } from '../helpers.js';
+import { unshare } from '../privileges.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -18,7 +20,7 @@ afterEach(async () => {
   cleanup();
 });
 
-const UNSHARE = ['--pid', '--fork', '--mount-proc'];
+const UNSHARE = unshare('--pid', '--fork', '--mount-proc').slice(1); // the arguments after `unshare`
 
 /** A kernel-lock holder running as pid 1 of a new pid namespace. */
 async function holdInNamespace(file: string, options: object): Promise<Holder> {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { inspect, lease } from '../../src/index.js';
 import { fixture, lineFrom, namespaceInitOf, sleep, tempDir } from '../helpers.js';
+import { unshare } from '../privileges.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -24,11 +25,10 @@ afterEach(() => {
 
 /** `lease-worker.mjs hold` as pid 1 of a fresh pid namespace (with its own /proc). */
 function holdInNamespace(args: string[]): ChildProcess {
-  const child = spawn(
-    'unshare',
-    ['--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, fixture('lease-worker.mjs'), 'hold', ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const [command, ...flags] = unshare('--pid', '--fork', '--mount-proc', '--kill-child');
+  const child = spawn(command!, [...flags, process.execPath, fixture('lease-worker.mjs'), 'hold', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   return child;
 }

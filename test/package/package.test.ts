@@ -177,7 +177,7 @@ function unpackedTarball(): string {
 }
 
 describe('npm pack', () => {
-  it('contains exactly dist/, prebuilds/, native/, binding.gyp and the docs', () => {
+  it('contains exactly dist/, prebuilds/, native/, binding.gyp, the install script and the docs', () => {
     const dryRun = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
       cwd: stage,
       env: withoutNpmVariables(),
@@ -187,6 +187,7 @@ describe('npm pack', () => {
 
     const allowed = [
       /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|binding\.gyp)$/,
+      /^scripts\/install\.mjs$/, // the install script: node-gyp-build, offline-ready (docs/INSTALL.md)
       /^docs\/[A-Za-z0-9-]+\.md$/,
       /^native\/[a-z_]+\.(cc|h)$/,
       /^prebuilds\/[a-z0-9]+-[a-z0-9]+\/kernel-lock\.(glibc|musl)\.node$/,
@@ -449,7 +450,7 @@ describe.each([
   it("names only the install script in npm's install-scripts warning (no prepare)", () => {
     // npm 11 lists a dependency's unreviewed install scripts; older npm says nothing.
     const listed = installOutput.split('\n').filter((line) => line.includes('kernel-lock@'));
-    for (const line of listed) expect(line).toMatch(/kernel-lock@[\d.]+ \(install: node-gyp-build\)$/);
+    for (const line of listed) expect(line).toMatch(/kernel-lock@[\d.]+ \(install: node scripts\/install\.mjs\)$/);
     expect(installOutput).not.toMatch(/prepare|build:ts|tsup/);
   });
 
@@ -486,9 +487,13 @@ describe.each([
   it.each([
     // node10: what older setups (module: commonjs without moduleResolution) use; it
     // ignores "exports", so kernel-lock/session resolves through "typesVersions".
-    { resolution: 'node10', module: 'commonjs' },
-    { resolution: 'bundler', module: 'esnext' },
-  ])('type-checks a consumer under moduleResolution $resolution', ({ resolution, module }) => {
+    { resolution: 'node10', module: 'commonjs', expected: 'cts' },
+    // node16 reads "exports"; the consumer's package.json has no "type", so its
+    // .ts is CommonJS and takes the "require" condition (nodenext above checks
+    // an .mts too).
+    { resolution: 'node16', module: 'node16', expected: 'cts' },
+    { resolution: 'bundler', module: 'esnext', expected: 'ts' },
+  ])('type-checks a consumer under moduleResolution $resolution', ({ resolution, module, expected }) => {
     const dir = path.join(project, `types-${resolution}`);
     mkdirSync(dir);
     writeFileSync(path.join(dir, 'typed.ts'), typedPlain);
@@ -497,7 +502,6 @@ describe.each([
     expect(tsc.status, tsc.output).toBe(0);
     const resolved = [...tsc.stdout.matchAll(/'(kernel-lock(?:\/[a-z-]+)?)' was successfully resolved to '([^']+)'/g)];
     const files = Object.fromEntries(resolved.map((match) => [match[1], path.relative(project, match[2]!)]));
-    const expected = resolution === 'node10' ? 'cts' : 'ts';
     expect(files).toEqual({
       'kernel-lock': `node_modules/kernel-lock/dist/index.d.${expected}`,
       'kernel-lock/session': `node_modules/kernel-lock/dist/session.d.${expected}`,
@@ -508,11 +512,20 @@ describe.each([
 });
 
 describe('a platform without a prebuilt binary', () => {
-  it('builds from the shipped native/ sources and binding.gyp when the install script runs', () => {
+  // No nodedir (nor a user .npmrc that could set one) and an empty node-gyp
+  // header cache (devdir), as on a new machine: node-gyp would download
+  // Node's headers from nodejs.org, which an offline machine cannot reach.
+  // The install script (scripts/install.mjs) finds the running Node's own
+  // headers instead.
+  it("builds from the shipped native/ sources offline, finding Node's headers itself", () => {
     const project = path.join(work.dir, 'consumer-from-source');
     mkdirSync(project);
     writeConsumer(project);
-    const env = { ...withoutNpmVariables(), ...localNodeHeaders() };
+    const devdir = path.join(work.dir, 'node-gyp-devdir');
+    mkdirSync(devdir);
+    const userconfig = path.join(work.dir, 'empty-npmrc');
+    writeFileSync(userconfig, '');
+    const env = { ...withoutNpmVariables(), npm_config_devdir: devdir, npm_config_userconfig: userconfig };
     const install = run('npm', ['install', '--offline', '--cache', npmCache, '--ignore-scripts'], project, env);
     expect(install.status, install.output).toBe(0);
     // What an unsupported platform looks like to node-gyp-build: no prebuild fits.
@@ -523,15 +536,9 @@ describe('a platform without a prebuilt binary', () => {
     expect(existsSync(path.join(project, 'node_modules', 'kernel-lock', 'build', 'Release', 'kernel_lock.node'))).toBe(
       true,
     );
+    expect(readdirSync(devdir), 'node-gyp downloaded headers').toEqual([]);
     writeFileSync(path.join(project, 'cjs.cjs'), cjsScript);
     const cjs = run('node', ['cjs.cjs', 'cjs.lock'], project, env);
     expect(cjs.stdout, cjs.output).toBe('cjs ok object\n');
   }, 120_000);
 });
-
-// node-gyp would download Node's headers; official Node builds ship them next
-// to the binary, so point it there and stay offline.
-function localNodeHeaders(): NodeJS.ProcessEnv {
-  const prefix = path.resolve(path.dirname(process.execPath), '..');
-  return existsSync(path.join(prefix, 'include', 'node', 'common.gypi')) ? { npm_config_nodedir: prefix } : {};
-}

@@ -18,7 +18,11 @@ export function runScript(name: string, args: string[], timeout = COLD_BUILD_MS)
   return { status: result.status, stdout: result.stdout, output: `${result.stdout}${result.stderr}` };
 }
 
-/** Builds a packed-package look-alike into `dir` and returns it. */
+/**
+ * Builds a packed-package look-alike into `dir` and returns it. The binaries
+ * come from the run's one build (test/global-setup.ts) when it made them,
+ * else they are built here.
+ */
 export function buildPackage(dir: string): string {
   if (!existsSync(path.join(root, 'dist', 'index.cjs'))) {
     throw new Error('dist/ is missing: run `npm run build:ts` (npm test does it first)');
@@ -26,6 +30,11 @@ export function buildPackage(dir: string): string {
   mkdirSync(dir, { recursive: true });
   cpSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
   cpSync(path.join(root, 'dist'), path.join(dir, 'dist'), { recursive: true });
+  const shared = process.env.KERNEL_LOCK_TEST_PREBUILT;
+  if (shared !== undefined && existsSync(path.join(shared, 'prebuilds'))) {
+    cpSync(path.join(shared, 'prebuilds'), path.join(dir, 'prebuilds'), { recursive: true });
+    return dir;
+  }
   const built = runScript('build-prebuilds.mjs', ['--out', dir]);
   if (built.status !== 0) throw new Error(`scripts/build-prebuilds.mjs failed:\n${built.output}`);
   return dir;

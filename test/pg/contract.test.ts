@@ -7,11 +7,11 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { LockTimeoutError } from '../../dist/index.js';
 import { PgLockError, PgLocks, PgLockTimeoutError } from '../../dist/pg.js';
 import { root } from '../helpers.js';
-import { Agent, adminClient, advisoryLocks, pgEnv } from './helpers.js';
+import { Agent, adminClient, advisoryLocks, pgIt as it, pgEnv } from './helpers.js';
 
 const env = pgEnv();
 const OPTIONS = { deadPeerMs: 3000, namespace: `contract-${process.pid}` };

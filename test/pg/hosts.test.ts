@@ -1,5 +1,5 @@
 // Several hosts, for real: three network namespaces joined by veth links
-// (root needed; never skipped). The server runs in "db", lock holders on
+// (root needed: skipped as a normal user, never in CI; test/privileges.ts). The server runs in "db", lock holders on
 // hosts "a" and "b"; the test cuts a host's link (the interface goes down:
 // packets vanish, nobody sends a reset, exactly like a host that lost its
 // network or power) and watches, with one clock (CLOCK_MONOTONIC is shared
@@ -20,9 +20,10 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
 import { lockKey } from '../../dist/pg.js';
 import { lineFrom, root } from '../helpers.js';
+import { isRoot, itAsRoot } from '../privileges.js';
 import {
   Agent,
   adminClient,
@@ -31,15 +32,17 @@ import {
   msBetween,
   type PgTestEnv,
   pgEnv,
+  pgIt,
   SessionAgent,
   startCluster,
   stopCluster,
 } from './helpers.js';
 
 pgEnv(); // the machine's PostgreSQL must be set up as for the other suites
-if (process.getuid?.() !== 0) {
-  throw new Error('test/pg/hosts.test.ts needs root (ip netns, veth): run it as root, as CI does');
-}
+// `ip netns add` and veth links between namespaces: a user namespace could
+// make them, but not the host's /run/netns that `ip netns exec` and the
+// cluster script enter them by.
+const it = isRoot ? pgIt : itAsRoot('ip netns and veth links (network namespaces entered through /run/netns)');
 
 const DEAD_PEER_MS = 3000;
 const OPTIONS = { deadPeerMs: DEAD_PEER_MS, namespace: 'hosts' };
@@ -51,9 +54,8 @@ const tag = `klpg${process.pid % 100000}`;
 const ns = { db: `${tag}-db`, a: `${tag}-a`, b: `${tag}-b` };
 const link = { a: `kl${process.pid % 100000}a`, b: `kl${process.pid % 100000}b` };
 const addr = { a: '10.213.1', b: '10.213.2' };
-const dir = mkdtempSync(`/tmp/${tag}-`);
-chmodSync(dir, 0o755); // the server's user must reach the cluster inside
-const clusterDir = path.join(dir, 'cluster');
+let dir: string;
+let clusterDir: string;
 const clusterEnv = { KERNEL_LOCK_PG_NETNS: ns.db, KERNEL_LOCK_PG_LISTEN: '*' };
 let env: PgTestEnv;
 let admin: pg.Client;
@@ -100,6 +102,9 @@ async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise
 }
 
 beforeAll(async () => {
+  dir = mkdtempSync(`/tmp/${tag}-`);
+  chmodSync(dir, 0o755); // the server's user must reach the cluster inside
+  clusterDir = path.join(dir, 'cluster');
   for (const name of Object.values(ns)) ip('netns', 'add', name);
   for (const name of Object.values(ns)) ip('-n', name, 'link', 'set', 'lo', 'up');
   for (const host of ['a', 'b'] as const) {

@@ -8,13 +8,17 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { PgLockError, PgLocks } from '../../dist/pg.js';
-import { pgEnv } from './helpers.js';
+import { itNeeds } from '../privileges.js';
+import { pgEnv, pgIt } from './helpers.js';
 
 const env = pgEnv();
 const BOUNCER = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'].find((p) => existsSync(p));
-const dir = mkdtempSync('/tmp/klpg-bouncer-');
+// A package: scripts/pg-cluster.sh installs it when it runs as root.
+const it =
+  BOUNCER === undefined ? itNeeds(false, 'pgbouncer, which only root can install (apt-get install pgbouncer)') : pgIt;
+let dir: string | undefined;
 const bouncers: { pid: number }[] = [];
 
 afterAll(() => {
@@ -25,7 +29,7 @@ afterAll(() => {
       // already gone
     }
   }
-  rmSync(dir, { recursive: true, force: true });
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
 function freePort(): Promise<number> {
@@ -39,7 +43,10 @@ function freePort(): Promise<number> {
 
 async function startBouncer(mode: 'transaction' | 'session'): Promise<string> {
   if (BOUNCER === undefined)
-    throw new Error('pgbouncer is not installed (.ci/run installs it: apt-get install pgbouncer)');
+    throw new Error(
+      'pgbouncer is not installed (apt-get install pgbouncer; scripts/pg-cluster.sh start does it as root)',
+    );
+  dir ??= mkdtempSync('/tmp/klpg-bouncer-');
   const port = await freePort();
   const ini = path.join(dir, `${mode}.ini`);
   const users = path.join(dir, 'users.txt');

@@ -10,10 +10,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { PgLocks } from '../../dist/pg.js';
 import { lineFrom, root } from '../helpers.js';
-import { adminClient, advisoryLocks, pgEnv } from './helpers.js';
+import { adminClient, advisoryLocks, pgIt as it, pgEnv } from './helpers.js';
 
 const env = pgEnv();
 const WORKERS = 4;

@@ -7,9 +7,9 @@
 // It also gets a streaming standby, to which the engine must refuse to lock.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { PgLockError, type PgLockHandle, PgLocks } from '../../dist/pg.js';
-import { clusterScript, type PgTestEnv, pgEnv, startCluster, stopCluster } from './helpers.js';
+import { clusterScript, pgIt as it, type PgTestEnv, pgEnv, startCluster, stopCluster } from './helpers.js';
 
 pgEnv(); // the machine's PostgreSQL, as found for the shared cluster; fails with instructions otherwise
 const dir = `/tmp/klpg-restart-${process.pid}`;
@@ -78,8 +78,10 @@ for (const mode of ['fast', 'immediate'] as const) {
 it('refuses a standby: its advisory locks would exclude nobody on the primary', async () => {
   const standby = `${dir}/standby`;
   const port = env.port + 1000;
+  // The server's own user: as root, the cluster's system user (runuser); a normal user runs the cluster itself.
   const asServer = (...args: string[]): void => {
-    execFileSync('runuser', ['-u', env.osUser, '--', ...args], { stdio: 'pipe' });
+    if (process.getuid?.() === 0) execFileSync('runuser', ['-u', env.osUser, '--', ...args], { stdio: 'pipe' });
+    else execFileSync(args[0]!, args.slice(1), { stdio: 'pipe' });
   };
   mkdirSync(`${standby}/socket`, { recursive: true });
   execFileSync('chown', ['-R', env.osUser, standby]);

@@ -8,10 +8,10 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { root, tempDir } from '../helpers.js';
 import { fakeRuntime, servedLockChunk } from '../openclaw/fake-runtime.js';
-import { pgEnv } from './helpers.js';
+import { pgIt as it, pgEnv } from './helpers.js';
 
 const env = pgEnv();
 const work = tempDir('klpgsess-hook-');

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect } from 'vitest';
 import { kernelEngine } from '../../dist/index.js';
 import { PgLocks } from '../../dist/pg.js';
 import {
@@ -22,7 +22,8 @@ import {
   sessionLockName,
 } from '../../src/session/index.js';
 import { sleep, tempDir } from '../helpers.js';
-import { adminClient, advisoryLocks, pgEnv, SessionAgent } from './helpers.js';
+import { unshare } from '../privileges.js';
+import { adminClient, advisoryLocks, pgIt as it, pgEnv, SessionAgent } from './helpers.js';
 
 const env = pgEnv();
 const ENGINE_OPTIONS = { deadPeerMs: 3000, namespace: `session-${process.pid}` };
@@ -114,10 +115,7 @@ describe('kernel-lock/session on the PostgreSQL engine', () => {
     const onB = transcriptIn(shared, 'f0c1d2e3-shared');
     const onA = path.join(mountPoint, path.relative(shared, onB));
     const mount = [
-      'unshare',
-      '--mount',
-      '--propagation',
-      'private',
+      ...unshare('--mount', '--propagation', 'private'),
       'sh',
       '-c',
       'mount --bind "$0" "$1" && shift && exec "$@"',

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { inspect, tryLock } from '../../src/index.js';
 import { lineFrom, sleep, tempDir } from '../helpers.js';
+import { unshare } from '../privileges.js';
 
 const party = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'ns-party.mjs');
 
@@ -25,11 +26,10 @@ afterEach(() => {
 });
 
 function inNamespace(role: string, lockPath: string, kind: string): ChildProcess {
-  const child = spawn(
-    'unshare',
-    ['--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, party, role, lockPath, kind],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const [command, ...flags] = unshare('--pid', '--fork', '--mount-proc', '--kill-child');
+  const child = spawn(command!, [...flags, process.execPath, party, role, lockPath, kind], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   return child;
 }

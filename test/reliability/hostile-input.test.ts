@@ -21,9 +21,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { lock, lockSync, tryLock } from '../../src/index.js';
 import { readRecord } from '../../src/lock/owner-record.js';
 import { fdCount, holdInChild, root, tempDir, threadCount } from '../helpers.js';
+import { itAsRoot, unshare } from '../privileges.js';
 import { runNode } from './fixtures/run-child.js';
 
 const NOBODY = 65534;
+/** Tests that act as a second user (nobody): only root can switch to one. */
+const itAsSecondUser = itAsRoot('a second user (nobody) is needed, and only root can become one');
+/** mknod of a device node needs CAP_MKNOD in the host's user namespace. */
+const itMknod = itAsRoot('mknod makes device nodes only with CAP_MKNOD');
 
 let dir: string;
 let cleanup: () => void;
@@ -97,24 +102,27 @@ describe('symbolic links at the lock path are never followed or written through'
     expect(existsSync(path.join(dir, 'would-be-created'))).toBe(false);
   });
 
-  it('a link planted by another user in a sticky world-writable directory (no kernel symlink protection relied on)', async () => {
-    // Like /tmp: mode 1777. The attacker (uid 65534) plants a link from the
-    // lock path to a file only root may write; root then locks the path.
-    chmodSync(dir, 0o1777);
-    const target = path.join(dir, 'root-only.conf');
-    writeFileSync(target, 'setting=1\n', { mode: 0o600 });
-    const lockPath = path.join(dir, 'victim.lock');
-    const planted = await runNode(
-      `import { symlinkSync, lstatSync } from 'node:fs';
+  itAsSecondUser(
+    'a link planted by another user in a sticky world-writable directory (no kernel symlink protection relied on)',
+    async () => {
+      // Like /tmp: mode 1777. The attacker (uid 65534) plants a link from the
+      // lock path to a file only root may write; root then locks the path.
+      chmodSync(dir, 0o1777);
+      const target = path.join(dir, 'root-only.conf');
+      writeFileSync(target, 'setting=1\n', { mode: 0o600 });
+      const lockPath = path.join(dir, 'victim.lock');
+      const planted = await runNode(
+        `import { symlinkSync, lstatSync } from 'node:fs';
        symlinkSync(${JSON.stringify(target)}, ${JSON.stringify(lockPath)});
        report({ uid: process.getuid(), owner: lstatSync(${JSON.stringify(lockPath)}).uid });`,
-      { uid: NOBODY, gid: NOBODY },
-    );
-    expect(planted.json, planted.stderr).toEqual({ uid: NOBODY, owner: NOBODY });
-    await expectCleanFailure(lockPath, { code: 'ELOOP', hint: /symbolic link/ });
-    expect(readFileSync(target, 'utf8')).toBe('setting=1\n');
-    expect(statSync(target).mode & 0o777).toBe(0o600);
-  });
+        { uid: NOBODY, gid: NOBODY },
+      );
+      expect(planted.json, planted.stderr).toEqual({ uid: NOBODY, owner: NOBODY });
+      await expectCleanFailure(lockPath, { code: 'ELOOP', hint: /symbolic link/ });
+      expect(readFileSync(target, 'utf8')).toBe('setting=1\n');
+      expect(statSync(target).mode & 0o777).toBe(0o600);
+    },
+  );
 
   it('a symlinked directory component is fine (only the final component must not be a link)', async () => {
     mkdirSync(path.join(dir, 'real'));
@@ -148,7 +156,7 @@ describe('special files at the lock path: a clear error, never a hang', () => {
     await expectCleanFailure(path.join(dir, 'dir.lock'), { code: 'EISDIR', hint: /is a directory/ });
   });
 
-  it('character device made with mknod (the null device) and /dev/null itself', async () => {
+  itMknod('character device made with mknod (the null device) and /dev/null itself', async () => {
     execFileSync('mknod', [path.join(dir, 'null.lock'), 'c', '1', '3']);
     await expectCleanFailure(path.join(dir, 'null.lock'), { code: 'EINVAL', hint: /character device/ });
     await expect(lock('/dev/null', { timeout: 0 })).rejects.toMatchObject({
@@ -157,7 +165,7 @@ describe('special files at the lock path: a clear error, never a hang', () => {
     });
   });
 
-  it('block device made with mknod (loop0 numbers; opening it is refused before any I/O)', async () => {
+  itMknod('block device made with mknod (loop0 numbers; opening it is refused before any I/O)', async () => {
     execFileSync('mknod', [path.join(dir, 'block.lock'), 'b', '7', '0']);
     const error = await lock(path.join(dir, 'block.lock'), { timeout: 0 }).catch((e: unknown) => e);
     // With no loop device behind 7:0 open(2) itself fails (ENXIO); with one,
@@ -168,13 +176,15 @@ describe('special files at the lock path: a clear error, never a hang', () => {
 });
 
 describe('read-only places', () => {
-  it('read-only directory (other user), existing lock file: locked read-only, record skipped, nothing changed', async () => {
-    chmodSync(dir, 0o755);
-    const lockPath = path.join(dir, 'ro.lock');
-    writeFileSync(lockPath, '{"pid":1,"createdAt":"2020-01-01T00:00:00.000Z"}\n', { mode: 0o644 });
-    const before = snapshot(dir);
-    const result = await runNode(
-      `const h = await kl.lock(${JSON.stringify(lockPath)}, { timeout: 0 });
+  itAsSecondUser(
+    'read-only directory (other user), existing lock file: locked read-only, record skipped, nothing changed',
+    async () => {
+      chmodSync(dir, 0o755);
+      const lockPath = path.join(dir, 'ro.lock');
+      writeFileSync(lockPath, '{"pid":1,"createdAt":"2020-01-01T00:00:00.000Z"}\n', { mode: 0o644 });
+      const before = snapshot(dir);
+      const result = await runNode(
+        `const h = await kl.lock(${JSON.stringify(lockPath)}, { timeout: 0 });
        const busy = await kl.tryLock(${JSON.stringify(lockPath)});
        report({ readOnly: h.readOnly, recordError: h.recordError && { code: h.recordError.code, message: h.recordError.message }, busy: busy === null });
        await h.release();
@@ -182,22 +192,23 @@ describe('read-only places', () => {
        const shared = await kl.lock(${JSON.stringify(lockPath)}, { kind: 'ofd', mode: 'shared', timeout: 0 });
        await shared.release();
        report({ readOnly: h.readOnly, recordError: h.recordError && { code: h.recordError.code, message: h.recordError.message }, busy: busy === null, ofd, sharedOk: true });`,
-      { uid: NOBODY, gid: NOBODY },
-    );
-    expect(result.json, result.stderr).toMatchObject({ readOnly: true, busy: true, sharedOk: true });
-    const { recordError, ofd } = result.json as {
-      recordError: { code: string; message: string };
-      ofd: { code: string; message: string };
-    };
-    // The record is missing because the file was not writable: say that, not
-    // what a write through the read-only descriptor would have said (EBADF).
-    expect(recordError.code).toBe('EACCES');
-    expect(recordError.message).toContain(lockPath);
-    // An exclusive fcntl lock needs a writable descriptor: say so, and suggest flock.
-    expect(ofd.code).toBe('EBADF');
-    expect(ofd.message).toMatch(/read-only.*kind 'flock'/);
-    expect(snapshot(dir)).toEqual(before); // record not written, file not removed
-  });
+        { uid: NOBODY, gid: NOBODY },
+      );
+      expect(result.json, result.stderr).toMatchObject({ readOnly: true, busy: true, sharedOk: true });
+      const { recordError, ofd } = result.json as {
+        recordError: { code: string; message: string };
+        ofd: { code: string; message: string };
+      };
+      // The record is missing because the file was not writable: say that, not
+      // what a write through the read-only descriptor would have said (EBADF).
+      expect(recordError.code).toBe('EACCES');
+      expect(recordError.message).toContain(lockPath);
+      // An exclusive fcntl lock needs a writable descriptor: say so, and suggest flock.
+      expect(ofd.code).toBe('EBADF');
+      expect(ofd.message).toMatch(/read-only.*kind 'flock'/);
+      expect(snapshot(dir)).toEqual(before); // record not written, file not removed
+    },
+  );
 
   it('read-only bind mount, existing lock file: locked read-only; without the file: EROFS, nothing created', async () => {
     const lockPath = path.join(dir, 'ro.lock');
@@ -210,7 +221,7 @@ describe('read-only places', () => {
        try { await kl.lock(${JSON.stringify(path.join(dir, 'missing.lock'))}, { timeout: 0 }); } catch (e) { out.missing = { code: e.code, message: e.message }; }
        report(out);`,
       {
-        wrap: ['unshare', '--mount', '--propagation', 'private'],
+        wrap: unshare('--mount', '--propagation', 'private'),
         shellSetup: `mount --bind ${dir} ${dir} && mount -o remount,bind,ro ${dir}`,
       },
     );
@@ -225,18 +236,21 @@ describe('read-only places', () => {
     expect(snapshot(dir)).toEqual(before);
   });
 
-  it('read-only directory (other user) without the file: EACCES naming the path, nothing created', async () => {
-    chmodSync(dir, 0o755);
-    const lockPath = path.join(dir, 'none.lock');
-    const result = await runNode(
-      `try { await kl.lock(${JSON.stringify(lockPath)}, { timeout: 0 }); report({ ok: true }); }
+  itAsSecondUser(
+    'read-only directory (other user) without the file: EACCES naming the path, nothing created',
+    async () => {
+      chmodSync(dir, 0o755);
+      const lockPath = path.join(dir, 'none.lock');
+      const result = await runNode(
+        `try { await kl.lock(${JSON.stringify(lockPath)}, { timeout: 0 }); report({ ok: true }); }
        catch (e) { report({ code: e.code, path: e.path, message: e.message }); }`,
-      { uid: NOBODY, gid: NOBODY },
-    );
-    expect(result.json, result.stderr).toMatchObject({ code: 'EACCES', path: lockPath });
-    expect((result.json as { message: string }).message).toMatch(/no permission.*make its directory writable/);
-    expect(readdirSync(dir)).toEqual([]);
-  });
+        { uid: NOBODY, gid: NOBODY },
+      );
+      expect(result.json, result.stderr).toMatchObject({ code: 'EACCES', path: lockPath });
+      expect((result.json as { message: string }).message).toMatch(/no permission.*make its directory writable/);
+      expect(readdirSync(dir)).toEqual([]);
+    },
+  );
 });
 
 describe('resource exhaustion', () => {
@@ -277,7 +291,7 @@ describe('resource exhaustion', () => {
        report({ readOnly: h.readOnly, recordError: h.recordError && { code: h.recordError.code, message: h.recordError.message },
                 size: statSync(lockPath).size, excluded: other === null, verify: h.verify() });`,
       {
-        wrap: ['unshare', '--mount', '--propagation', 'private'],
+        wrap: unshare('--mount', '--propagation', 'private'),
         shellSetup: `mount -t tmpfs -o size=64k tmpfs ${dir}`,
       },
     );
@@ -355,7 +369,7 @@ describe('awkward paths', () => {
        }
        out.after = (await import('node:fs')).readFileSync('/proc/sys/kernel/domainname', 'utf8');
        report(out);`,
-      { wrap: ['unshare', '--uts'] },
+      { wrap: unshare('--uts') },
     );
     const json = result.json as Record<string, { code: string; fileType: string; message: string } | string>;
     expect(json, result.stderr).toMatchObject({
@@ -374,17 +388,20 @@ describe('awkward paths', () => {
     await expect(lock('/proc/self/fd', { timeout: 0 })).rejects.toMatchObject({ code: 'EISDIR' });
   });
 
-  it('a file owned by another user in a sticky directory is locked without changing its owner or mode', async () => {
-    chmodSync(dir, 0o1777);
-    const lockPath = path.join(dir, 'theirs.lock');
-    writeFileSync(lockPath, '');
-    chownSync(lockPath, NOBODY, NOBODY);
-    chmodSync(lockPath, 0o600);
-    const handle = await lock(lockPath, { removeOnRelease: false });
-    const st = statSync(lockPath);
-    expect([st.uid, st.mode & 0o777]).toEqual([NOBODY, 0o600]);
-    await handle.release();
-  });
+  itAsSecondUser(
+    'a file owned by another user in a sticky directory is locked without changing its owner or mode',
+    async () => {
+      chmodSync(dir, 0o1777);
+      const lockPath = path.join(dir, 'theirs.lock');
+      writeFileSync(lockPath, '');
+      chownSync(lockPath, NOBODY, NOBODY);
+      chmodSync(lockPath, 0o600);
+      const handle = await lock(lockPath, { removeOnRelease: false });
+      const st = statSync(lockPath);
+      expect([st.uid, st.mode & 0o777]).toEqual([NOBODY, 0o600]);
+      await handle.release();
+    },
+  );
 });
 
 describe('hostile owner records', () => {

@@ -27,6 +27,7 @@ import {
   sleep,
   tempDir,
 } from '../helpers.js';
+import { unshare } from '../privileges.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -391,12 +392,11 @@ describe('maxHoldMs with fencing: true: a waiter supersedes the hold', () => {
   it('fences a holder in another pid namespace the same way', async () => {
     const sessionFile = path.join(dir, 'n.jsonl');
     const transcript = path.join(dir, 'transcript.txt');
-    const unshare = ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child=SIGKILL'];
     const other = await holdInChild(
       sessionFile,
       { fencing: true, maxHoldMs: 300 },
       { transcript, interval: '10' },
-      unshare,
+      unshare('--pid', '--fork', '--mount-proc', '--kill-child=SIGKILL'),
     );
     const { value: lock } = await capturingStderr(() => acquireSessionWriteLock({ sessionFile, timeoutMs: 10_000 }));
     expect(lock.fencingToken > other.token).toBe(true);

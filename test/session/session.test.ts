@@ -15,6 +15,7 @@ import {
   SessionWriteLockTimeoutError,
 } from '../../src/session/index.js';
 import { fdCount, fixture, type Holder, sleep, spawnHolder, tempDir } from '../helpers.js';
+import { unshare } from '../privileges.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -36,15 +37,8 @@ async function holdSession(sessionFile: string, options: object = {}): Promise<H
 
 /** The same, inside a new pid namespace (another container sharing the directory). */
 async function holdSessionInNamespace(sessionFile: string): Promise<Holder> {
-  const h = await spawnHolder('unshare', [
-    '--pid',
-    '--fork',
-    '--mount-proc',
-    '--kill-child=SIGKILL',
-    process.execPath,
-    fixture('session-holder.mjs'),
-    sessionFile,
-  ]);
+  const [command, ...flags] = unshare('--pid', '--fork', '--mount-proc', '--kill-child=SIGKILL');
+  const h = await spawnHolder(command!, [...flags, process.execPath, fixture('session-holder.mjs'), sessionFile]);
   holders.push(h);
   return h;
 }

@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { inPidNamespace } from '../processes.js';
 import type { InstalledRuntime } from './install.js';
 
 /** The session every invocation talks to (the report's recipient). */
@@ -209,9 +210,7 @@ export function startRuntimeCommand(
   options: RuntimeCommandOptions & { script?: string },
 ): Invocation {
   const command = [runtime.node, options.script ?? runtime.entry, ...args];
-  const argv = options.pidNamespace
-    ? ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child=SIGKILL', ...command]
-    : command;
+  const argv = options.pidNamespace ? inPidNamespace(command) : command;
   const imports = [...(options.hook ? ['kernel-lock/openclaw/register'] : []), ...(options.preloads ?? [])];
   const env = { ...home.env, ...options.env };
   if (imports.length > 0) env.NODE_OPTIONS = imports.map((specifier) => `--import=${specifier}`).join(' ');

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { acquireFileLock, type FileLockError } from '../../../src/openclaw/fs-safe/index.js';
 import { type Holder, sleep, tempDir } from '../../helpers.js';
+import { unshare } from '../../privileges.js';
 import { attemptIn, failure as failureOf, holdIn, releaseHeld, startAttempt } from './parties.js';
 
 let dir: string;
@@ -23,7 +24,7 @@ afterEach(async () => {
 const payload = () => ({ pid: process.pid, createdAt: new Date().toISOString() });
 // openclaw 2026.9.6's config write lock: 80 retries of 25..250 ms (about 19 s at most).
 const CONFIG_RETRY = { retries: 80, factor: 1.2, minTimeout: 25, maxTimeout: 250, randomize: true };
-const PIDNS = ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'];
+const PIDNS = unshare('--pid', '--fork', '--mount-proc', '--kill-child');
 
 const failure = (run: () => unknown) => failureOf<FileLockError>(run);
 
