@@ -74,7 +74,9 @@ export function* inspectSteps(
   const looks: Look[] = [];
   for (const input of paths) looks.push(yield* lookAt(input, ctx));
   const search = options.descriptors ?? true;
-  yield* finishLooks(looks, ctx, { search, recordFirst: false, limits: { maxDescriptors: MAX_FDINFO_READS } });
+  // The process an owner record names is searched first: on a host with more
+  // descriptors than the bound, a kernel-lock holder is still named.
+  yield* finishLooks(looks, ctx, { search, recordFirst: true, limits: { maxDescriptors: MAX_FDINFO_READS } });
   const inspections: LockInspection[] = [];
   for (const look of looks)
     inspections.push(inspectionOf(look, yield* recordProcess(look.snapshot.record, ctx.processes)));
