@@ -84,6 +84,51 @@ export async function timeoutError(req: LockRequest, started: number): Promise<L
 }
 
 /**
+ * What may interrupt a native wait: its deadline and its AbortSignal. Either
+ * one cancels the waiter thread; the completion then reports why.
+ */
+class WaitCancellation {
+  private why: 'timeout' | 'abort' | null = null;
+  private id = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(
+    private readonly req: LockRequest,
+    private readonly started: number,
+  ) {}
+
+  /** Arms the deadline and the signal for the native wait `id`, which has started. */
+  arm(id: number): void {
+    this.id = id;
+    if (Number.isFinite(this.req.timeout)) this.armTimer();
+    if (this.req.signal) this.unsubscribe = onAbort(this.req.signal, () => this.cancel('abort'));
+  }
+
+  /** Disarms both at the wait's completion; says what cancelled it, if anything did. */
+  settle(): 'timeout' | 'abort' | null {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.unsubscribe?.();
+    return this.why;
+  }
+
+  private cancel(why: 'timeout' | 'abort'): void {
+    this.why ??= why;
+    native.cancelWait(this.id);
+  }
+
+  // setTimeout measures from libuv's cached loop time, which lags behind
+  // when the loop is busy, so a timer can fire a little early: re-check
+  // against the clock and re-arm, so a wait never gives up before its
+  // deadline. Also re-arms past setTimeout's longest delay.
+  private armTimer(): void {
+    const remaining = this.req.timeout - (performance.now() - this.started);
+    if (remaining <= 0) this.cancel('timeout');
+    else this.timer = setTimeout(() => this.armTimer(), Math.min(Math.ceil(remaining), MAX_TIMER_MS));
+  }
+}
+
+/**
  * Waits in the kernel for the lock on `fd`. Resolves when granted. Rejects
  * with LockTimeoutError, AbortError or a system error; before rejecting it
  * calls `abandon()`, which must drop any lock the kernel granted in the race
@@ -91,26 +136,9 @@ export async function timeoutError(req: LockRequest, started: number): Promise<L
  */
 export function kernelWait(req: LockRequest, fd: number, started: number, abandon: () => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    let cancelled: 'timeout' | 'abort' | null = null;
-    let timer: NodeJS.Timeout | undefined;
-    let id = 0;
-    let unsubscribe: (() => void) | undefined;
-    const cancel = (why: 'timeout' | 'abort'): void => {
-      cancelled ??= why;
-      native.cancelWait(id);
-    };
-    // setTimeout measures from libuv's cached loop time, which lags behind
-    // when the loop is busy, so a timer can fire a little early: re-check
-    // against the clock and re-arm, so a wait never gives up before its
-    // deadline. Also re-arms past setTimeout's longest delay.
-    const armTimer = (): void => {
-      const remaining = req.timeout - (performance.now() - started);
-      if (remaining <= 0) cancel('timeout');
-      else timer = setTimeout(armTimer, Math.min(Math.ceil(remaining), MAX_TIMER_MS));
-    };
+    const cancellation = new WaitCancellation(req, started);
     const onDone = (status: number): void => {
-      if (timer !== undefined) clearTimeout(timer);
-      unsubscribe?.();
+      const cancelled = cancellation.settle();
       if (status === 0 && cancelled === null) {
         resolve();
         return;
@@ -130,14 +158,11 @@ export function kernelWait(req: LockRequest, fd: number, started: number, abando
       return;
     }
     try {
-      id = native.wait(fd, req.flags, req.start, req.length, onDone);
+      cancellation.arm(native.wait(fd, req.flags, req.start, req.length, onDone));
     } catch (error) {
       abandon();
       reject(fromNative(error, req.display));
-      return;
     }
-    if (Number.isFinite(req.timeout)) armTimer();
-    if (req.signal) unsubscribe = onAbort(req.signal, () => cancel('abort'));
   });
 }
 
@@ -166,23 +191,9 @@ export function grantWait(
     reject(abortError(req.signal, req.display));
     return;
   }
-  let cancelled: 'timeout' | 'abort' | null = null;
-  let timer: NodeJS.Timeout | undefined;
-  let id = 0;
-  let unsubscribe: (() => void) | undefined;
-  const cancel = (why: 'timeout' | 'abort'): void => {
-    cancelled ??= why;
-    native.cancelWait(id);
-  };
-  // Re-checked against the clock, as in kernelWait().
-  const armTimer = (): void => {
-    const remaining = req.timeout - (performance.now() - started);
-    if (remaining <= 0) cancel('timeout');
-    else timer = setTimeout(armTimer, Math.min(Math.ceil(remaining), MAX_TIMER_MS));
-  };
+  const cancellation = new WaitCancellation(req, started);
   const onDone = (status: number, at: number): void => {
-    if (timer !== undefined) clearTimeout(timer);
-    unsubscribe?.();
+    const cancelled = cancellation.settle();
     try {
       if (status === 0 && cancelled === null) {
         resolve(makeHandle(req, at, out[Out.readOnly]!));
@@ -200,14 +211,11 @@ export function grantWait(
     }
   };
   try {
-    id = native.wait(fd, req.flags, req.start, req.length, onDone, req.path, recordFor(req), readOnly);
+    cancellation.arm(native.wait(fd, req.flags, req.start, req.length, onDone, req.path, recordFor(req), readOnly));
   } catch (error) {
     native.close(fd);
     reject(fromNative(error, req.display));
-    return;
   }
-  if (Number.isFinite(req.timeout)) armTimer();
-  if (req.signal) unsubscribe = onAbort(req.signal, () => cancel('abort'));
 }
 
 /** Finishes a granted wait: false when the file was replaced and the caller must start over. */
