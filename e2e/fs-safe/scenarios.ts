@@ -147,7 +147,10 @@ export async function pidnsLiveScenario(ctx: FsSafeContext, backend: Backend): P
     const releasedAt = Date.now();
     writeFileSync(releaseFile, '');
     const [holderOutcome, waiterOutcome] = await Promise.all([holder.exited, waiter.exited]);
-    const overlapped = verdict?.ev === 'granted' && verdict.t < releasedAt;
+    // The grant was seen before the holder was told to release, so it came
+    // while the holder was inside. On an idle machine the harness can see it
+    // within the millisecond of the grant: the clocks tie, hence <=.
+    const overlapped = verdict?.ev === 'granted' && verdict.t <= releasedAt;
     return {
       scenario: 'pidns-live',
       backend,
