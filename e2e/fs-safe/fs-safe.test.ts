@@ -84,7 +84,7 @@ function report(): string {
     const p = pidns.get(backend);
     if (p)
       lines.push(
-        `live holder in another pid namespace (its pid ${p.holderPid}), ${backend}: ${p.overlapped ? `OVERLAP: waiter granted ${ms(p.waiterGrantedAfterMs)} after asking, while the holder was inside` : `no overlap: waiter failed after ${ms(p.waiterFailedAfterMs)} (${p.waiterFailure?.code}: ${p.waiterFailure?.message})`}; waiter exit ${p.waiterExit} (${p.waiterSays}); holder exit ${p.holderExit}, committed ${p.holderCommitted}`,
+        `live holder in another pid namespace (its pid ${p.holderPid}), ${backend}: ${p.overlapped ? `OVERLAP: waiter granted ${ms(p.waiterGrantedAfterMs)} after asking, while the holder was inside` : p.waiterGrantedAfterMs !== null ? `no overlap: waiter granted ${ms(p.waiterGrantedAfterMs)} after asking, after the holder's release` : `no overlap: waiter failed after ${ms(p.waiterFailedAfterMs)} (${p.waiterFailure?.code}: ${p.waiterFailure?.message})`}; waiter exit ${p.waiterExit} (${p.waiterSays}); holder exit ${p.holderExit}, committed ${p.holderCommitted}`,
       );
   }
   const torn = torns.get('both');
