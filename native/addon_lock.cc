@@ -132,22 +132,28 @@ Napi::Value KernelLockAddon::GetLockFd(const Napi::CallbackInfo& info) {
   return result;
 }
 
+int KernelLockAddon::FinishGrant(const Napi::Value& record, int fd, const char* path, const LockRequest& req,
+                                 bool read_only, bool* same) {
+  struct stat st;
+  int err = PathNamesFd(fd, path, same, &st);
+  if (err != 0 || !*same) return err;
+  SetOut(kOutDev, static_cast<double>(st.st_dev));
+  SetOut(kOutIno, static_cast<double>(st.st_ino));
+  WriteOwnerRecord(record, fd, req, read_only, st.st_size);
+  return 0;
+}
+
 Napi::Value KernelLockAddon::Finish(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
   char path[kPathBuffer];
   if (!ReadPath(info[1], path, sizeof(path))) return env.Undefined();
   LockRequest req = RequestFrom(info, 2);
-  struct stat st;
-  bool same = false;
-  int err = PathNamesFd(fd, path, &same, &st);
-  if (err != 0) return ThrowErrno(env, err, "lstat");
-  if (!same) return Napi::Boolean::New(env, false);
-  SetOut(kOutDev, static_cast<double>(st.st_dev));
-  SetOut(kOutIno, static_cast<double>(st.st_ino));
   bool read_only = (info[2].As<Napi::Number>().Uint32Value() & kReadOnly) != 0;
-  WriteOwnerRecord(info[5], fd, req, read_only, st.st_size);
-  return Napi::Boolean::New(env, true);
+  bool same = false;
+  int err = FinishGrant(info[5], fd, path, req, read_only, &same);
+  if (err != 0) return ThrowErrno(env, err, "lstat");
+  return Napi::Boolean::New(env, same);
 }
 
 Napi::Value KernelLockAddon::Verify(const Napi::CallbackInfo& info) {

@@ -125,14 +125,10 @@ Napi::Value KernelLockAddon::PosixFinish(const Napi::CallbackInfo& info) {
   if (!ReadPath(info[1], path, sizeof(path))) return env.Undefined();
   uint32_t flags = info[2].As<Napi::Number>().Uint32Value();
   LockRequest req = RequestFrom(info, 2);
-  struct stat st;
   bool same = false;
-  int err = PathNamesFd(fd, path, &same, &st);
+  int err = FinishGrant(info[5], fd, path, req, (flags & kReadOnly) != 0, &same);
   if (err != 0) return ThrowErrno(env, err, "lstat");
   if (!same) return Napi::Boolean::New(env, false);
-  SetOut(kOutDev, static_cast<double>(st.st_dev));
-  SetOut(kOutIno, static_cast<double>(st.st_ino));
-  WriteOwnerRecord(info[5], fd, req, (flags & kReadOnly) != 0, st.st_size);
   PosixTable::Get().Settle(fd);
   return Napi::Boolean::New(env, true);
 }

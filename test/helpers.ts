@@ -1,7 +1,7 @@
 // Shared test utilities: temporary directories, child processes that hold
 // locks, and counters for descriptors and threads of this process.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -196,5 +196,19 @@ export function killGroup(child: ChildProcess | undefined): void {
     process.kill(-child.pid, 'SIGKILL');
   } catch {
     // already gone
+  }
+}
+
+/**
+ * What a writer of the runtime's legacy O_EXCL marker protocol does: create
+ * the marker exclusively; EEXIST means someone holds the session.
+ */
+export function legacyCreate(lockPath: string): 'created' | 'exists' {
+  try {
+    closeSync(openSync(lockPath, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY));
+    return 'created';
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
+    throw error;
   }
 }

@@ -5,7 +5,7 @@
 // `fencing: true`. Real processes, real SIGKILL, a wedged event loop, a pid
 // namespace.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, constants, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { inspectSync, parseRecord } from '../../src/index.js';
@@ -20,6 +20,7 @@ import {
 } from '../../src/session/index.js';
 import {
   fixture,
+  legacyCreate,
   lineFrom,
   holdInChild as lockInChild,
   rejection,
@@ -118,17 +119,6 @@ function staleOf(fn: () => unknown): SessionWriteLockStaleError {
     return error as SessionWriteLockStaleError;
   }
   throw new Error('expected a stale error');
-}
-
-/** What the runtime's O_EXCL marker protocol sees: "exists" while anyone's marker is there. */
-function legacyCreate(lockPath: string): 'created' | 'exists' {
-  try {
-    closeSync(openSync(lockPath, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY));
-    return 'created';
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
-    throw error;
-  }
 }
 
 describe('fencingToken', () => {

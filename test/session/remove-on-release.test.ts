@@ -3,12 +3,12 @@
 // kernel-lock, which re-checks the inode after locking, and legacy O_EXCL
 // writers during a rolling upgrade, which never lock the file and proceed
 // only once the marker is gone.
-import { closeSync, constants, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseRecord } from '../../src/index.js';
 import { acquireSessionWriteLock } from '../../src/session/index.js';
-import { tempDir } from '../helpers.js';
+import { legacyCreate, tempDir } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -16,17 +16,6 @@ beforeEach(() => {
   ({ dir, cleanup } = tempDir('kernel-lock-session-rm-'));
 });
 afterEach(() => cleanup());
-
-/** What a legacy writer does: create the marker with O_EXCL; EEXIST means someone holds the session. */
-function legacyCreate(lockPath: string): 'created' | 'exists' {
-  try {
-    closeSync(openSync(lockPath, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY));
-    return 'created';
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
-    throw error;
-  }
-}
 
 describe('session lock file lifetime', () => {
   it('a legacy writer sees our marker while we hold, and can create its own at once after release', async () => {
