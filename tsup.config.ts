@@ -59,7 +59,7 @@ export default defineConfig([
     dts: true,
     sourcemap: true,
     clean: false, // tests spawn children that import dist/ while it is rebuilt
-    shims: true, // import.meta.url in src/lock/native.ts
+    shims: true, // import.meta.url in src/native/binding.ts
     splitting: true, // index and session share one copy of the state
     outDir: 'dist',
     onSuccess: async () => {

@@ -8,8 +8,8 @@
 import { readlinkSync, statSync } from 'node:fs';
 import { kernelWait, timeoutError } from '../lock/acquire-steps.js';
 import { fromNative } from '../lock/errors.js';
-import { Flag, native } from '../lock/native.js';
 import { type LockRequest, normalizeOptions } from '../lock/options.js';
+import { Flag, native } from '../native/binding.js';
 
 /** What to take on the descriptor. */
 export interface DescriptorLock {

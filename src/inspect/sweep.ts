@@ -19,10 +19,10 @@
 import { lstatSync } from 'node:fs';
 import { fromNative, systemError } from '../lock/errors.js';
 import { heldHere, inodeKey } from '../lock/held-locks.js';
-import { Flag, native, Out, out } from '../lock/native.js';
 import { normalizePath } from '../lock/options.js';
 import { type PathText, pathText } from '../lock/path-text.js';
 import { posixDescriptor } from '../lock/posix-table.js';
+import { Flag, native, Out, out } from '../native/binding.js';
 import { type FileKey, fileKey, KernelLocks, type ProcLock } from '../proc/proc-locks.js';
 import { pidInProc } from '../proc/process-info.js';
 import { checkpoint, runAsync, runSync, type Steps } from '../proc/steps.js';

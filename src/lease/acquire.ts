@@ -18,8 +18,8 @@ import type { LockInspection } from '../inspect/types.js';
 import { abortError, fromNative, LockTimeoutError } from '../lock/errors.js';
 import { inodeKey } from '../lock/held-locks.js';
 import { MAX_TOKEN, type TokenSlot } from '../lock/lease-layout.js';
-import { native, Out, out } from '../lock/native.js';
 import { formatRecord } from '../lock/owner-record.js';
+import { native, Out, out } from '../native/binding.js';
 import { notWritableError } from './errors.js';
 import {
   drop,

@@ -6,7 +6,7 @@
 import os from 'node:os';
 import { abortError, LockTimeoutError, systemError } from '../lock/errors.js';
 import type { InodeKey } from '../lock/held-locks.js';
-import { native } from '../lock/native.js';
+import { native } from '../native/binding.js';
 import { drop, FENCE, tryTake } from './file.js';
 import { waitFor } from './wait.js';
 

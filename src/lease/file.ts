@@ -15,8 +15,8 @@ import {
   SLOT_OFFSET,
   type TokenSlot,
 } from '../lock/lease-layout.js';
-import { Flag, native } from '../lock/native.js';
 import { isKernelLockRecord, parseRecord } from '../lock/owner-record.js';
+import { Flag, native } from '../native/binding.js';
 import { damagedSlotError, foreignFileError } from './errors.js';
 
 /** One kernel lock a lease takes: flags for the addon, and a byte range. */

@@ -9,7 +9,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { FSWatcher } from 'node:fs';
 import { fromNative } from '../lock/errors.js';
 import { type HeldLock, type InodeKey, noteAcquired, noteReleased } from '../lock/held-locks.js';
-import { native } from '../lock/native.js';
+import { native } from '../native/binding.js';
 import { LeaseStaleError, type LeaseStaleReason } from './errors.js';
 import { noteFence, takeFence, takeFenceSync } from './fence.js';
 import { drop, FENCE, readSlotRacing } from './file.js';

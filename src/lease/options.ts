@@ -1,8 +1,9 @@
 // Validation of lease() options, done before anything touches the disk: a
 // bad call fails with a TypeError or RangeError naming the option, the value
 // and what is accepted.
-import { native } from '../lock/native.js';
+
 import { normalizePath } from '../lock/options.js';
+import { native } from '../native/binding.js';
 
 /** Options of lease(). */
 export interface LeaseOptions {

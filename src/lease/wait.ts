@@ -6,7 +6,7 @@
 // a cancellation is dropped at once by `abandon`.
 import { onAbort } from '../lock/abort-listeners.js';
 import { fromNative, systemError } from '../lock/errors.js';
-import { Flag, native } from '../lock/native.js';
+import { Flag, native } from '../native/binding.js';
 import type { LockSpec } from './file.js';
 
 /** How a wait ended. */

@@ -5,10 +5,10 @@
 // inode's one descriptor stays open for the process's other acquirers.
 // The uncontended path is one native call, as for the other kinds.
 import os from 'node:os';
+import { Flag, native, Out, out } from '../native/binding.js';
 import { kernelWait, makeHandle, recordFor, selfDeadlock, timeoutError, timeoutErrorSync } from './acquire-steps.js';
 import { abortError, fromNative } from './errors.js';
 import type { LockHandle } from './handle.js';
-import { Flag, native, Out, out } from './native.js';
 import type { LockRequest } from './options.js';
 import { waitTurn } from './posix-table.js';
 

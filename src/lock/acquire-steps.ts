@@ -2,6 +2,8 @@
 // on a dedicated thread that a timeout or an AbortSignal can interrupt, the
 // post-wait verification and owner record, the handle, and the errors.
 // acquire.ts (whole-file kinds) and acquire-posix.ts compose them.
+
+import { Flag, native, Out, out } from '../native/binding.js';
 import { onAbort } from './abort-listeners.js';
 import {
   abortError,
@@ -14,7 +16,6 @@ import {
 import { LockHandle } from './handle.js';
 import { inodeKey, noteAcquired } from './held-locks.js';
 import { describeHolder, describeHolderSync } from './holder.js';
-import { Flag, native, Out, out } from './native.js';
 import type { LockRequest } from './options.js';
 import { formatRecord } from './owner-record.js';
 

@@ -6,6 +6,8 @@
 // (native/waiter.cc); the kernel wakes it when the holder releases or dies.
 // A timeout or an AbortSignal interrupts that thread; a lock granted in the
 // race with the cancellation is dropped at once.
+
+import { native, Out, out } from '../native/binding.js';
 import { lockPosix, lockSyncPosix, tryLockPosix } from './acquire-posix.js';
 import {
   attempt,
@@ -20,7 +22,6 @@ import {
 import { abortError, fromNative } from './errors.js';
 import type { LockHandle } from './handle.js';
 import { conflictsHere, inodeKey } from './held-locks.js';
-import { native, Out, out } from './native.js';
 import { type LockOptions, type LockRequest, normalizeOptions } from './options.js';
 /** Options of tryLock(): one attempt, so no timeout and nothing to abort. */
 export type TryLockOptions = Omit<LockOptions, 'timeout' | 'signal'>;

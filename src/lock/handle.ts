@@ -4,9 +4,10 @@
 // unlinks the file while still holding it, so no waiter can be handed a lock
 // on a file that is about to disappear. A file with foreign content (not an
 // owner record) is never unlinked, whatever the options say.
+
+import { Flag, native } from '../native/binding.js';
 import { type SystemError, systemError } from './errors.js';
 import { type HeldLock, type InodeKey, noteReleased } from './held-locks.js';
-import { Flag, native } from './native.js';
 import type { LockKind, LockMode, LockRange, LockRequest } from './options.js';
 
 /** State a handle needs to release; kept apart so the GC finalizer does not retain the handle. */

@@ -12,6 +12,7 @@
 // process may take a POSIX lock on the file (a lock() call runs), and
 // closing a descriptor of ours afterwards would drop that lock.
 import { lstatSync } from 'node:fs';
+import { native } from '../native/binding.js';
 import { type DescriptorHolder, type DescriptorSearch, findDescriptorHolders } from '../proc/descriptors.js';
 import { holderFromKernel, type LockHolder, ProcessLookups } from '../proc/holders.js';
 import { type FileKey, fileKey, KernelLocks, type ProcLock } from '../proc/proc-locks.js';
@@ -20,7 +21,6 @@ import { checkpoint, type Steps } from '../proc/steps.js';
 import { heldHere, inodeKey } from './held-locks.js';
 import type { HolderSnapshot, LockState } from './holder-snapshot.js';
 import { attachLeasePids, currentLeaseHolder, leaseView } from './lease-view.js';
-import { native } from './native.js';
 import { normalizePath } from './options.js';
 import type { OwnerRecord } from './owner-record.js';
 import { pathText } from './path-text.js';

@@ -7,12 +7,12 @@
 // errors and inspect() share must know which kernel lock is the current
 // lease to name the right holder and to match its owner record.
 import { readSync } from 'node:fs';
+import { Flag, native } from '../native/binding.js';
 import type { DescriptorHolder } from '../proc/descriptors.js';
 import type { LockHolder, ProcessLookups } from '../proc/holders.js';
 import type { Steps } from '../proc/steps.js';
 import type { LeaseHolderView, LeaseView } from './holder-snapshot.js';
 import { FENCE_BYTE, holderByte, parseSlot, SLOT_BYTES, SLOT_OFFSET, tokenOfByte } from './lease-layout.js';
-import { Flag, native } from './native.js';
 
 /** Superseded holders listed at most (each costs one query). */
 const MAX_SUPERSEDED = 64;

@@ -2,8 +2,8 @@
 // a bad call fails with a TypeError or RangeError naming the option, the
 // value and what is accepted.
 import path from 'node:path';
+import { Flag, native } from '../native/binding.js';
 import type { LockKind, LockMode, LockRange } from '../proc/proc-locks.js';
-import { Flag, native } from './native.js';
 
 // The kernel's own vocabulary (kinds, modes, ranges) is defined once, by the
 // layer that reads the kernel's lock table.

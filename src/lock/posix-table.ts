@@ -7,9 +7,9 @@
 // turn without blocking the event loop, and routes every descriptor close
 // kernel-lock makes outside the addon through the table.
 
+import { native } from '../native/binding.js';
 import { onAbort } from './abort-listeners.js';
 import type { InodeKey } from './held-locks.js';
-import { native } from './native.js';
 
 /**
  * How a wait for the turn ended. `haveTurn` is true when the turn is ours

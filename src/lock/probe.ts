@@ -6,8 +6,8 @@
 // file systems whose stat() device differs from the kernel's (btrfs
 // subvolumes).
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { Flag, native } from '../native/binding.js';
 import { type LeaseProbe, probeLease } from './lease-view.js';
-import { Flag, native } from './native.js';
 import type { LockMode, LockRange } from './options.js';
 import { MAX_RECORD_BYTES, type OwnerRecord, parseRecord } from './owner-record.js';
 import { closeDescriptor } from './posix-table.js';

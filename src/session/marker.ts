@@ -21,8 +21,8 @@ import path from 'node:path';
 import type { Lease } from '../lease/lease.js';
 import { lock } from '../lock/acquire.js';
 import type { LockHandle } from '../lock/handle.js';
-import { native } from '../lock/native.js';
 import { isKernelLockRecord, MAX_RECORD_BYTES, parseRecord } from '../lock/owner-record.js';
+import { native } from '../native/binding.js';
 import type { SessionMarker } from './currency.js';
 
 /** The marker a hold keeps, or null when it has none (it lost it during its own takeover). */

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type LockHandle, lock } from '../../src/index.js';
-import { native } from '../../src/lock/native.js';
+import { native } from '../../src/native/binding.js';
 import { fdCount, holdInChild, releaseInChild, sleep, tempDir, threadCount } from '../helpers.js';
 
 let dir: string;

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AbortError, ELOCKED, LockTimeoutError, lock, lockSync, tryLock, tryLockSync } from '../../src/index.js';
-import { native } from '../../src/lock/native.js';
+import { native } from '../../src/native/binding.js';
 import { fdCount, holdInChild, probeInChild, sleep, tempDir, threadCount } from '../helpers.js';
 
 let dir: string;

@@ -1,6 +1,7 @@
-// Loads the compiled addon (a prebuilt binary from prebuilds/, or a local
-// build in build/Release) and describes its surface. Everything here is
-// mechanism; the policy around it lives in the other modules.
+// The bottom TypeScript layer: loads the compiled addon (a prebuilt binary
+// from prebuilds/, or a local build in build/Release) and describes its
+// surface. Everything here is mechanism; src/proc, src/lock and the layers
+// above them hold the policy.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -104,7 +105,7 @@ export interface NativeBinding {
 }
 
 function packageRoot(): string {
-  // The nearest directory with a package.json: src/lock/native.ts (tests)
+  // The nearest directory with a package.json: src/native/binding.ts (tests)
   // and the bundled dist/*.cjs sit at different depths below the root.
   let dir = path.dirname(fileURLToPath(import.meta.url));
   while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
