@@ -5,6 +5,7 @@ import { closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync,
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { native } from '../src/native/binding.js';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const fixture = (name: string): string => path.join(root, 'test', 'fixtures', name);
@@ -20,9 +21,12 @@ export function fdCount(): number {
   return readdirSync('/proc/self/fd').length;
 }
 
-/** Threads of this process. */
+/**
+ * Threads of this process, not counting waiter threads parked between waits: those are bounded, hold nothing,
+ * and exit after lingering without a wait (native/waiter_threads.h; test/lock/waiter-threads.test.ts).
+ */
 export function threadCount(): number {
-  return readdirSync('/proc/self/task').length;
+  return readdirSync('/proc/self/task').length - native.waiterThreads()[1];
 }
 
 export interface Holder {
