@@ -216,3 +216,28 @@ export function legacyCreate(lockPath: string): 'created' | 'exists' {
     throw error;
   }
 }
+
+// flock(2) and fcntl(2) on x86-64 and arm64 (/proc/<tid>/syscall's first field).
+const LOCK_CALLS = new Set(process.arch === 'arm64' ? ['32', '25'] : ['73', '72']);
+
+/** Threads of this process blocked in a lock call right now. */
+export function blockedInLockCall(): number {
+  let blocked = 0;
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      if (LOCK_CALLS.has(readFileSync(`/proc/self/task/${tid}/syscall`, 'latin1').split(' ')[0]!)) blocked++;
+    } catch {
+      // the thread ended
+    }
+  }
+  return blocked;
+}
+
+/** Waits (bounded) until `count` threads of this process sleep in a lock call. */
+export async function untilBlocked(count: number): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (blockedInLockCall() < count) {
+    if (performance.now() > deadline) throw new Error(`only ${blockedInLockCall()} of ${count} waits in the kernel`);
+    await sleep(1);
+  }
+}
