@@ -23,46 +23,51 @@ WaiterThreads& WaiterThreads::Get() {
 
 int WaiterThreads::Run(ThreadJob* job, pthread_t* thread) {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
     if (parked_ != nullptr) {
       Slot* slot = parked_;
       Unpark(slot);
       slot->job = job;
       *thread = slot->thread;
-      // Notified with the mutex held: the slot may be deleted by its thread
-      // (lingered out) the moment the mutex is released otherwise. It
-      // cannot here: it has a job, so its thread runs it.
+      // Notified after the mutex is released, so the thread does not wake
+      // only to block on it. Slots are never freed (a thread that exits
+      // leaves its slot for the next new thread), so a late notify reaches,
+      // at worst, a thread that rechecks its job and sleeps on.
+      lock.unlock();
       slot->wake.notify_one();
       return 0;
     }
   }
-  auto* slot = new Slot();
-  slot->job = job;
   pthread_attr_t attr;
   int err = pthread_attr_init(&attr);
-  if (err != 0) {
-    delete slot;
-    return err;
-  }
+  if (err != 0) return err;
   pthread_attr_setstacksize(&attr, kStackSize);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   {
-    // Counted before it starts, under the mutex its first park takes.
     std::lock_guard<std::mutex> lock(mutex_);
-    ++alive_;
-    // The thread may finish its job, park and read slot->thread before
-    // pthread_create returns: create it with the mutex held so that it
-    // cannot park before the id is stored.
+    Slot* slot = free_;
+    if (slot != nullptr) {
+      free_ = slot->next_parked;
+      slot->next_parked = nullptr;
+    } else {
+      slot = new Slot();
+    }
+    slot->job = job;
+    // Counted before it starts. The thread may finish its job and park
+    // before pthread_create returns: created with the mutex held, so it
+    // cannot park before its id is stored.
     err = pthread_create(&slot->thread, &attr, &WaiterThreads::Main, slot);
-    if (err != 0) --alive_;
+    if (err == 0) {
+      ++alive_;
+      *thread = slot->thread;
+    } else {
+      slot->job = nullptr;
+      slot->next_parked = free_;
+      free_ = slot;
+    }
   }
   pthread_attr_destroy(&attr);
-  if (err != 0) {
-    delete slot;
-    return err;
-  }
-  *thread = slot->thread;
-  return 0;
+  return err;
 }
 
 void WaiterThreads::Unpark(Slot* slot) {
@@ -100,8 +105,8 @@ void* WaiterThreads::Main(void* arg) {
     }
   }
   --self.alive_;
-  lock.unlock();
-  delete slot;
+  slot->next_parked = self.free_;
+  self.free_ = slot;
   return nullptr;
 }
 

@@ -70,6 +70,7 @@ class WaiterThreads {
 
   std::mutex mutex_;
   Slot* parked_ = nullptr;  // a stack: the most recently parked thread is the warmest
+  Slot* free_ = nullptr;    // slots of exited threads, for new ones (never freed)
   size_t parked_count_ = 0;
   size_t alive_ = 0;
 };
