@@ -79,7 +79,7 @@ KernelLockAddon::KernelLockAddon(Napi::Env env, Napi::Object exports)
                 Napi::Array result = Napi::Array::New(info.Env(), 2);
                 WaiterThreads& threads = WaiterThreads::Get();
                 result.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(threads.Alive())));
-                result.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(threads.Parked())));
+                result.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(threads.Idle())));
                 return result;
               }));
 }

@@ -61,6 +61,7 @@ void Waiter::Join() {
     std::unique_lock<std::mutex> lock(mutex_);
     released_cv_.wait(lock, [this] { return released_; });
     joined_ = true;
+    WaiterThreads::Get().Joined();
   }
 }
 

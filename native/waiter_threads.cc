@@ -24,6 +24,7 @@ WaiterThreads& WaiterThreads::Get() {
 int WaiterThreads::Run(ThreadJob* job, pthread_t* thread) {
   {
     std::unique_lock<std::mutex> lock(mutex_);
+    ++running_;
     if (parked_ != nullptr) {
       Slot* slot = parked_;
       Unpark(slot);
@@ -61,6 +62,7 @@ int WaiterThreads::Run(ThreadJob* job, pthread_t* thread) {
       ++alive_;
       *thread = slot->thread;
     } else {
+      --running_;
       slot->job = nullptr;
       slot->next_parked = free_;
       free_ = slot;
@@ -110,9 +112,16 @@ void* WaiterThreads::Main(void* arg) {
   return nullptr;
 }
 
-size_t WaiterThreads::Parked() {
+void WaiterThreads::Joined() {
   std::lock_guard<std::mutex> lock(mutex_);
-  return parked_count_;
+  --running_;
+}
+
+size_t WaiterThreads::Idle() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  // A thread that exits after its job may leave alive_ before its owner
+  // joins the job: never below zero.
+  return alive_ > running_ ? alive_ - running_ : 0;
 }
 
 size_t WaiterThreads::Alive() {

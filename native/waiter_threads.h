@@ -43,12 +43,17 @@ class WaiterThreads {
 
   // Runs `job` on a parked thread, or on a new one. Returns 0 and the
   // thread's id in *thread (the thread a cancellation interrupts), or an
-  // errno from pthread_create (nothing runs).
+  // errno from pthread_create (nothing runs). The job counts as running
+  // until Joined().
   int Run(ThreadJob* job, pthread_t* thread);
+  // The job's owner saw it end (RunOnThread() returned from its last touch).
+  void Joined();
 
-  // Threads parked now, and threads alive (running a job or parked).
-  size_t Parked();
+  // Threads alive (running a job, parked, or about to park or exit), and
+  // those of them that run no job that is not yet joined: the threads a
+  // caller that joined every wait it started would see beyond its own.
   size_t Alive();
+  size_t Idle();
 
   // How long a parked thread waits for a job before it exits.
   static constexpr int kLingerMs = 2000;
@@ -73,6 +78,7 @@ class WaiterThreads {
   Slot* free_ = nullptr;    // slots of exited threads, for new ones (never freed)
   size_t parked_count_ = 0;
   size_t alive_ = 0;
+  size_t running_ = 0;  // jobs handed out and not yet joined
 };
 
 }  // namespace kernel_lock

@@ -22,8 +22,9 @@ export function fdCount(): number {
 }
 
 /**
- * Threads of this process, not counting waiter threads parked between waits: those are bounded, hold nothing,
- * and exit after lingering without a wait (native/waiter_threads.h; test/lock/waiter-threads.test.ts).
+ * Threads of this process, not counting idle waiter threads (parked between waits, running none that is not yet
+ * joined): those are bounded, hold nothing, and exit after lingering without a wait (native/waiter_threads.h;
+ * test/lock/waiter-threads.test.ts).
  */
 export function threadCount(): number {
   return readdirSync('/proc/self/task').length - native.waiterThreads()[1];

@@ -39,8 +39,9 @@ export interface NativeBinding {
   readonly ofdSupported: boolean;
   readonly interruptSignal: number;
   /**
-   * [alive, parked] waiter threads of the whole process: threads that run waits, and those of them parked
-   * between waits (native/waiter_threads.h; a parked thread exits after 2 s without a wait).
+   * [alive, idle] waiter threads of the whole process: threads that run waits, and those of them running no wait
+   * that is not yet joined (parked between waits, or about to park; native/waiter_threads.h: a parked thread exits
+   * after 2 s without a wait).
    */
   waiterThreads(): [number, number];
   setOutBuffer(out: Float64Array): void;
