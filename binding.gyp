@@ -15,7 +15,8 @@
         "native/posix_table.cc",
         "native/record_content.cc",
         "native/wait_hub.cc",
-        "native/waiter.cc"
+        "native/waiter.cc",
+        "native/waiter_threads.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -75,6 +75,13 @@ KernelLockAddon::KernelLockAddon(Napi::Env env, Napi::Object exports)
                        });
   exports.Set("ofdSupported", Napi::Boolean::New(env, OfdSupported()));
   exports.Set("interruptSignal", Napi::Number::New(env, InterruptSignal()));
+  exports.Set("waiterThreads", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                Napi::Array result = Napi::Array::New(info.Env(), 2);
+                WaiterThreads& threads = WaiterThreads::Get();
+                result.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(threads.Alive())));
+                result.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(threads.Idle())));
+                return result;
+              }));
 }
 
 Napi::Value KernelLockAddon::SetOutBuffer(const Napi::CallbackInfo& info) {

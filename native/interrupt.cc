@@ -94,8 +94,11 @@ int InterruptibleLock(Interruptible* ctx, int fd, const LockRequest& req) {
   }
   // A cancellation that arrives from here on must not interrupt the
   // thread's remaining calls (the grant's file operations, mutexes, the
-  // hub's eventfd write): keep it pending; it dies with the thread, or ends
-  // the next wait at once when the thread waits again (grant.h).
+  // hub's eventfd write): keep it pending. When the thread waits again for
+  // the same wait (grant.h), the cancelled flag ends that wait at once; when
+  // it runs another wait (a parked thread, waiter_threads.h), the pending
+  // signal is delivered as it is unblocked, before that wait is armed, and
+  // the handler ignores it.
   pthread_sigmask(SIG_BLOCK, &ours, nullptr);
   tls_waiter = nullptr;
   return result;

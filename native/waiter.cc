@@ -5,16 +5,6 @@
 
 namespace kernel_lock {
 
-namespace {
-// The thread only makes a few system calls; a small stack keeps hundreds of
-// waiters cheap. Sanitizer builds need more room for their own frames.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr size_t kStackSize = 1 << 20;
-#else
-constexpr size_t kStackSize = 256 * 1024;
-#endif
-}  // namespace
-
 Waiter::~Waiter() {
   if (started_ && !joined_) {
     Cancel();
@@ -26,36 +16,29 @@ int Waiter::Start() {
   // Without a signal to interrupt it, a wait could never be cancelled and
   // teardown would hang joining it: refuse to start one.
   if (InterruptSignal() < 0) return ENOTSUP;
-  pthread_attr_t attr;
-  int err = pthread_attr_init(&attr);
-  if (err != 0) return err;
-  pthread_attr_setstacksize(&attr, kStackSize);
-  err = pthread_create(&thread_, &attr, &Waiter::Run, this);
-  pthread_attr_destroy(&attr);
+  int err = WaiterThreads::Get().Run(this, &thread_);
   if (err == 0) started_ = true;
   return err;
 }
 
-void* Waiter::Run(void* self) {
-  auto* waiter = static_cast<Waiter*>(self);
-  // Real-time signals other than ours stay blocked here: this thread must not
-  // run handlers that the application meant for its own threads.
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, nullptr);
-  if (waiter->req_.kind == Kind::kPosix) {
-    waiter->result_ = PosixTable::Get().BlockingLock(&waiter->interruptible_, waiter->fd_, waiter->req_, waiter->env_,
-                                                     waiter->may_wait_own_);
+// On a waiter thread, whose signals are all blocked (waiter_threads.cc).
+void Waiter::RunOnThread() {
+  if (req_.kind == Kind::kPosix) {
+    result_ = PosixTable::Get().BlockingLock(&interruptible_, fd_, req_, env_, may_wait_own_);
   } else {
-    waiter->result_ = InterruptibleLock(&waiter->interruptible_, waiter->fd_, waiter->req_);
-    if (waiter->result_ == 0) waiter->result_ = waiter->AfterGrant();
+    result_ = InterruptibleLock(&interruptible_, fd_, req_);
+    if (result_ == 0) result_ = AfterGrant();
   }
   {
-    std::lock_guard<std::mutex> lock(waiter->mutex_);
-    waiter->finished_ = true;
+    std::lock_guard<std::mutex> lock(mutex_);
+    finished_ = true;
   }
-  waiter->OnDone();
-  return nullptr;
+  OnDone();
+  // The last touch: Join() may return, and the waiter be deleted, as soon
+  // as the mutex is released. Notified with it held for that reason.
+  std::lock_guard<std::mutex> lock(mutex_);
+  released_ = true;
+  released_cv_.notify_all();
 }
 
 void Waiter::Cancel() {
@@ -75,8 +58,10 @@ bool Waiter::Finished() {
 
 void Waiter::Join() {
   if (started_ && !joined_) {
-    pthread_join(thread_, nullptr);
+    std::unique_lock<std::mutex> lock(mutex_);
+    released_cv_.wait(lock, [this] { return released_; });
     joined_ = true;
+    WaiterThreads::Get().Joined();
   }
 }
 

@@ -1,7 +1,8 @@
-// One contended wait: a dedicated thread that sleeps in the kernel until the
+// One contended wait: a thread of its own that sleeps in the kernel until the
 // lock is granted, the wait is cancelled, or the call fails. Never a libuv
 // threadpool thread: a pool thread parked in flock(2) would starve every
-// fs.* call in the process (four waiters fill the default pool).
+// fs.* call in the process (four waiters fill the default pool). The thread
+// comes from WaiterThreads (parked between waits, waiter_threads.h).
 #pragma once
 
 #include <pthread.h>
@@ -12,10 +13,11 @@
 #include "interrupt.h"
 #include "lock_ops.h"
 #include "posix_table.h"
+#include "waiter_threads.h"
 
 namespace kernel_lock {
 
-class Waiter {
+class Waiter : public ThreadJob {
  public:
   // `env` is the environment the wait belongs to; `may_wait_own` says
   // whether that environment's thread stays free while it waits (an async
@@ -25,14 +27,16 @@ class Waiter {
       : fd_(fd), req_(req), env_(env), may_wait_own_(may_wait_own) {}
   Waiter(const Waiter&) = delete;
   Waiter& operator=(const Waiter&) = delete;
-  // Joins the thread if it is still running, so no thread outlives its Waiter.
+  // Joins the wait if it is still running, so no thread uses a gone Waiter.
   virtual ~Waiter();
 
-  // Starts the thread. Returns 0 or an errno (EAGAIN when the system is out
-  // of threads, ENOTSUP when no real-time signal was free to interrupt it);
-  // on failure nothing was started.
+  // Starts the wait on a waiter thread. Returns 0 or an errno (EAGAIN when
+  // the system is out of threads, ENOTSUP when no real-time signal was free
+  // to interrupt it); on failure nothing was started.
   int Start();
   void Cancel();
+  // Returns once the thread is done with this waiter (it may then park and
+  // run other waits: "joined" is the wait's end, not the thread's).
   void Join();
   bool Finished();
   // 0 granted, kCancelled, or an errno (or what AfterGrant() returned).
@@ -54,7 +58,7 @@ class Waiter {
   void set_fd(int fd) { fd_ = fd; }
 
  private:
-  static void* Run(void* self);
+  void RunOnThread() override;
 
   int fd_;
   const LockRequest req_;
@@ -66,7 +70,9 @@ class Waiter {
   bool joined_ = false;
   int result_ = 0;
   std::mutex mutex_;
+  std::condition_variable released_cv_;
   bool finished_ = false;
+  bool released_ = false;
 };
 
 // A wait the calling thread blocks on with a deadline (lockSync).

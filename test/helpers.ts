@@ -5,6 +5,7 @@ import { closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync,
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { native } from '../src/native/binding.js';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const fixture = (name: string): string => path.join(root, 'test', 'fixtures', name);
@@ -20,9 +21,13 @@ export function fdCount(): number {
   return readdirSync('/proc/self/fd').length;
 }
 
-/** Threads of this process. */
+/**
+ * Threads of this process, not counting idle waiter threads (parked between waits, running none that is not yet
+ * joined): those are bounded, hold nothing, and exit after lingering without a wait (native/waiter_threads.h;
+ * test/lock/waiter-threads.test.ts).
+ */
 export function threadCount(): number {
-  return readdirSync('/proc/self/task').length;
+  return readdirSync('/proc/self/task').length - native.waiterThreads()[1];
 }
 
 export interface Holder {
@@ -210,5 +215,30 @@ export function legacyCreate(lockPath: string): 'created' | 'exists' {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
     throw error;
+  }
+}
+
+// flock(2) and fcntl(2) on x86-64 and arm64 (/proc/<tid>/syscall's first field).
+const LOCK_CALLS = new Set(process.arch === 'arm64' ? ['32', '25'] : ['73', '72']);
+
+/** Threads of this process blocked in a lock call right now. */
+export function blockedInLockCall(): number {
+  let blocked = 0;
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      if (LOCK_CALLS.has(readFileSync(`/proc/self/task/${tid}/syscall`, 'latin1').split(' ')[0]!)) blocked++;
+    } catch {
+      // the thread ended
+    }
+  }
+  return blocked;
+}
+
+/** Waits (bounded) until `count` threads of this process sleep in a lock call. */
+export async function untilBlocked(count: number): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (blockedInLockCall() < count) {
+    if (performance.now() > deadline) throw new Error(`only ${blockedInLockCall()} of ${count} waits in the kernel`);
+    await sleep(1);
   }
 }

@@ -38,6 +38,12 @@ export const Out = { dev: 0, ino: 1, recordErr: 2, readOnly: 3, recordSkipped: 4
 export interface NativeBinding {
   readonly ofdSupported: boolean;
   readonly interruptSignal: number;
+  /**
+   * [alive, idle] waiter threads of the whole process: threads that run waits, and those of them running no wait
+   * that is not yet joined (parked between waits, or about to park; native/waiter_threads.h: a parked thread exits
+   * after 2 s without a wait).
+   */
+  waiterThreads(): [number, number];
   setOutBuffer(out: Float64Array): void;
   /** fd when locked; -1 busy (closed); -(fd + 2) busy with the descriptor kept for a wait. */
   acquire(path: NativePath, flags: number, start: number, length: number, record?: RecordBytes): number;

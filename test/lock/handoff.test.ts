@@ -5,13 +5,13 @@
 // unlinked under them), a release keeps the file while another acquisition
 // of the process waits for it, and every thread, descriptor and
 // registration is gone afterwards.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type LockHandle, lock } from '../../src/index.js';
 import { native } from '../../src/native/binding.js';
-import { fdCount, holdInChild, releaseInChild, sleep, tempDir, threadCount } from '../helpers.js';
+import { fdCount, holdInChild, releaseInChild, sleep, tempDir, threadCount, untilBlocked } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -19,31 +19,6 @@ beforeEach(() => {
   ({ dir, cleanup } = tempDir('kernel-lock-handoff-'));
 });
 afterEach(() => cleanup());
-
-// flock(2) and fcntl(2) on x86-64 and arm64 (/proc/<tid>/syscall's first field).
-const LOCK_CALLS = new Set(process.arch === 'arm64' ? ['32', '25'] : ['73', '72']);
-
-/** Threads of this process blocked in a lock call right now. */
-function blockedInLockCall(): number {
-  let blocked = 0;
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      if (LOCK_CALLS.has(readFileSync(`/proc/self/task/${tid}/syscall`, 'latin1').split(' ')[0]!)) blocked++;
-    } catch {
-      // the thread ended
-    }
-  }
-  return blocked;
-}
-
-/** Waits (bounded) until `count` threads of this process sleep in a lock call. */
-async function untilBlocked(count: number): Promise<void> {
-  const deadline = performance.now() + 10_000;
-  while (blockedInLockCall() < count) {
-    if (performance.now() > deadline) throw new Error(`only ${blockedInLockCall()} of ${count} waits in the kernel`);
-    await sleep(1);
-  }
-}
 
 async function resources(): Promise<{ fds: number; threads: number; stats: [number, number, number] }> {
   await readFile(__filename); // libuv's pool threads start lazily: not ours
