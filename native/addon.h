@@ -265,6 +265,9 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   std::unordered_map<int, int> posix_joins_;
   std::unordered_set<int> posix_turns_;
   uint32_t next_waiter_id_ = 1;
+  // Threads of delivered descriptor searches, joined once they have exited,
+  // at the latest when the addon is destroyed (the environment's teardown).
+  FinishedThreads finished_searches_;
 };
 
 }  // namespace kernel_lock

@@ -33,7 +33,7 @@ FdinfoQuery QueryFrom(const Napi::CallbackInfo& info) {
 Napi::Value KernelLockAddon::SearchDescriptors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (hub_ == nullptr) return ThrowErrno(env, ENOMEM, "uv_async_init");
-  auto* search = new AsyncFdinfoSearch(NextCompletionId(), hub_, QueryFrom(info));
+  auto* search = new AsyncFdinfoSearch(NextCompletionId(), hub_, &finished_searches_, QueryFrom(info));
   // Tracked before the thread starts: it may post at once.
   hub_->Track(search);
   int err = search->Begin(env, info[4]);

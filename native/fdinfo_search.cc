@@ -255,20 +255,41 @@ void AsyncFdinfoSearch::Join() {
 }
 
 void AsyncFdinfoSearch::Deliver(napi_env env, napi_async_context context, napi_value receiver) {
-  // The thread posted as its last act and is exiting: joined before
-  // JavaScript sees the result, so no thread of the search is left then.
-  Join();
   napi_value callback, argv[1], ignored;
   bool ready = napi_get_reference_value(env, callback_, &callback) == napi_ok && callback != nullptr &&
                (argv[0] = FdinfoResultToJs(env, result_)) != nullptr;
   napi_delete_reference(env, callback_);
   callback_ = nullptr;
-  if (!ready) return;
-  if (napi_make_callback(env, context, receiver, callback, 1, argv, &ignored) == napi_pending_exception) {
+  if (ready && napi_make_callback(env, context, receiver, callback, 1, argv, &ignored) == napi_pending_exception) {
     // A throwing callback surfaces as an uncaught exception, as for any callback.
     napi_value error;
     if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
   }
+  // The thread posted as its last use of this object and is exiting: it is
+  // joined without making the loop wait for it (FinishedThreads).
+  if (started_ && !joined_) {
+    finished_->Add(thread_);
+    joined_ = true;
+  }
+}
+
+FinishedThreads::~FinishedThreads() {
+  for (pthread_t thread : exiting_) pthread_join(thread, nullptr);
+}
+
+void FinishedThreads::Add(pthread_t thread) {
+#if defined(__linux__)
+  // Those that have exited by now are joined; the others are kept for later.
+  size_t kept = 0;
+  for (pthread_t earlier : exiting_) {
+    if (pthread_tryjoin_np(earlier, nullptr) != 0) exiting_[kept++] = earlier;
+  }
+  exiting_.resize(kept);
+  if (pthread_tryjoin_np(thread, nullptr) != 0) exiting_.push_back(thread);
+#else
+  // No non-blocking join: the thread is past its last use of anything and exits at once.
+  pthread_join(thread, nullptr);
+#endif
 }
 
 void AsyncFdinfoSearch::Abort() {

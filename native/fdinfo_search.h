@@ -67,12 +67,31 @@ void SearchFdinfo(const FdinfoQuery& query, const std::atomic<bool>& stop, Fdinf
 // { complete, descriptors, pids: number[], fds: number[], lines: string[] }.
 napi_value FdinfoResultToJs(napi_env env, const FdinfoResult& result);
 
+// Threads whose work is done (they posted their result) but which may still
+// be exiting. Joining such a thread on the event loop could put the loop to
+// sleep until the thread gets a CPU again to finish its exit: milliseconds on
+// a loaded machine. So each is joined without blocking when it has exited,
+// else at a later Add(), and at the latest by the destructor (the
+// environment's teardown), which waits for the few that are still exiting.
+// JavaScript thread only.
+class FinishedThreads {
+ public:
+  FinishedThreads() = default;
+  FinishedThreads(const FinishedThreads&) = delete;
+  FinishedThreads& operator=(const FinishedThreads&) = delete;
+  ~FinishedThreads();
+  void Add(pthread_t thread);
+
+ private:
+  std::vector<pthread_t> exiting_;
+};
+
 // A search on its own thread, delivered through the hub. The hub owns it
 // from Track() on and deletes it after Deliver() or Abort().
 class AsyncFdinfoSearch final : public Completion {
  public:
-  AsyncFdinfoSearch(uint32_t id, WaitHub* hub, FdinfoQuery query)
-      : Completion(id), hub_(hub), query_(std::move(query)) {}
+  AsyncFdinfoSearch(uint32_t id, WaitHub* hub, FinishedThreads* finished, FdinfoQuery query)
+      : Completion(id), hub_(hub), finished_(finished), query_(std::move(query)) {}
   ~AsyncFdinfoSearch() override;
 
   // On the JavaScript thread: keeps `callback` and starts the thread.
@@ -81,7 +100,8 @@ class AsyncFdinfoSearch final : public Completion {
   // first: the thread may post before Begin() returns.
   int Begin(napi_env env, napi_value callback);
 
-  // callback(result): the object FdinfoResultToJs() makes.
+  // callback(result): the object FdinfoResultToJs() makes. The thread,
+  // which posted as its last act, goes to `finished` to be joined.
   void Deliver(napi_env env, napi_async_context context, napi_value receiver) override;
   // Teardown: stops the walk and joins the thread. No JavaScript runs.
   void Abort() override;
@@ -93,6 +113,7 @@ class AsyncFdinfoSearch final : public Completion {
   void Join();
 
   WaitHub* const hub_;
+  FinishedThreads* const finished_;
   const FdinfoQuery query_;
   FdinfoResult result_;
   std::atomic<bool> stop_{false};

@@ -112,12 +112,14 @@ export function* findDescriptorHoldersInSteps(
   for (const pid of pids) {
     const fds = yield* readdirNames(`/proc/${pid}/fdinfo`);
     if (fds === null) continue; // gone, or not ours to read
-    for (let i = 0; i < fds.length; i += BATCH) {
+    for (let i = 0; i < fds.length; ) {
       if (budget <= 0 || (search.deadline !== undefined && performance.now() > search.deadline)) {
         return { holders, complete: false };
       }
+      // Advanced by what was read: a budget that runs out inside the batch leaves the rest, and so reports incomplete.
       const batch = fds.slice(i, i + Math.min(BATCH, budget));
       budget -= batch.length;
+      i += batch.length;
       yield* visitFiles(
         batch.map((fd) => `/proc/${pid}/fdinfo/${fd}`),
         MAX_FDINFO_BYTES,
