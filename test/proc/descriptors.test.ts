@@ -224,15 +224,15 @@ describe('the native descriptor search', () => {
     const asRoot = await everyWay(keys, HOST);
     expect(asRoot.nativeAsync.holders.get(keyOf(ours))?.map((h) => h.pid)).toEqual(us.pids);
     // As nobody, root's processes cannot be read: skipped, not an error, and the search still complete.
-    process.setegid(NOBODY);
-    process.seteuid(NOBODY);
+    process.setegid!(NOBODY);
+    process.seteuid!(NOBODY);
     let asNobody: Awaited<ReturnType<typeof everyWay>>;
     try {
       expect(() => readdirSync(`/proc/${us.pids[0]}/fdinfo`)).toThrow(/EACCES/);
       asNobody = await everyWay(keys, HOST);
     } finally {
-      process.seteuid(0);
-      process.setegid(0);
+      process.seteuid!(0);
+      process.setegid!(0);
     }
     for (const result of Object.values(asNobody)) expect(result).toEqual(asNobody.jsSync);
     expect(asNobody.nativeAsync.complete).toBe(true);
