@@ -5,8 +5,9 @@
 // locks here: Python with OFD (and a forked child sharing them), ranges and
 // posix locks, flock(1) with its command inheriting the descriptor, a process
 // of another user, processes exiting mid-search, a worker terminated mid-search.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +24,7 @@ import { fixture, killGroup, lineFrom, sleep, tempDir, threadCount } from '../he
 
 const isRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
+const { EAGAIN } = constants.errno;
 const HOST: DescriptorSearch = { maxDescriptors: 10_000_000 };
 
 let dir: string;
@@ -238,6 +240,27 @@ describe('the native descriptor search', () => {
     expect(asNobody.nativeAsync.complete).toBe(true);
     expect([...asNobody.nativeAsync.holders.keys()]).toEqual([keyOf(theirs)]);
     expect(asNobody.nativeAsync.holders.get(keyOf(theirs))?.map((h) => h.pid)).toEqual(them.pids);
+  });
+
+  it.runIf(isRoot)('falls back to the JavaScript walk when no thread can be started', async () => {
+    // RLIMIT_NPROC binds only a process whose real user is not root: the
+    // fixture runs as nobody, and once it is ready it may start no thread.
+    const target = path.join(dir, 'no-thread.lock');
+    writeFileSync(target, 'not a record\n');
+    chmodSync(target, 0o666);
+    const holder = await python(OFD_HOLDER, [target], { uid: NOBODY, gid: NOBODY });
+    const child = spawn(process.execPath, [fixture('inspect-no-thread.mjs'), target], { uid: NOBODY, gid: NOBODY });
+    children.push(child);
+    await lineFrom(child, 'ready');
+    // Lowered by the same user (changing another user's limits takes CAP_SYS_RESOURCE, which a container may lack).
+    execFileSync('prlimit', ['--pid', String(child.pid), '--nproc=1:1'], { uid: NOBODY, gid: NOBODY });
+    const report = lineFrom(child, '{');
+    child.stdin?.write('go\n');
+    expect(JSON.parse(await report)).toEqual({
+      nativeThread: `pthread_create ${-EAGAIN}`,
+      pids: holder.pids,
+      failure: null,
+    });
   });
 
   it('a process that exits mid-search does not break it', async () => {
