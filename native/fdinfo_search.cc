@@ -167,11 +167,12 @@ class Walk {
 
 void SearchFdinfo(const FdinfoQuery& query, const std::atomic<bool>& stop, FdinfoResult* result) {
   result->complete = false;
+  // The walk keeps a page-sized buffer: on the heap, not the thread's small
+  // stack. Made first: its time bound runs from here.
+  auto walk = std::make_unique<Walk>(query, stop, result);
   std::vector<int> listed;
   if (query.all_pids && !ListPids(&listed)) return;
   const std::vector<int>& pids = query.all_pids ? listed : query.pids;
-  // The walk keeps a page-sized buffer: on the heap, not the thread's small stack.
-  auto walk = std::make_unique<Walk>(query, stop, result);
   for (int pid : pids) {
     if (!walk->Process(pid)) return;
   }
