@@ -21,8 +21,8 @@ import {
 import { type FileKey, fileKey, procLocksField } from '../../src/proc/proc-locks.js';
 import { runAsync, runSync } from '../../src/proc/steps.js';
 import { fixture, killGroup, lineFrom, sleep, tempDir, threadCount } from '../helpers.js';
+import { isRoot, itAsRoot } from '../privileges.js';
 
-const isRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
 const { EAGAIN } = constants.errno;
 const HOST: DescriptorSearch = { maxDescriptors: 10_000_000 };
@@ -216,44 +216,48 @@ describe('the native descriptor search', () => {
     for (const result of Object.values(gone)) expect(result).toEqual(one.jsSync);
   });
 
-  it.runIf(isRoot)("skips other users' processes it may not read (EACCES), as before", async () => {
-    // A process of nobody's holds one file; this process, root, holds another.
-    const theirs = path.join(dir, 'theirs.lock');
-    const ours = path.join(dir, 'ours.lock');
-    const them = await python(OFD_HOLDER, [theirs], { uid: NOBODY, gid: NOBODY });
-    const us = await python(OFD_HOLDER, [ours]);
-    const keys = new Set([keyOf(theirs), keyOf(ours)]);
-    const asRoot = await everyWay(keys, HOST);
-    expect(asRoot.nativeAsync.holders.get(keyOf(ours))?.map((h) => h.pid)).toEqual(us.pids);
-    // As nobody, root's processes cannot be read: skipped, not an error, and the search still complete.
-    process.setegid!(NOBODY);
-    process.seteuid!(NOBODY);
-    let asNobody: Awaited<ReturnType<typeof everyWay>>;
-    try {
-      expect(() => readdirSync(`/proc/${us.pids[0]}/fdinfo`)).toThrow(/EACCES/);
-      asNobody = await everyWay(keys, HOST);
-    } finally {
-      process.seteuid!(0);
-      process.setegid!(0);
-    }
-    for (const result of Object.values(asNobody)) expect(result).toEqual(asNobody.jsSync);
-    expect(asNobody.nativeAsync.complete).toBe(true);
-    expect([...asNobody.nativeAsync.holders.keys()]).toEqual([keyOf(theirs)]);
-    expect(asNobody.nativeAsync.holders.get(keyOf(theirs))?.map((h) => h.pid)).toEqual(them.pids);
-  });
+  itAsRoot('a process of another user (nobody) to run, and seteuid() to search as that user')(
+    "skips other users' processes it may not read (EACCES), as before",
+    async () => {
+      // A process of nobody's holds one file; this process, root, holds another.
+      const theirs = path.join(dir, 'theirs.lock');
+      const ours = path.join(dir, 'ours.lock');
+      const them = await python(OFD_HOLDER, [theirs], { uid: NOBODY, gid: NOBODY });
+      const us = await python(OFD_HOLDER, [ours]);
+      const keys = new Set([keyOf(theirs), keyOf(ours)]);
+      const asRoot = await everyWay(keys, HOST);
+      expect(asRoot.nativeAsync.holders.get(keyOf(ours))?.map((h) => h.pid)).toEqual(us.pids);
+      // As nobody, root's processes cannot be read: skipped, not an error, and the search still complete.
+      process.setegid!(NOBODY);
+      process.seteuid!(NOBODY);
+      let asNobody: Awaited<ReturnType<typeof everyWay>>;
+      try {
+        expect(() => readdirSync(`/proc/${us.pids[0]}/fdinfo`)).toThrow(/EACCES/);
+        asNobody = await everyWay(keys, HOST);
+      } finally {
+        process.seteuid!(0);
+        process.setegid!(0);
+      }
+      for (const result of Object.values(asNobody)) expect(result).toEqual(asNobody.jsSync);
+      expect(asNobody.nativeAsync.complete).toBe(true);
+      expect([...asNobody.nativeAsync.holders.keys()]).toEqual([keyOf(theirs)]);
+      expect(asNobody.nativeAsync.holders.get(keyOf(theirs))?.map((h) => h.pid)).toEqual(them.pids);
+    },
+  );
 
-  it.runIf(isRoot)('falls back to the JavaScript walk when no thread can be started', async () => {
-    // RLIMIT_NPROC binds only a process whose real user is not root: the
-    // fixture runs as nobody, and once it is ready it may start no thread.
+  it('falls back to the JavaScript walk when no thread can be started', async () => {
+    // RLIMIT_NPROC binds only a process whose real user is not root: as
+    // root the fixture runs as nobody. Once it is ready it may start no thread.
+    const user = isRoot ? { uid: NOBODY, gid: NOBODY } : {};
     const target = path.join(dir, 'no-thread.lock');
     writeFileSync(target, 'not a record\n');
     chmodSync(target, 0o666);
-    const holder = await python(OFD_HOLDER, [target], { uid: NOBODY, gid: NOBODY });
-    const child = spawn(process.execPath, [fixture('inspect-no-thread.mjs'), target], { uid: NOBODY, gid: NOBODY });
+    const holder = await python(OFD_HOLDER, [target], user);
+    const child = spawn(process.execPath, [fixture('inspect-no-thread.mjs'), target], user);
     children.push(child);
     await lineFrom(child, 'ready');
     // Lowered by the same user (changing another user's limits takes CAP_SYS_RESOURCE, which a container may lack).
-    execFileSync('prlimit', ['--pid', String(child.pid), '--nproc=1:1'], { uid: NOBODY, gid: NOBODY });
+    execFileSync('prlimit', ['--pid', String(child.pid), '--nproc=1:1'], user);
     const report = lineFrom(child, '{');
     child.stdin?.write('go\n');
     expect(JSON.parse(await report)).toEqual({
