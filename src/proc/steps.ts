@@ -5,9 +5,9 @@
 // driver performs the steps. runSync() makes synchronous calls (for
 // inspectSync(), lockSync()'s timeout); runAsync() sends each read to
 // libuv's threadpool, where it is one short system call (never a wait), and
-// leaves the loop free in between; the one read of many files, the search
-// of every process's fdinfo for a lock's holders, runs natively on a thread
-// of its own (native/fdinfo_search.h). Pure computation between reads is cut
+// leaves the loop free in between; the search of every process's fdinfo
+// for a lock's holders (thousands of reads) runs natively on a thread of its
+// own (native/fdinfo_search.h). Pure computation between reads is cut
 // into slices: at every 'checkpoint' runAsync() gives the loop back once the
 // current slice has run for SLICE_MS. So the async API stays within about a
 // millisecond per loop turn whatever the host's size (10,000 locks make
