@@ -157,7 +157,7 @@ for (const kind of ['flock', 'ofd'] as const) {
     // searched for among every descriptor on the host: here the other
     // process's 10,000. That search runs natively on a thread of its own
     // (src/proc/descriptors.ts); read from JavaScript on the loop, 10,000
-    // fdinfo files cost the loop thread 100–160 ms of CPU per call, in 0.5 ms
+    // fdinfo files cost the loop thread 145–200 ms of CPU per call, in 0.5 ms
     // slices that with slow reads and collections blocked it 1.2–3 ms. The
     // loop thread's own CPU time (/proc/thread-self/schedstat, unaffected by
     // waiting for a CPU) tells the two apart on any load: it must stay below

@@ -90,7 +90,8 @@ const MANY_DESCRIPTORS = [
   'count = int(sys.argv[1])',
   'soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)',
   'resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, count + 64)), hard))',
-  "fds = [os.open('/dev/null', os.O_RDONLY) for _ in range(count)]",
+  '# as many as the hard limit allows, should it be lower',
+  "fds = [os.open('/dev/null', os.O_RDONLY) for _ in range(min(count, max(soft, hard) - 64))]",
   "print(f'ready {os.getpid()}', flush=True)",
   'sys.stdin.read()',
 ];
