@@ -4,10 +4,12 @@
       "target_name": "kernel_lock",
       "sources": [
         "native/addon.cc",
+        "native/addon_fdinfo.cc",
         "native/addon_lock.cc",
         "native/addon_posix.cc",
         "native/async_turn.cc",
         "native/async_waiter.cc",
+        "native/fdinfo_search.cc",
         "native/grant.cc",
         "native/interrupt.cc",
         "native/lock_ops.cc",

@@ -72,6 +72,8 @@ KernelLockAddon::KernelLockAddon(Napi::Env env, Napi::Object exports)
                            InstanceMethod("posixRelease", &KernelLockAddon::PosixRelease),
                            InstanceMethod("posixDescriptor", &KernelLockAddon::PosixDescriptor),
                            InstanceMethod("closeDescriptor", &KernelLockAddon::CloseDescriptorFd),
+                           InstanceMethod("searchDescriptors", &KernelLockAddon::SearchDescriptors),
+                           InstanceMethod("searchDescriptorsSync", &KernelLockAddon::SearchDescriptorsSync),
                        });
   exports.Set("ofdSupported", Napi::Boolean::New(env, OfdSupported()));
   exports.Set("interruptSignal", Napi::Number::New(env, InterruptSignal()));
@@ -145,8 +147,7 @@ Napi::Value KernelLockAddon::Wait(const Napi::CallbackInfo& info) {
     double read_only = info.Length() > 7 ? info[7].As<Napi::Number>().DoubleValue() : 0;
     work.reset(new GrantWork(path, std::move(record), has_record, flags, read_only));
   }
-  uint32_t id = next_waiter_id_++;
-  if (next_waiter_id_ == 0) next_waiter_id_ = 1;
+  uint32_t id = NextCompletionId();
   bool owns = work != nullptr;
   auto* waiter = new AsyncWaiter(id, hub_, this, fd, req, env_id_, std::move(work));
   if (owns) {

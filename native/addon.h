@@ -29,6 +29,7 @@
 #include "async_turn.h"
 #include "async_waiter.h"
 #include "fd_set.h"
+#include "fdinfo_search.h"
 #include "grant.h"
 #include "lock_ops.h"
 #include "pending_waits.h"
@@ -228,6 +229,23 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   // for a record read, a probe) without dropping this process's posix locks.
   Napi::Value CloseDescriptorFd(const Napi::CallbackInfo& info);
 
+  // ---- the descriptor search (fdinfo_search.h, addon_fdinfo.cc) ----
+
+  // searchDescriptors(fields, pids | null, maxDescriptors, maxMs, callback)
+  // -> id: the search runs on a thread of its own; callback(result) later.
+  // Throws (errno EAGAIN) when no thread could be started.
+  Napi::Value SearchDescriptors(const Napi::CallbackInfo& info);
+  // searchDescriptorsSync(fields, pids | null, maxDescriptors, maxMs) ->
+  // result: the same search on the calling thread.
+  Napi::Value SearchDescriptorsSync(const Napi::CallbackInfo& info);
+
+  // The id of a new completion in the hub (waits, turns and searches share them).
+  uint32_t NextCompletionId() {
+    uint32_t id = next_waiter_id_++;
+    if (next_waiter_id_ == 0) next_waiter_id_ = 1;
+    return id;
+  }
+
   const EnvId env_id_;
   // The last record this environment wrote (see WriteOwnerRecord), and a
   // buffer to read a lock file's content into.
@@ -247,6 +265,9 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   std::unordered_map<int, int> posix_joins_;
   std::unordered_set<int> posix_turns_;
   uint32_t next_waiter_id_ = 1;
+  // Threads of delivered descriptor searches, joined once they have exited,
+  // at the latest when the addon is destroyed (the environment's teardown).
+  FinishedThreads finished_searches_;
 };
 
 }  // namespace kernel_lock

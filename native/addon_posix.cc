@@ -77,8 +77,7 @@ Napi::Value KernelLockAddon::PosixWaitTurn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
   if (hub_ == nullptr) return ThrowErrno(env, ENOMEM, "uv_async_init");
-  uint32_t id = next_waiter_id_++;
-  if (next_waiter_id_ == 0) next_waiter_id_ = 1;
+  uint32_t id = NextCompletionId();
   auto* ticket = new AsyncTurn(id, hub_, this, fd, env_id_);
   // Tracked before it is queued: a grant may be posted at once.
   hub_->Track(ticket);

@@ -53,11 +53,13 @@ files=()
 # replaced under waiters, workers terminated with waits pending or being
 # delivered. waiter-threads.test.ts the threads parked between waits
 # (native/waiter_threads.h): reuse, lingering out, 512 at once, a worker's
-# teardown.
+# teardown. proc/descriptors.test.ts drives the native descriptor search
+# (native/fdinfo_search.h): searches on threads of their own, processes exiting
+# mid-search, workers terminated mid-search, thread creation refused.
 for f in test/lock/basics.test.ts test/reliability/native-build.test.ts test/reliability/lifecycle.test.ts \
   test/reliability/hostile-input.test.ts test/property/options.test.ts test/lock/process-wide.test.ts \
   test/lock/orphan-cycle.test.ts test/lock/handoff.test.ts test/lock/workers.test.ts \
-  test/lock/waiter-threads.test.ts; do
+  test/lock/waiter-threads.test.ts test/proc/descriptors.test.ts; do
   [ -f "$f" ] && files+=("$f")
 done
 # CI unset: with CI=true vitest.config.ts adds its own JSON reporter, which

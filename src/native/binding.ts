@@ -35,6 +35,21 @@ export const Flag = {
  */
 export const Out = { dev: 0, ino: 1, recordErr: 2, readOnly: 3, recordSkipped: 4, turn: 5 } as const;
 
+/**
+ * What a descriptor search found (native/fdinfo_search.h): for each descriptor whose fdinfo shows a lock
+ * on a searched file, its process, its number and those of its lines that name a searched device field.
+ */
+export interface FdinfoSearchResult {
+  /** False when a bound (descriptors, time) cut the search short, or /proc could not be listed. */
+  complete: boolean;
+  /** fdinfo files opened (or tried): what `maxDescriptors` bounds. */
+  descriptors: number;
+  pids: number[];
+  fds: number[];
+  /** Each descriptor's matching lines, each ending in a newline. */
+  lines: string[];
+}
+
 export interface NativeBinding {
   readonly ofdSupported: boolean;
   readonly interruptSignal: number;
@@ -106,7 +121,27 @@ export interface NativeBinding {
   cancelWait(id: number): void;
   /** 0 granted, -1 timed out. With `path`, a release in this process keeps the file for this wait. */
   waitSync(fd: number, flags: number, start: number, length: number, timeoutMs: number, path?: NativePath): number;
-  /** [descriptors owned, waits pending] in this thread's environment, and paths waited for in the whole process. */
+  /**
+   * Reads /proc/<pid>/fdinfo/<fd> of `pids` (every process in /proc when null) on a thread of its own (never
+   * the threadpool) for locks on the files whose device fields ("fd:01:5678", as /proc/locks prints them) are
+   * given; reads at most `maxDescriptors` files and stops after `maxMs` (Infinity: no time bound). Returns an
+   * id; `callback` gets the result through the wait hub. Throws (errno EAGAIN) when no thread can be started.
+   */
+  searchDescriptors(
+    fields: readonly string[],
+    pids: readonly number[] | null,
+    maxDescriptors: number,
+    maxMs: number,
+    callback: (result: FdinfoSearchResult) => void,
+  ): number;
+  /** The same search on the calling thread (sync APIs may block). */
+  searchDescriptorsSync(
+    fields: readonly string[],
+    pids: readonly number[] | null,
+    maxDescriptors: number,
+    maxMs: number,
+  ): FdinfoSearchResult;
+  /** [descriptors owned, waits (and descriptor searches) pending] in this thread's environment, and paths waited for in the whole process. */
   stats(): [number, number, number];
 }
 

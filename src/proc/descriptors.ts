@@ -8,15 +8,26 @@
 // Reading every descriptor of every process is costly (10,000 descriptors
 // on the host are 10,000 reads), so a search is always bounded: by a
 // number of descriptors, optionally by a deadline, and to given processes
-// when a candidate is known (the pid an owner record names). It runs as
-// steps (steps.ts): in the async API the fdinfo files are read on the loop
-// in slices of half a millisecond (such a read never sleeps, and a
-// threadpool round trip per file would cost more than the read). fdinfo is read
-// rather than stat()ing /proc/<pid>/fd/<n>, because fdinfo comes from the
-// open file itself, while stat() asks the file system (a hung NFS mount
-// would hang it).
-import { type FileKey, type LockKind, type LockMode, type LockRange, ProcLocksFilter } from './proc-locks.js';
-import { checkpoint, readdirNames, type Steps, visitFiles } from './steps.js';
+// when a candidate is known (the pid an owner record names). The reads are
+// native (native/fdinfo_search.h): in the async API on a thread of its own,
+// never the event loop nor libuv's threadpool, and only the lines naming
+// the searched files come back, so the loop's work grows with the matches,
+// not with the host. (Read on the loop, in slices, each fdinfo file cost
+// garbage and the odd read took 0.3–0.75 ms in the kernel: the loop stalled
+// 1.2–3 ms per call with 10,000 OFD locks on the host; docs/PERFORMANCE.md.)
+// The same search written in JavaScript steps remains as the fallback when
+// no thread can be started. fdinfo is read rather than stat()ing
+// /proc/<pid>/fd/<n>, because fdinfo comes from the open file itself, while
+// stat() asks the file system (a hung NFS mount would hang it).
+import {
+  type FileKey,
+  type LockKind,
+  type LockMode,
+  type LockRange,
+  ProcLocksFilter,
+  procLocksField,
+} from './proc-locks.js';
+import { checkpoint, readdirNames, type Steps, searchFdinfo, visitFiles } from './steps.js';
 
 /** A process holding a lock through one of its descriptors. */
 export interface DescriptorHolder {
@@ -47,7 +58,10 @@ export interface DescriptorSearchResult {
 /** Upper bound on fdinfo files read by inspect(): enough for a busy host, bounded for a huge one. */
 export const MAX_FDINFO_READS = 20_000;
 
-/** Descriptors read per step: small enough that parsing one batch stays well inside a loop slice. */
+/** Matches parsed between two checkpoints of the async driver. */
+const MATCHES_PER_SLICE = 64;
+
+/** Descriptors read per step of the JavaScript search: small enough that parsing one batch stays well inside a loop slice. */
 const BATCH = 128;
 /** An fdinfo file is a few lines; a page holds dozens of lock lines. */
 const MAX_FDINFO_BYTES = 4096;
@@ -60,6 +74,28 @@ const isPid = (name: string): boolean => /^\d+$/.test(name);
  * first byte: a forked child shares its parent's descriptors.
  */
 export function* findDescriptorHolders(
+  keys: ReadonlySet<FileKey>,
+  search: DescriptorSearch,
+): Steps<DescriptorSearchResult> {
+  if (keys.size === 0 || process.platform !== 'linux') return { holders: new Map(), complete: keys.size === 0 };
+  const fields = [...keys].map(procLocksField);
+  const found = yield* searchFdinfo(fields, search.pids ?? null, search.maxDescriptors, search.deadline);
+  if (found === null) return yield* findDescriptorHoldersInSteps(keys, search);
+  const holders = new Map<FileKey, DescriptorHolder[]>();
+  const filter = new ProcLocksFilter(keys);
+  for (let i = 0; i < found.pids.length; i++) {
+    if (i % MATCHES_PER_SLICE === MATCHES_PER_SLICE - 1) yield* checkpoint();
+    collect(holders, filter, found.pids[i]!, found.fds[i]!, Buffer.from(found.lines[i]!, 'latin1'));
+  }
+  return { holders, complete: found.complete };
+}
+
+/**
+ * The same search with every fdinfo file read from JavaScript (on the loop
+ * in slices, in the async driver): the fallback when the native search
+ * cannot start its thread, and the reference it is tested against.
+ */
+export function* findDescriptorHoldersInSteps(
   keys: ReadonlySet<FileKey>,
   search: DescriptorSearch,
 ): Steps<DescriptorSearchResult> {
@@ -76,12 +112,14 @@ export function* findDescriptorHolders(
   for (const pid of pids) {
     const fds = yield* readdirNames(`/proc/${pid}/fdinfo`);
     if (fds === null) continue; // gone, or not ours to read
-    for (let i = 0; i < fds.length; i += BATCH) {
+    for (let i = 0; i < fds.length; ) {
       if (budget <= 0 || (search.deadline !== undefined && performance.now() > search.deadline)) {
         return { holders, complete: false };
       }
+      // Advanced by what was read: a budget that runs out inside the batch leaves the rest, and so reports incomplete.
       const batch = fds.slice(i, i + Math.min(BATCH, budget));
       budget -= batch.length;
+      i += batch.length;
       yield* visitFiles(
         batch.map((fd) => `/proc/${pid}/fdinfo/${fd}`),
         MAX_FDINFO_BYTES,

@@ -5,7 +5,9 @@
 // driver performs the steps. runSync() makes synchronous calls (for
 // inspectSync(), lockSync()'s timeout); runAsync() sends each read to
 // libuv's threadpool, where it is one short system call (never a wait), and
-// leaves the loop free in between. Pure computation between reads is cut
+// leaves the loop free in between; the search of every process's fdinfo
+// for a lock's holders (thousands of reads) runs natively on a thread of its
+// own (native/fdinfo_search.h). Pure computation between reads is cut
 // into slices: at every 'checkpoint' runAsync() gives the loop back once the
 // current slice has run for SLICE_MS. So the async API stays within about a
 // millisecond per loop turn whatever the host's size (10,000 locks make
@@ -23,6 +25,7 @@ import {
   readlinkSync,
   readSync,
 } from 'node:fs';
+import { type FdinfoSearchResult, native } from '../native/binding.js';
 
 /** One read a generator asks its driver for. Reads report failure as null (or an error object), never by throwing. */
 export type Step =
@@ -51,6 +54,18 @@ export type Step =
   | { readonly op: 'readChunk'; readonly fd: number; readonly buffer: Buffer }
   /** Closes a descriptor from 'open'. */
   | { readonly op: 'close'; readonly fd: number }
+  /**
+   * Searches /proc/<pid>/fdinfo natively for lock lines naming `fields` (descriptors.ts): runAsync() on a
+   * thread of its own, runSync() on the caller's: FdinfoSearchResult, or null when no thread could be started.
+   */
+  | {
+      readonly op: 'searchFdinfo';
+      readonly fields: readonly string[];
+      readonly pids: readonly number[] | null;
+      readonly maxDescriptors: number;
+      /** A performance.now() time after which the search stops, incomplete. */
+      readonly deadline: number | undefined;
+    }
   /** A point where the async driver may give the loop back. */
   | { readonly op: 'checkpoint' };
 
@@ -136,6 +151,23 @@ export function* readChunks(path: string, consume: (chunk: Buffer) => void): Ste
   }
 }
 
+/**
+ * The native fdinfo search (native/fdinfo_search.h): what it found, or null
+ * when the async driver could not start its thread (the caller falls back).
+ */
+export function* searchFdinfo(
+  fields: readonly string[],
+  pids: readonly number[] | null,
+  maxDescriptors: number,
+  deadline: number | undefined,
+): Steps<FdinfoSearchResult | null> {
+  return (yield { op: 'searchFdinfo', fields, pids, maxDescriptors, deadline }) as FdinfoSearchResult | null;
+}
+
+/** Milliseconds left before a search's deadline; Infinity without one. */
+const msUntil = (deadline: number | undefined): number =>
+  deadline === undefined ? Number.POSITIVE_INFINITY : deadline - performance.now();
+
 /** Lets the async driver give the loop back if the current slice is used up. */
 export function* checkpoint(): Steps<void> {
   yield { op: 'checkpoint' };
@@ -207,6 +239,8 @@ function performSync(step: Step): unknown {
     case 'close':
       orNull(() => closeSync(step.fd));
       return undefined;
+    case 'searchFdinfo':
+      return native.searchDescriptorsSync(step.fields, step.pids, step.maxDescriptors, msUntil(step.deadline));
     case 'checkpoint':
       return undefined;
   }
@@ -260,7 +294,10 @@ function many<T>(count: number, start: (index: number, done: (result: T) => void
   });
 }
 
-/** Performs a step on the threadpool (runAsync itself does 'checkpoint' and 'visitFiles'). */
+/**
+ * Performs a step on the threadpool, or for 'searchFdinfo' on the search's own thread (runAsync itself does
+ * 'checkpoint' and 'visitFiles').
+ */
 function performAsync(step: Exclude<Step, { op: 'checkpoint' } | { op: 'visitFiles' }>): Promise<unknown> {
   return new Promise((resolve) => {
     switch (step.op) {
@@ -289,6 +326,13 @@ function performAsync(step: Exclude<Step, { op: 'checkpoint' } | { op: 'visitFil
         return;
       case 'close':
         close(step.fd, () => resolve(undefined));
+        return;
+      case 'searchFdinfo':
+        try {
+          native.searchDescriptors(step.fields, step.pids, step.maxDescriptors, msUntil(step.deadline), resolve);
+        } catch {
+          resolve(null); // no thread to be had (EAGAIN): the caller searches on the loop instead
+        }
         return;
     }
   });

@@ -14,7 +14,7 @@
 // BOUND_MS: generous, yet a fraction of what a synchronous read costs. The
 // precise figure (≤ 1 ms) is measured by bench/inspection.mjs.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspect, LockTimeoutError, lock, lockSync, scan, sweep } from '../../src/index.js';
@@ -24,6 +24,8 @@ import { fixture, type Holder, holdInChild, holdWithoutRecord, killGroup, lineFr
 const BUSY_LOCKS = 10_000;
 const CALLS = 7;
 const BOUND_MS = 5;
+/** Loop-thread CPU per descriptor on the host for a host-wide search: reading fdinfo on the loop costs over 10 µs. */
+const LOOP_CPU_PER_DESCRIPTOR_US = 4;
 
 let monitor: ReturnType<typeof loopMonitor>;
 beforeAll(() => {
@@ -150,6 +152,40 @@ for (const kind of ['flock', 'ofd'] as const) {
       else expect(error.message).toMatch(/held by (pid \d+ \(alive|an unknown process \(OFD locks carry no pid)/);
       expect(block).toBeLessThanOrEqual(BOUND_MS);
     });
+
+    // An OFD lock names no pid, so the holder of one without a record is
+    // searched for among every descriptor on the host: here the other
+    // process's 10,000. That search runs natively on a thread of its own
+    // (src/proc/descriptors.ts); read from JavaScript on the loop, 10,000
+    // fdinfo files cost the loop thread 145–200 ms of CPU per call, in 0.5 ms
+    // slices that with slow reads and collections blocked it 1.2–3 ms. The
+    // loop thread's own CPU time (/proc/thread-self/schedstat, unaffected by
+    // waiting for a CPU) tells the two apart on any load: it must stay below
+    // LOOP_CPU_PER_DESCRIPTOR_US per descriptor on the host, monitor ticks included.
+    // Defined for OFD locks only (flock locks name their pids: no host-wide search), not skipped for flock.
+    if (kind === 'ofd') {
+      it("inspect() of an OFD holder without a record searches the host's descriptors off the loop", async () => {
+        const cpu = (): number => Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
+        const used: number[] = [];
+        const { median: block } = await blocks(
+          'ofd inspect(), Python OFD holder (host-wide descriptor search)',
+          async () => {
+            const started = cpu();
+            const inspection = await inspect(peerTarget);
+            used.push(cpu() - started);
+            return inspection;
+          },
+        );
+        used.shift(); // the warm-up call
+        const perDescriptorUs = (median(used) * 1000) / BUSY_LOCKS;
+        console.log(
+          `ofd inspect(), Python OFD holder: loop thread CPU per call ${used.map((u) => u.toFixed(1)).join(' ')} ms ` +
+            `(${perDescriptorUs.toFixed(2)} µs per descriptor on the host)`,
+        );
+        expect(perDescriptorUs).toBeLessThan(LOOP_CPU_PER_DESCRIPTOR_US);
+        expect(block).toBeLessThanOrEqual(BOUND_MS);
+      });
+    }
 
     it("lockSync()'s timeout stays bounded", () => {
       const started = performance.now();
