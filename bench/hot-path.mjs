@@ -30,7 +30,7 @@ const entry = path.join(bundleDir, `hot-path-entry-${tag}.ts`);
 fs.writeFileSync(
   entry,
   [
-    `export { native, out, Flag } from '${path.join(srcDir, 'native.ts')}';`,
+    `export { native, out, Flag } from '${path.join(srcDir, '..', 'native', 'binding.ts')}';`,
     `export { normalizeOptions } from '${path.join(srcDir, 'options.ts')}';`,
     `export { formatRecord } from '${path.join(srcDir, 'owner-record.ts')}';`,
     `export { lock, lockSync } from '${path.join(srcDir, 'acquire.ts')}';`,
