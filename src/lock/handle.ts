@@ -7,7 +7,7 @@
 
 import { Flag, native } from '../native/binding.js';
 import { type SystemError, systemError } from './errors.js';
-import { type HeldLock, type InodeKey, noteReleased } from './held-locks.js';
+import { type HeldLock, type InodeKey, noteAcquired, noteReleased } from './held-locks.js';
 import type { LockKind, LockMode, LockRange, LockRequest } from './options.js';
 
 /** State a handle needs to release; kept apart so the GC finalizer does not retain the handle. */
@@ -70,9 +70,9 @@ function registerLater(handle: LockHandle, state: ReleaseState): void {
     registerPending();
   } else if (!registerScheduled) {
     registerScheduled = true;
-    // Unreferenced: a pending registration never keeps the process alive
-    // (at exit the kernel closes every descriptor anyway).
-    setImmediate(registerScheduledBatch).unref();
+    // Runs in this very turn's check phase: it never keeps the process
+    // alive longer (and an unref would cost two more native calls).
+    setImmediate(registerScheduledBatch);
   }
 }
 
@@ -95,17 +95,37 @@ function registerPending(): void {
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
-/** Details of the acquisition that the handle keeps. */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+let completeGrant: (handle: LockHandle, grant: HandleGrant) => void;
+
+/**
+ * Completes a handle prepared by its constructor once the kernel granted
+ * the lock: the descriptor, the grant time, the record's outcome; the lock
+ * enters the held-locks table and the handle the finalizer's care.
+ */
+export function grantHandle(handle: LockHandle, grant: HandleGrant): LockHandle {
+  completeGrant(handle, grant);
+  return handle;
+}
+
+/** What a handle takes from its request: known before the lock is granted. */
 export interface HandleInit {
   request: LockRequest;
+  /** This handle's entry in the held-locks table (one object per handle). */
+  held: HeldLock;
+  /** The descriptor will be the process-wide posix table's entry for the inode. */
+  posix: boolean;
+}
+
+/** What the grant adds to a prepared handle. */
+export interface HandleGrant {
   fd: number;
   key: InodeKey;
-  held: HeldLock;
   readOnly: boolean;
   recordErrno: number;
   /** No record was written because the file holds foreign content. */
   foreign: boolean;
-  posix: boolean;
 }
 
 /** Why no owner record was written although the lock is exclusive. */
@@ -142,21 +162,42 @@ export class LockHandle implements Disposable, AsyncDisposable {
   readonly #request: LockRequest;
   readonly #state: ReleaseState;
 
-  /** @internal Use lock(), tryLock() or lockSync(). */
+  /**
+   * @internal Use lock(), tryLock() or lockSync(). A handle is built in two
+   * steps: everything the request determines here, before any wait, and the
+   * rest by grantHandle() when the kernel grants the lock, so that the
+   * JavaScript run after a waiter's wake-up (on caches gone cold while it
+   * slept) does as little as possible.
+   */
   constructor(init: HandleInit) {
     const { request } = init;
     this.#request = request;
     this.path = request.display;
-    this.fd = init.fd;
+    this.fd = -1;
     this.kind = request.kind;
     this.mode = request.mode;
     this.range = request.kind === 'flock' ? undefined : { start: request.start, length: request.length };
-    this.acquiredAtMs = Date.now();
-    this.readOnly = init.readOnly;
-    this.recordError = init.recordErrno === 0 ? null : systemError(init.recordErrno, 'write', request.display);
-    this.recordSkipped = init.foreign ? 'foreign-content' : null;
-    this.#state = { request, fd: init.fd, released: false, posix: init.posix, key: init.key, held: init.held };
-    registerLater(this, this.#state);
+    this.acquiredAtMs = Number.NaN; // a double from the start: the grant stores one
+    this.readOnly = false;
+    this.recordError = null;
+    this.recordSkipped = null;
+    this.#state = { request, fd: -1, released: false, posix: init.posix, key: '', held: init.held };
+  }
+
+  static {
+    completeGrant = (handle, grant) => {
+      const state = handle.#state;
+      const mutable = handle as Mutable<LockHandle>;
+      mutable.fd = grant.fd;
+      mutable.acquiredAtMs = Date.now();
+      mutable.readOnly = grant.readOnly;
+      if (grant.recordErrno !== 0) mutable.recordError = systemError(grant.recordErrno, 'write', handle.path);
+      if (grant.foreign) mutable.recordSkipped = 'foreign-content';
+      state.fd = grant.fd;
+      state.key = grant.key;
+      noteAcquired(grant.key, state.held);
+      registerLater(handle, state);
+    };
   }
 
   /** When the lock was granted. */
