@@ -211,7 +211,10 @@ export function grantWait(
     reject(abortError(req.signal, req.display));
     return;
   }
-  const cancellation = new WaitCancellation(req, started);
+  // Nothing can cancel a wait without a deadline or a signal (the default):
+  // the completion then skips even the call that would find nothing to disarm.
+  const cancellation =
+    Number.isFinite(req.timeout) || req.signal !== undefined ? new WaitCancellation(req, started) : null;
   // Everything the grant does not decide is done now, before the wait: after
   // the wake-up, on caches gone cold while the thread slept, only the
   // descriptor, the grant time and the record's outcome are left to fill in.
@@ -221,7 +224,7 @@ export function grantWait(
   const ino = out[Out.ino]!;
   const key = inodeKey(dev, ino);
   const onDone = (status: number, at: number): void => {
-    const cancelled = cancellation.settle();
+    const cancelled = cancellation === null ? null : cancellation.settle();
     try {
       if (status === 0 && cancelled === null) {
         const same = out[Out.dev] === dev && out[Out.ino] === ino;
@@ -240,7 +243,8 @@ export function grantWait(
     }
   };
   try {
-    cancellation.arm(native.wait(fd, req.flags, req.start, req.length, onDone, req.path, recordFor(req), readOnly));
+    const id = native.wait(fd, req.flags, req.start, req.length, onDone, req.path, recordFor(req), readOnly);
+    cancellation?.arm(id);
   } catch (error) {
     native.close(fd);
     reject(fromNative(error, req.display));
