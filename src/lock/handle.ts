@@ -5,6 +5,9 @@
 // on a file that is about to disappear. A file with foreign content (not an
 // owner record) is never unlinked, whatever the options say.
 
+// The timers module's own setTimeout, not the global one: a test's fake
+// timers replace the global and would hold back the deferred registration.
+import { setTimeout as realSetTimeout } from 'node:timers';
 import { Flag, native } from '../native/binding.js';
 import { type SystemError, systemError } from './errors.js';
 import { type HeldLock, type InodeKey, noteAcquired, noteReleased } from './held-locks.js';
@@ -74,7 +77,7 @@ function registerLater(handle: LockHandle, state: ReleaseState): void {
   } else if (registerTimer === undefined) {
     // Unreferenced: a pending registration never keeps the process alive
     // (at exit the kernel closes every descriptor anyway).
-    registerTimer = setTimeout(registerTimed, REGISTER_AFTER_MS).unref();
+    registerTimer = realSetTimeout(registerTimed, REGISTER_AFTER_MS).unref();
   }
 }
 

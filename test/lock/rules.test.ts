@@ -374,6 +374,13 @@ describe('rule 6: a garbage-collected handle, registered for cleanup late', () =
     expect(report.freeAfter).toBe(150 + 1);
     expect(report.leakWarnings).toBe(150 + 1);
   });
+
+  it("does not depend on the global setTimeout (a test's fake timers replace it)", async () => {
+    const report = await runFixture('core-gc-batch.mjs', [dir, '10', 'fake-timers'], { nodeArgs: ['--expose-gc'] });
+    expect(report.busyBefore).toBe(10 + 1);
+    expect(report.freeAfter).toBe(10 + 1);
+    expect(report.leakWarnings).toBe(10 + 1);
+  });
 });
 
 describe('rule 6: a garbage-collected handle', () => {
