@@ -7,24 +7,22 @@
 //   node bench/ab.mjs <other checkout> handoff [rounds] [settle ms] lock() granted after a C holder's release
 //
 // A is the other checkout (it must be built: its build/Release addon is the
-// one its bundle loads), B is this one. Each build's src/lock is bundled with
-// esbuild into node_modules/.cache (generated code stays out of the linter's
-// way). The hand-off's holder is bench/floor.c (`floor serve`), as in run.mjs;
+// one its bundle loads), B is this one; each build's src/lock is bundled
+// (bench/bundle.mjs). The hand-off's holder is bench/floor.c (`floor serve`), as in run.mjs;
 // a block is 25 hand-offs, the latency the release's instant to the waiter's
 // continuation.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { importBundled } from './bundle.mjs';
 import { summarize } from './stats.mjs';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(benchDir, '..');
 const buildDir = path.join(benchDir, '.build');
-const bundleDir = path.join(root, 'node_modules', '.cache', 'kernel-lock-bench');
 const [other, mode = 'cycle', roundsArg, settleArg] = process.argv.slice(2);
 if (!other || !['cycle', 'handoff'].includes(mode)) {
   console.error('usage: node bench/ab.mjs <other checkout> cycle|handoff [rounds] [settle ms]');
@@ -32,25 +30,11 @@ if (!other || !['cycle', 'handoff'].includes(mode)) {
 }
 const rounds = Number(roundsArg ?? (mode === 'cycle' ? 20 : 30));
 const settleMs = Number(settleArg ?? 3);
-const require = createRequire(import.meta.url);
 
 async function load(checkout, tag) {
-  fs.mkdirSync(bundleDir, { recursive: true });
-  const entry = path.join(bundleDir, `ab-entry-${tag}.ts`);
-  fs.writeFileSync(entry, `export { lock } from '${path.join(checkout, 'src', 'lock', 'acquire.ts')}';\n`);
-  const bundle = path.join(bundleDir, `ab-bundle-${tag}.mjs`);
-  require('esbuild').buildSync({
-    entryPoints: [entry],
-    outfile: bundle,
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    logLevel: 'error',
-    banner: { js: `import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);` },
-    // The addon loader looks for the checkout's package root from here.
-    define: { 'import.meta.url': JSON.stringify(pathToFileURL(path.join(checkout, 'dist', 'x.js')).href) },
-  });
-  return { name: path.basename(checkout), ...(await import(pathToFileURL(bundle).href)) };
+  const acquire = path.join(checkout, 'src', 'lock', 'acquire.ts');
+  const { lock } = await importBundled(`export { lock } from '${acquire}';\n`, `ab-${tag}`, checkout);
+  return { name: path.basename(checkout), lock };
 }
 
 const builds = [await load(path.resolve(other), 'a'), await load(root, 'b')];
