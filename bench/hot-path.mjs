@@ -7,49 +7,31 @@
 // the third argument to try a change, with esbuild into node_modules/.cache.)
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { importBundled } from './bundle.mjs';
 import { summarize } from './stats.mjs';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(benchDir, '..');
 const buildDir = path.join(benchDir, '.build');
-// Generated JavaScript goes where the linter does not look.
-const bundleDir = path.join(root, 'node_modules', '.cache', 'kernel-lock-bench');
 const mode = process.argv[2] === 'remove' ? 'remove' : 'keep';
 const rounds = Number(process.argv[3] ?? 10);
 const srcDir = path.resolve(process.argv[4] ?? path.join(root, 'src', 'lock'));
 const roundMs = 50;
 const removeOnRelease = mode === 'remove';
-const require = createRequire(import.meta.url);
 
-fs.mkdirSync(bundleDir, { recursive: true });
 const tag = srcDir === path.join(root, 'src', 'lock') ? 'src' : path.basename(path.dirname(srcDir));
-const entry = path.join(bundleDir, `hot-path-entry-${tag}.ts`);
-fs.writeFileSync(
-  entry,
+// The addon is this checkout's (root), whichever src/lock is measured.
+const k = await importBundled(
   [
-    `export { native, out, Flag } from '${path.join(srcDir, 'native.ts')}';`,
+    `export { native, out, Flag } from '${path.join(srcDir, '..', 'native', 'binding.ts')}';`,
     `export { normalizeOptions } from '${path.join(srcDir, 'options.ts')}';`,
     `export { formatRecord } from '${path.join(srcDir, 'owner-record.ts')}';`,
     `export { lock, lockSync } from '${path.join(srcDir, 'acquire.ts')}';`,
   ].join('\n'),
+  `hot-path-${tag}`,
 );
-const bundle = path.join(bundleDir, `hot-path-bundle-${tag}.mjs`);
-// The bundle sits in bench/.build, two levels below the root like dist/ is one:
-// point the addon loader at the root explicitly.
-require('esbuild').buildSync({
-  entryPoints: [entry],
-  outfile: bundle,
-  bundle: true,
-  format: 'esm',
-  platform: 'node',
-  logLevel: 'error',
-  banner: { js: `import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);` },
-  define: { 'import.meta.url': JSON.stringify(pathToFileURL(path.join(root, 'dist', 'x.js')).href) },
-});
-const k = await import(pathToFileURL(bundle).href);
 
 const lockPath = path.join(buildDir, `hot-path-${mode}.lock`);
 const flags = k.Flag.flock;

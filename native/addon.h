@@ -116,14 +116,16 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   // Writes the owner record unless the lock is shared, the file read-only,
   // or the file holds content that is not a record or marker (a script, a
   // database, somebody's data): that is never rewritten.
-  void WriteOwnerRecord(const Napi::Value& record, int fd, const LockRequest& req, bool read_only, off_t size);
+  // With `stamp` the record's createdAt is set to now (a copy is written).
+  void WriteOwnerRecord(const Napi::Value& record, int fd, const LockRequest& req, bool read_only, off_t size,
+                        bool stamp = false);
 
   // The end of a granted wait, shared by finish() and posixFinish(): does
   // `path` still name the file locked through `fd`? If it does, its identity
   // goes to the out slots and the owner record is written. 0 with `*same`
   // set, or the errno of the lstat.
   int FinishGrant(const Napi::Value& record, int fd, const char* path, const LockRequest& req, bool read_only,
-                  bool* same);
+                  bool stamp, bool* same);
 
   // acquire(path, flags, start, length, record?) -> fd, -1 (busy) or
   // -(fd + 2) (busy; with kKeepOnBusy the unlocked descriptor is returned for

@@ -6,7 +6,7 @@
 namespace kernel_lock {
 
 void KernelLockAddon::WriteOwnerRecord(const Napi::Value& record, int fd, const LockRequest& req, bool read_only,
-                                       off_t size) {
+                                       off_t size, bool stamp) {
   int record_err = 0;
   bool skipped = false;
   bool bytes = record.IsBuffer();
@@ -22,6 +22,12 @@ void KernelLockAddon::WriteOwnerRecord(const Napi::Value& record, int fd, const 
       length = std::min(view.Length(), kRecordBuffer);
     } else {
       napi_get_value_string_utf8(record.Env(), record, buffer, sizeof(buffer), &length);
+    }
+    if (stamp) {
+      // JavaScript's bytes are shared by every acquisition: stamp a copy.
+      if (data != buffer) std::memcpy(buffer, data, length);
+      data = buffer;
+      StampCreatedAt(buffer, length);
     }
     record_err =
         kernel_lock::WriteOwnerRecord(fd, data, length, read_only, size, &skipped, scratch_.data(), &last_record_);
@@ -133,13 +139,13 @@ Napi::Value KernelLockAddon::GetLockFd(const Napi::CallbackInfo& info) {
 }
 
 int KernelLockAddon::FinishGrant(const Napi::Value& record, int fd, const char* path, const LockRequest& req,
-                                 bool read_only, bool* same) {
+                                 bool read_only, bool stamp, bool* same) {
   struct stat st;
   int err = PathNamesFd(fd, path, same, &st);
   if (err != 0 || !*same) return err;
   SetOut(kOutDev, static_cast<double>(st.st_dev));
   SetOut(kOutIno, static_cast<double>(st.st_ino));
-  WriteOwnerRecord(record, fd, req, read_only, st.st_size);
+  WriteOwnerRecord(record, fd, req, read_only, st.st_size, stamp);
   return 0;
 }
 
@@ -149,9 +155,9 @@ Napi::Value KernelLockAddon::Finish(const Napi::CallbackInfo& info) {
   char path[kPathBuffer];
   if (!ReadPath(info[1], path, sizeof(path))) return env.Undefined();
   LockRequest req = RequestFrom(info, 2);
-  bool read_only = (info[2].As<Napi::Number>().Uint32Value() & kReadOnly) != 0;
+  uint32_t flags = info[2].As<Napi::Number>().Uint32Value();
   bool same = false;
-  int err = FinishGrant(info[5], fd, path, req, read_only, &same);
+  int err = FinishGrant(info[5], fd, path, req, (flags & kReadOnly) != 0, (flags & kStampRecord) != 0, &same);
   if (err != 0) return ThrowErrno(env, err, "lstat");
   return Napi::Boolean::New(env, same);
 }

@@ -125,7 +125,7 @@ Napi::Value KernelLockAddon::PosixFinish(const Napi::CallbackInfo& info) {
   uint32_t flags = info[2].As<Napi::Number>().Uint32Value();
   LockRequest req = RequestFrom(info, 2);
   bool same = false;
-  int err = FinishGrant(info[5], fd, path, req, (flags & kReadOnly) != 0, &same);
+  int err = FinishGrant(info[5], fd, path, req, (flags & kReadOnly) != 0, (flags & kStampRecord) != 0, &same);
   if (err != 0) return ThrowErrno(env, err, "lstat");
   if (!same) return Napi::Boolean::New(env, false);
   PosixTable::Get().Settle(fd);

@@ -27,6 +27,10 @@ constexpr uint32_t kReadOnly = 1u << 5;  // the descriptor was opened read-only:
 // a read-only descriptor, as flock(1) does: a writable descriptor would make
 // executing it fail with ETXTBSY (kernel-lock run <script> -- <script>).
 constexpr uint32_t kReadOnlyIfForeign = 1u << 6;
+// finish/posixFinish: set the record's createdAt to the moment of writing
+// (the grant), so JavaScript can format the record before a synchronous
+// wait and has nothing to format after it.
+constexpr uint32_t kStampRecord = 1u << 7;
 
 struct LockRequest {
   Kind kind = Kind::kFlock;

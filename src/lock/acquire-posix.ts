@@ -27,17 +27,20 @@ function attemptPosix(req: LockRequest, record: Buffer | undefined, keepOnBusy: 
   }
 }
 
-/** Verifies a granted lock and writes the record; false when the file was replaced. */
-function finishPosix(req: LockRequest, fd: number, readOnly: number): boolean {
+/**
+ * Verifies a granted lock and writes the record; false when the file was
+ * replaced. The record was formatted before the wait: its createdAt is set
+ * natively to the grant time.
+ */
+function finishPosix(req: LockRequest, fd: number, readOnly: number, record: Buffer | undefined): boolean {
   try {
     return native.posixFinish(
       fd,
       req.path,
-      req.flags | (readOnly !== 0 ? Flag.readOnly : 0),
+      req.flags | Flag.stampRecord | (readOnly !== 0 ? Flag.readOnly : 0),
       req.start,
       req.length,
-      // A fresh record: createdAt is when the lock was granted.
-      recordFor(req),
+      record,
     );
   } catch (error) {
     throw fromNative(error, req.display);
@@ -56,7 +59,8 @@ export async function lockPosix(req: LockRequest): Promise<LockHandle> {
   const started = performance.now();
   const deadline = started + req.timeout;
   for (;;) {
-    const result = attemptPosix(req, recordFor(req), true);
+    const record = recordFor(req);
+    const result = attemptPosix(req, record, true);
     if (result >= 0) return makeHandle(req, result, out[Out.readOnly]!, true);
     const fd = -(result + 2);
     const readOnly = out[Out.readOnly]!;
@@ -80,7 +84,7 @@ export async function lockPosix(req: LockRequest): Promise<LockHandle> {
         });
         state |= LOCKED;
       }
-      if (finishPosix(req, fd, readOnly)) {
+      if (finishPosix(req, fd, readOnly, record)) {
         handed = true;
         return makeHandle(req, fd, readOnly, true);
       }
@@ -101,7 +105,8 @@ export function lockSyncPosix(req: LockRequest): LockHandle {
   const started = performance.now();
   const remaining = (): number => Math.max(0, req.timeout - (performance.now() - started));
   for (;;) {
-    const result = attemptPosix(req, recordFor(req), true);
+    const record = recordFor(req);
+    const result = attemptPosix(req, record, true);
     if (result >= 0) return makeHandle(req, result, out[Out.readOnly]!, true);
     const fd = -(result + 2);
     const readOnly = out[Out.readOnly]!;
@@ -136,7 +141,7 @@ export function lockSyncPosix(req: LockRequest): LockHandle {
         }
         if (status !== 0) throw timeoutErrorSync(req, started);
       }
-      if (finishPosix(req, fd, readOnly)) {
+      if (finishPosix(req, fd, readOnly, record)) {
         handed = true;
         return makeHandle(req, fd, readOnly, true);
       }

@@ -13,8 +13,8 @@ import {
   selfDeadlockError,
   systemError,
 } from './errors.js';
-import { LockHandle } from './handle.js';
-import { inodeKey, noteAcquired } from './held-locks.js';
+import { grantHandle, LockHandle } from './handle.js';
+import { type HeldLock, type InodeKey, inodeKey } from './held-locks.js';
 import { describeHolder, describeHolderSync } from './holder.js';
 import type { LockRequest } from './options.js';
 import { formatRecord } from './owner-record.js';
@@ -53,20 +53,39 @@ export function selfDeadlock(req: LockRequest): SystemError {
   return error;
 }
 
+/** The lock `req` asks for, as the held-locks table records it. */
+export function heldLockOf(req: LockRequest): HeldLock {
+  return { kind: req.kind, mode: req.mode, start: req.start, length: req.length };
+}
+
+/** A handle for `req`, prepared before it is granted (see grantHandle()); `held` is its own entry. */
+export function prepareHandle(req: LockRequest, posix = false, held = heldLockOf(req)): LockHandle {
+  return new LockHandle({ request: req, held, posix });
+}
+
 /**
- * `readOnly` is 0 for a writable descriptor, -1 for one read-only by choice
- * (foreign content), else the errno (EACCES, EROFS) that made the library
- * fall back to a read-only one: that errno, not the write that was never
- * attempted, is why the owner record is missing. `posix` says the
- * descriptor is the posix table's entry for the inode.
+ * Completes `handle` with the grant the last native call reported (the out
+ * slots). `readOnly` is 0 for a writable descriptor, -1 for one read-only by
+ * choice (foreign content), else the errno (EACCES, EROFS) that made the
+ * library fall back to a read-only one: that errno, not the write that was
+ * never attempted, is why the owner record is missing. `key` is the inode's
+ * key when the caller has it already.
  */
-export function makeHandle(req: LockRequest, fd: number, readOnly: number, posix = false): LockHandle {
-  const key = inodeKey(out[Out.dev]!, out[Out.ino]!);
-  const held = { kind: req.kind, mode: req.mode, start: req.start, length: req.length };
-  noteAcquired(key, held);
+export function grant(handle: LockHandle, fd: number, readOnly: number, key?: InodeKey): LockHandle {
   const foreign = out[Out.recordSkipped] === 1;
-  const recordErrno = foreign ? 0 : readOnly > 0 && req.mode === 'exclusive' ? readOnly : out[Out.recordErr]!;
-  return new LockHandle({ request: req, fd, key, held, readOnly: readOnly !== 0, recordErrno, foreign, posix });
+  const recordErrno = foreign ? 0 : readOnly > 0 && handle.mode === 'exclusive' ? readOnly : out[Out.recordErr]!;
+  return grantHandle(handle, {
+    fd,
+    key: key ?? inodeKey(out[Out.dev]!, out[Out.ino]!),
+    readOnly: readOnly !== 0,
+    recordErrno,
+    foreign,
+  });
+}
+
+/** A handle for a lock the last native call granted; `posix`: the descriptor is the posix table's entry. */
+export function makeHandle(req: LockRequest, fd: number, readOnly: number, posix = false): LockHandle {
+  return grant(prepareHandle(req, posix), fd, readOnly);
 }
 
 /** One native acquisition attempt; returns the native result code. */
@@ -192,12 +211,24 @@ export function grantWait(
     reject(abortError(req.signal, req.display));
     return;
   }
-  const cancellation = new WaitCancellation(req, started);
+  // Nothing can cancel a wait without a deadline or a signal (the default):
+  // the completion then skips even the call that would find nothing to disarm.
+  const cancellation =
+    Number.isFinite(req.timeout) || req.signal !== undefined ? new WaitCancellation(req, started) : null;
+  // Everything the grant does not decide is done now, before the wait: after
+  // the wake-up, on caches gone cold while the thread slept, only the
+  // descriptor, the grant time and the record's outcome are left to fill in.
+  // The inode is most often the one the attempt found busy (out slots).
+  const handle = prepareHandle(req);
+  const dev = out[Out.dev]!;
+  const ino = out[Out.ino]!;
+  const key = inodeKey(dev, ino);
   const onDone = (status: number, at: number): void => {
-    const cancelled = cancellation.settle();
+    const cancelled = cancellation === null ? null : cancellation.settle();
     try {
       if (status === 0 && cancelled === null) {
-        resolve(makeHandle(req, at, out[Out.readOnly]!));
+        const same = out[Out.dev] === dev && out[Out.ino] === ino;
+        resolve(grant(handle, at, out[Out.readOnly]!, same ? key : undefined));
         return;
       }
       // Granted in the race with the cancellation, cancelled, failed, or to
@@ -212,17 +243,23 @@ export function grantWait(
     }
   };
   try {
-    cancellation.arm(native.wait(fd, req.flags, req.start, req.length, onDone, req.path, recordFor(req), readOnly));
+    const id = native.wait(fd, req.flags, req.start, req.length, onDone, req.path, recordFor(req), readOnly);
+    cancellation?.arm(id);
   } catch (error) {
     native.close(fd);
     reject(fromNative(error, req.display));
   }
 }
 
-/** Finishes a granted wait: false when the file was replaced and the caller must start over. */
+/**
+ * Finishes a granted wait: false when the file was replaced and the caller
+ * must start over. The record may be formatted before the wait: its
+ * createdAt is set natively to the grant time.
+ */
 export function finish(req: LockRequest, fd: number, readOnly: number, record: Buffer | undefined): boolean {
+  const flags = req.flags | Flag.stampRecord | (readOnly !== 0 ? Flag.readOnly : 0);
   try {
-    return native.finish(fd, req.path, req.flags | (readOnly !== 0 ? Flag.readOnly : 0), req.start, req.length, record);
+    return native.finish(fd, req.path, flags, req.start, req.length, record);
   } catch (error) {
     throw fromNative(error, req.display);
   }

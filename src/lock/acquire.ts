@@ -12,8 +12,11 @@ import { lockPosix, lockSyncPosix, tryLockPosix } from './acquire-posix.js';
 import {
   attempt,
   finish,
+  grant,
   grantWait,
+  heldLockOf,
   makeHandle,
+  prepareHandle,
   recordFor,
   selfDeadlock,
   timeoutError,
@@ -131,8 +134,13 @@ export function lockSync(path: string | Buffer, options?: LockSyncOptions): Lock
     if (result === -1) throw timeoutErrorSync(req, started);
     const fd = -(result + 2);
     const readOnly = out[Out.readOnly]!;
-    const wanted = { kind: req.kind, mode: req.mode, start: req.start, length: req.length };
-    if (conflictsHere(inodeKey(out[Out.dev]!, out[Out.ino]!), wanted)) {
+    const key = inodeKey(out[Out.dev]!, out[Out.ino]!);
+    // The handle is prepared and the record formatted before the wait (its
+    // createdAt is stamped natively at the grant): after the wake-up, on
+    // caches gone cold while the thread slept, only the grant is left.
+    const held = heldLockOf(req);
+    const handle = prepareHandle(req, false, held);
+    if (conflictsHere(key, held)) {
       // This thread holds a conflicting lock: blocking it would wait forever.
       native.close(fd);
       throw selfDeadlock(req);
@@ -142,12 +150,13 @@ export function lockSync(path: string | Buffer, options?: LockSyncOptions): Lock
     try {
       const remaining = Math.max(0, req.timeout - (performance.now() - started));
       status = native.waitSync(fd, req.flags, req.start, req.length, remaining, req.path);
-      if (status === 0) same = finish(req, fd, readOnly, recordFor(req));
+      if (status === 0) same = finish(req, fd, readOnly, record);
     } catch (error) {
       native.close(fd);
       throw fromNative(error, req.display);
     }
-    if (status === 0 && same) return makeHandle(req, fd, readOnly);
+    // Verified on this very descriptor: the inode is the one found busy.
+    if (status === 0 && same) return grant(handle, fd, readOnly, key);
     native.close(fd);
     if (status !== 0) throw timeoutErrorSync(req, started);
   }

@@ -62,7 +62,10 @@ export function noteReleased(key: InodeKey, lock: HeldLock): void {
   if (list === undefined) return;
   const index = list.indexOf(lock);
   if (index < 0) return;
-  list.splice(index, 1);
+  // The order of the list means nothing: move the last entry into the hole
+  // (splice would allocate an array of the removed entries).
+  const lastLock = list.pop()!;
+  if (index < list.length) list[index] = lastLock;
   if (list.length > 0) return;
   empty++;
   if (empty > MIN_SWEEP && empty > held.size - empty) sweep();

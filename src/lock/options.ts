@@ -85,9 +85,23 @@ function describe(value: unknown): string {
   return typeof value === 'function' ? 'a function' : `an ${Array.isArray(value) ? 'array' : 'object'}`;
 }
 
+/** A validated path: its absolute form and a printable form. */
+interface NormalPath {
+  path: string | Buffer;
+  display: string;
+}
+
+// The last string path validated and its result: a lock taken in a loop
+// passes the same path every time, and validating it scans it twice (NUL
+// bytes, normal form). Strings are immutable, so equal input means an equal
+// result; a relative path is not cached (the working directory may change).
+let lastPathInput = '';
+let lastPath: NormalPath = { path: '', display: '' };
+
 /** Validates a lock path; returns its absolute form and a printable form. */
-export function normalizePath(input: unknown): { path: string | Buffer; display: string } {
+export function normalizePath(input: unknown): NormalPath {
   if (typeof input === 'string') {
+    if (input === lastPathInput && input.length > 0) return lastPath;
     if (input.length === 0) throw new TypeError('kernel-lock: path must be a non-empty string or Buffer, got ""');
     if (input.includes('\0')) {
       throw new TypeError(`kernel-lock: path must not contain NUL bytes, got ${describe(input)}`);
@@ -95,8 +109,13 @@ export function normalizePath(input: unknown): { path: string | Buffer; display:
     // path.resolve is the costliest step of validation; skip it for paths
     // that are already absolute and normal (no "//", "/./", "/../", no
     // trailing slash), which is what callers pass in hot loops.
-    const absolute = isNormalAbsolute(input) ? input : path.resolve(input);
-    return { path: absolute, display: absolute };
+    if (!isNormalAbsolute(input)) {
+      const absolute = path.resolve(input);
+      return { path: absolute, display: absolute };
+    }
+    lastPathInput = input;
+    lastPath = Object.freeze({ path: input, display: input });
+    return lastPath;
   }
   if (Buffer.isBuffer(input)) {
     if (input.length === 0)

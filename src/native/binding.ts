@@ -24,6 +24,8 @@ export const Flag = {
   readOnly: 1 << 5,
   /** Lock an existing file with foreign content through a read-only descriptor (kernel-lock run). */
   readOnlyIfForeign: 1 << 6,
+  /** finish/posixFinish: set the record's createdAt to the moment it is written (the grant). */
+  stampRecord: 1 << 7,
 } as const;
 
 /**

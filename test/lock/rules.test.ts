@@ -247,6 +247,40 @@ describe('rule 3: owner record after a wait', () => {
   });
 });
 
+describe('rule 3: owner record after a wait, every kind and both APIs', () => {
+  // lockSync() and the posix waits format the record before they wait and
+  // the native finish stamps createdAt at the grant: a record formatted
+  // before the wait must not keep the call time.
+  const cases = [
+    ['flock', 'lockSync', Number.POSITIVE_INFINITY], // the thread blocks in the kernel itself
+    ['flock', 'lockSync', 20_000], // a helper thread waits, interruptible at the deadline
+    ['ofd', 'lockSync', Number.POSITIVE_INFINITY],
+    ['posix', 'lockSync', Number.POSITIVE_INFINITY],
+    ['posix', 'lockSync', 20_000],
+    ['posix', 'lock', Number.POSITIVE_INFINITY],
+  ] as const;
+  it.each(cases)('%s %s (timeout %s): createdAt is the grant time, not the call time', async (kind, api, timeout) => {
+    const file = path.join(dir, `granted-${kind}-${api}-${timeout}.lock`);
+    const holder = await holdInChild(file, { kind }, 800); // exits (the kernel releases) 800 ms after locking
+    const called = Date.now();
+    const options = { kind, owner: 'late', timeout };
+    const handle = api === 'lockSync' ? lockSync(file, options) : await lock(file, options);
+    const returned = Date.now();
+    const record = parseRecord(readFileSync(file));
+    expect(record).toMatchObject({ pid: process.pid, owner: 'late', kind, mode: 'exclusive' });
+    expect(record!.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    const createdAt = Date.parse(record!.createdAt!);
+    expect(returned - called).toBeGreaterThanOrEqual(500); // it did wait
+    // The holder released about 800 ms after it locked, so well after the
+    // call; a call-time stamp would read `called`.
+    expect(createdAt).toBeGreaterThanOrEqual(called + 400);
+    expect(createdAt).toBeLessThanOrEqual(handle.acquiredAtMs);
+    expect(handle.acquiredAtMs).toBeLessThanOrEqual(returned);
+    handle.releaseSync();
+    await holder.exited;
+  });
+});
+
 describe('rule 4: close-on-exec', () => {
   it('a child spawned while holding does not keep the lock after the parent dies', async () => {
     const file = path.join(dir, 'exec.lock');
@@ -328,6 +362,24 @@ describe('rule 5: in-process semantics', () => {
     expect(await probeInChild(file, { kind: 'posix', range: { start: 0, length: 10 } })).toBe('busy');
     held.releaseSync();
     expect(await probeInChild(file, { kind: 'posix', range: { start: 0, length: 10 } })).toBe('locked');
+  });
+});
+
+describe('rule 6: a garbage-collected handle, registered for cleanup late', () => {
+  // Handles are registered with the finalizer at the end of the loop turn
+  // or once 64 wait, not when built: every forgotten one must still be.
+  it('a burst of forgotten lockSync() handles, and one forgotten after a wait, are all closed', async () => {
+    const report = await runFixture('core-gc-batch.mjs', [dir, '150'], { nodeArgs: ['--expose-gc'] });
+    expect(report.busyBefore).toBe(150 + 1);
+    expect(report.freeAfter).toBe(150 + 1);
+    expect(report.leakWarnings).toBe(150 + 1);
+  });
+
+  it("does not depend on the global setTimeout (a test's fake timers replace it)", async () => {
+    const report = await runFixture('core-gc-batch.mjs', [dir, '10', 'fake-timers'], { nodeArgs: ['--expose-gc'] });
+    expect(report.busyBefore).toBe(10 + 1);
+    expect(report.freeAfter).toBe(10 + 1);
+    expect(report.leakWarnings).toBe(10 + 1);
   });
 });
 
