@@ -293,6 +293,11 @@ export async function waitingCost(cfg, specs, dir, pool) {
   const results = {};
   // Freshly started Node processes keep compiling and collecting for a
   // moment; let them go quiet so their start-up is not billed to waiting.
+  // The full run's quiet time (15 s) outlasts V8's memory reducer, which
+  // runs a full collection in every process some 8 s after its start-up
+  // allocations: with 3 s it fell into the first contender's window and
+  // billed it 0.03-0.10 CPU-s (16 processes, about 4 ms each), whatever the
+  // contender or the build, and the idle control read 0.08-0.15 CPU-s.
   await pool.prewarm(cfg.waiters + 1);
   await sleep(cfg.quietMs);
   const control = await idleControl(pool, cfg);

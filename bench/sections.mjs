@@ -61,7 +61,7 @@ export const sections = [
     measure: waitingCost,
     specsFor: goalsOnlyWhenQuick,
     quick: { waiters: 4, holdMs: 250, settleMs: 100, quietMs: 300, drainMs: 10_000 },
-    full: { waiters: 16, holdMs: 5000, settleMs: 500, quietMs: 3000, drainMs: 30_000 },
+    full: { waiters: 16, holdMs: 5000, settleMs: 500, quietMs: 15_000, drainMs: 30_000 },
   },
   {
     key: 'threadpoolHealth',
