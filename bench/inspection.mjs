@@ -32,6 +32,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loopMonitor, spinMonitor } from '../test/fixtures/loop-monitor.mjs';
 
@@ -65,6 +66,19 @@ const percentile = (values, p) => {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 };
 const round2 = (n) => Number(n.toFixed(2));
+
+// V8's collections, to tell a block the call's own code made from a pause of
+// the collector (which the call's garbage may have triggered, or not).
+const gcPauses = [];
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcPauses.push([entry.startTime, entry.duration]);
+}).observe({ entryTypes: ['gc'] });
+/** The longest collector pause that overlapped [from, to] (performance.now() times), or 0. */
+function longestGcPause(from, to) {
+  let longest = 0;
+  for (const [start, duration] of gcPauses) if (start < to && start + duration > from) longest = Math.max(longest, duration);
+  return longest;
+}
 
 /** Starts a process in its own group and waits for a line starting with `prefix`. */
 function start(command, args, prefix = 'locked', timeoutMs = 180_000) {
@@ -156,7 +170,7 @@ async function loopBlocks(kind, dir) {
   const rows = [];
   try {
     for (const [name, run, prepare = () => {}] of operations) {
-      const results = builds.map((build) => ({ build: build.name, blocks: [], latencies: [] }));
+      const results = builds.map((build) => ({ build: build.name, blocks: [], cpus: [], gcs: [], latencies: [] }));
       for (const build of builds) {
         prepare();
         await run(build.api); // warm up
@@ -175,20 +189,34 @@ async function loopBlocks(kind, dir) {
           monitor.reset();
           const started = performance.now();
           await run(build.api);
-          results[i].latencies.push(performance.now() - started);
-          results[i].blocks.push(monitor.read().maxBlockMs);
+          const ended = performance.now();
+          results[i].latencies.push(ended - started);
+          // Entries arrive a turn after the collection that made them.
+          await new Promise((resolve) => setImmediate(resolve));
+          results[i].gcs.push(longestGcPause(started, ended));
+          gcPauses.length = 0;
+          const reading = monitor.read();
+          results[i].blocks.push(reading.maxBlockMs);
+          results[i].cpus.push(reading.maxCpuMs);
         }
       }
       // The noise floor: the longest iteration of an idle loop over a window as long as the
       // current build's typical call (a longer window catches more of the machine's own stalls).
       const window = percentile(results[0].latencies, 0.5);
-      const idle = [];
+      const idle = { build: 'idle loop, same duration', blocks: [], cpus: [], gcs: [], latencies: [window] };
       for (let round = 0; round < ROUNDS; round++) {
         monitor.reset();
+        const started = performance.now();
         await sleep(window);
-        idle.push(monitor.read().maxBlockMs);
+        const ended = performance.now();
+        await new Promise((resolve) => setImmediate(resolve));
+        idle.gcs.push(longestGcPause(started, ended));
+        gcPauses.length = 0;
+        const reading = monitor.read();
+        idle.blocks.push(reading.maxBlockMs);
+        idle.cpus.push(reading.maxCpuMs);
       }
-      for (const r of [...results, { build: 'idle loop, same duration', blocks: idle, latencies: [window] }]) {
+      for (const r of [...results, idle]) {
         rows.push({
           kind,
           operation: name,
@@ -196,13 +224,17 @@ async function loopBlocks(kind, dir) {
           blockP50: round2(percentile(r.blocks, 0.5)),
           blockP90: round2(percentile(r.blocks, 0.9)),
           blockMax: round2(Math.max(...r.blocks)),
+          cpuP50: round2(percentile(r.cpus, 0.5)),
+          cpuP90: round2(percentile(r.cpus, 0.9)),
+          cpuMax: round2(Math.max(...r.cpus)),
+          gcMax: round2(Math.max(...r.gcs)),
           latencyP50: round2(percentile(r.latencies, 0.5)),
         });
       }
       log(
         `  ${name}: ${rows
           .slice(-builds.length - 1)
-          .map((r) => `${r.build} block p50 ${r.blockP50} ms`)
+          .map((r) => `${r.build} block p50 ${r.blockP50} ms, CPU max ${r.cpuMax} ms`)
           .join(', ')}`,
       );
     }
@@ -261,13 +293,13 @@ function markdown(run) {
     '',
     '## A. Longest event-loop block during one call',
     '',
-    `Per round: the longest block of the event loop while the call ran (${run.monitor}), minus time spent waiting for a CPU. Latency: the call itself. "idle loop, same duration": the same measure over an idle loop, for windows as long as the current build's typical call.`,
+    `Per round: the longest block of the event loop while the call ran (${run.monitor}), minus time spent waiting for a CPU; with the 1 ms timer this is exact only to about a millisecond (an idle loop's ticks come up to ~2 ms apart). "Loop CPU": the most CPU time the loop's thread used between two samples, exact to the microsecond (schedstat), counting neither the wait for a tick nor waits for a CPU (several short callbacks between two ticks add up). "GC max": the longest pause of V8's collector during any of the calls. Latency: the call itself. "idle loop, same duration": the same measures over an idle loop, for windows as long as the current build's typical call.`,
     '',
-    '| locks | operation | build | block p50 (ms) | block p90 (ms) | block max (ms) | latency p50 (ms) |',
-    '|---|---|---|---:|---:|---:|---:|',
+    '| locks | operation | build | block p50 (ms) | block p90 (ms) | block max (ms) | loop CPU p50 (ms) | loop CPU p90 (ms) | loop CPU max (ms) | GC max (ms) | latency p50 (ms) |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...run.loop.map(
       (r) =>
-        `| ${r.kind} | ${r.operation} | ${r.build} | ${r.blockP50} | ${r.blockP90} | ${r.blockMax} | ${r.latencyP50} |`,
+        `| ${r.kind} | ${r.operation} | ${r.build} | ${r.blockP50} | ${r.blockP90} | ${r.blockMax} | ${r.cpuP50} | ${r.cpuP90} | ${r.cpuMax} | ${r.gcMax} | ${r.latencyP50} |`,
     ),
     '',
     '## B. What another process pays: its lock cycles (µs) while one process loops',
