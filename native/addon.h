@@ -234,8 +234,9 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   // ---- the descriptor search (fdinfo_search.h, addon_fdinfo.cc) ----
 
   // searchDescriptors(fields, pids | null, maxDescriptors, maxMs, callback)
-  // -> id: the search runs on a thread of its own; callback(result) later.
-  // Throws (errno EAGAIN) when no thread could be started.
+  // -> id: the search runs on a waiter thread (a parked one, or a new one);
+  // callback(result) later. Throws (errno EAGAIN) when no thread could be
+  // started.
   Napi::Value SearchDescriptors(const Napi::CallbackInfo& info);
   // searchDescriptorsSync(fields, pids | null, maxDescriptors, maxMs) ->
   // result: the same search on the calling thread.
@@ -267,9 +268,6 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   std::unordered_map<int, int> posix_joins_;
   std::unordered_set<int> posix_turns_;
   uint32_t next_waiter_id_ = 1;
-  // Threads of delivered descriptor searches, joined once they have exited,
-  // at the latest when the addon is destroyed (the environment's teardown).
-  FinishedThreads finished_searches_;
 };
 
 }  // namespace kernel_lock

@@ -124,7 +124,7 @@ export interface NativeBinding {
   /** 0 granted, -1 timed out. With `path`, a release in this process keeps the file for this wait. */
   waitSync(fd: number, flags: number, start: number, length: number, timeoutMs: number, path?: NativePath): number;
   /**
-   * Reads /proc/<pid>/fdinfo/<fd> of `pids` (every process in /proc when null) on a thread of its own (never
+   * Reads /proc/<pid>/fdinfo/<fd> of `pids` (every process in /proc when null) on a waiter thread (never
    * the threadpool) for locks on the files whose device fields ("fd:01:5678", as /proc/locks prints them) are
    * given; reads at most `maxDescriptors` files and stops after `maxMs` (Infinity: no time bound). Returns an
    * id; `callback` gets the result through the wait hub. Throws (errno EAGAIN) when no thread can be started.

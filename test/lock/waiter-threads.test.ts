@@ -1,11 +1,12 @@
 // The threads waits run on (native/waiter_threads.h): a finished wait's
-// thread parks and the next wait reuses it instead of creating one; a parked
-// thread exits after lingering without a wait; the number of threads follows
+// thread parks and the next wait reuses it instead of creating one; a
+// descriptor search (native/fdinfo_search.h) runs on the same threads; a
+// parked thread exits after lingering without a wait; the number of threads follows
 // the number of concurrent waits (512 waits: 512 threads, each asleep in the
 // kernel, served in the kernel's order) and at most 16 stay parked; a
 // worker's teardown leaves its parked threads usable by the rest of the
 // process.
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -45,6 +46,23 @@ async function settledThreads(): Promise<[number, number]> {
   return native.waiterThreads();
 }
 
+/** Threads of this process named `name`. */
+function threadsNamed(name: string): number {
+  let count = 0;
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === name) count++;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return count;
+}
+
+/** A host-wide descriptor search for nothing; started in the call (on a waiter thread), resolved when delivered. */
+const search = (): Promise<unknown> =>
+  new Promise((delivered) => native.searchDescriptors([], null, 1e9, Infinity, delivered));
+
 /** One contended lock() on a lock a child process holds, granted when the child releases. */
 async function contendedWait(file: string): Promise<void> {
   const holder = await holdInChild(file);
@@ -81,6 +99,40 @@ describe('waiter threads', () => {
     expect(native.waiterThreads()).toEqual([0, 0]);
     for (let i = 0; i < 50 && tasks() > before; i++) await sleep(20); // the kernel reaps the exited thread
     expect(tasks()).toBe(before);
+  });
+
+  it('a descriptor search runs on a parked waiter thread, and parks its own for the next wait', async () => {
+    await readFile(__filename); // libuv's pool threads start lazily: not ours
+    await untilNoWaiterThreads();
+    const before = tasks();
+    await contendedWait(path.join(dir, 'a.lock'));
+    expect(await settledThreads()).toEqual([1, 1]);
+    expect(tasks()).toBe(before + 1);
+    // The search takes the parked thread (at once, in the call): no thread is created for it.
+    const first = search();
+    expect(native.waiterThreads()).toEqual([1, 0]);
+    expect(tasks()).toBe(before + 1);
+    await first;
+    // Delivered: the thread parks again, under its own name (it is "kl-fdinfo" only while it searches).
+    expect(native.waiterThreads()).toEqual([1, 1]);
+    expect(threadsNamed('kl-fdinfo')).toBe(0);
+    expect(tasks()).toBe(before + 1);
+    // Two at once: the parked thread and one new one, both parked after.
+    const two = [search(), search()];
+    expect(native.waiterThreads()).toEqual([2, 0]);
+    expect(tasks()).toBe(before + 2);
+    await Promise.all(two);
+    expect(await settledThreads()).toEqual([2, 2]);
+    // The next wait runs on a thread a search parked.
+    const holder = await holdInChild(path.join(dir, 'b.lock'));
+    const waiting = lock(path.join(dir, 'b.lock'));
+    await untilBlocked(1);
+    expect(native.waiterThreads()).toEqual([2, 1]);
+    expect(tasks()).toBe(before + 2);
+    await releaseInChild(holder);
+    (await waiting).releaseSync();
+    await holder.kill();
+    expect(await settledThreads()).toEqual([2, 2]);
   });
 
   it('512 concurrent waits: a thread each, all asleep in the kernel, served in queue order; at most 16 stay parked', async () => {
