@@ -231,6 +231,11 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   // for a record read, a probe) without dropping this process's posix locks.
   Napi::Value CloseDescriptorFd(const Napi::CallbackInfo& info);
 
+  // openReader(path) -> fd, or a negative errno: opens an existing file
+  // read-only (O_NOFOLLOW, O_NONBLOCK, close-on-exec) for a probe or a
+  // record read, to be closed with closeDescriptor (addon_reader.cc).
+  Napi::Value OpenReader(const Napi::CallbackInfo& info);
+
   // ---- the descriptor search (fdinfo_search.h, addon_fdinfo.cc) ----
 
   // searchDescriptors(fields, pids | null, maxDescriptors, maxMs, callback)

@@ -75,8 +75,13 @@ export interface NativeBinding {
   release(fd: number, path: NativePath, flags: number, start: number, length: number): number;
   /** Closes a descriptor this environment owns (from acquire), without dropping the process's posix locks. */
   close(fd: number): void;
-  /** Closes any descriptor (one opened with fs, say) without dropping the process's posix locks. */
+  /** Closes any descriptor (one from openReader, say) without dropping the process's posix locks. */
   closeDescriptor(fd: number): void;
+  /**
+   * Opens an existing file read-only (O_NOFOLLOW, O_NONBLOCK, close-on-exec) for a probe or a record read: fd, or a
+   * negative errno. Closed with closeDescriptor, never with node:fs (which would not have seen it opened).
+   */
+  openReader(path: NativePath): number;
   /**
    * What the file holds (native/record_content.h): kernel-lock writes its record only into `empty`, `record`,
    * `marker` and `lease` files, and unlinks only the first three.
