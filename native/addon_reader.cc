@@ -6,8 +6,8 @@
 // until fs.close() closes it ("unmanaged" descriptors, closed when the
 // worker exits), and one closed behind its back stays tracked. Its number,
 // reused by the next open, then drew "File descriptor N opened in unmanaged
-// mode twice", and a tracked number that the process reused for something
-// else would be closed by Node at the worker's exit.
+// mode twice", and Node closes the numbers a worker still tracks when it
+// exits (trackUnmanagedFds), whatever they may have come to name by then.
 #include <fcntl.h>
 
 #include <cerrno>

@@ -6,7 +6,7 @@
 // fs.close() closes it; one closed behind its back stays tracked, so the next
 // open that reused its number printed "File descriptor N opened in unmanaged
 // mode twice", and Node closes the numbers it still tracks when the worker
-// exits, whatever they have come to name by then.
+// exits (trackUnmanagedFds), whatever they may have come to name by then.
 import { type NativePath, native } from '../native/binding.js';
 import { type SystemError, systemError } from './errors.js';
 import { closeDescriptor } from './posix-table.js';
