@@ -6,14 +6,14 @@
 // kernel, served in the kernel's order) and at most 16 stay parked; a
 // worker's teardown leaves its parked threads usable by the rest of the
 // process.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { lock } from '../../src/index.js';
 import { native } from '../../src/native/binding.js';
-import { fixture, holdInChild, releaseInChild, sleep, tempDir, untilBlocked } from '../helpers.js';
+import { fixture, holdInChild, releaseInChild, sleep, tempDir, threadsNamed, untilBlocked } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -44,19 +44,6 @@ async function settledThreads(): Promise<[number, number]> {
     await sleep(10);
   }
   return native.waiterThreads();
-}
-
-/** Threads of this process named `name`. */
-function threadsNamed(name: string): number {
-  let count = 0;
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === name) count++;
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return count;
 }
 
 /** A host-wide descriptor search for nothing; started in the call (on a waiter thread), resolved when delivered. */

@@ -6,7 +6,7 @@
 // posix locks, flock(1) with its command inheriting the descriptor, a process
 // of another user, processes exiting mid-search, a worker terminated mid-search.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -20,7 +20,7 @@ import {
 } from '../../src/proc/descriptors.js';
 import { type FileKey, fileKey, procLocksField } from '../../src/proc/proc-locks.js';
 import { runAsync, runSync } from '../../src/proc/steps.js';
-import { fixture, killGroup, lineFrom, sleep, tempDir, threadCount } from '../helpers.js';
+import { fixture, killGroup, lineFrom, sleep, tempDir, threadCount, threadsNamed } from '../helpers.js';
 import { isRoot, itAsRoot } from '../privileges.js';
 
 const NOBODY = 65534;
@@ -121,19 +121,6 @@ async function everyWay(
     jsSync: runSync(findDescriptorHoldersInSteps(keys, search)),
     jsAsync: await runAsync(findDescriptorHoldersInSteps(keys, search)),
   };
-}
-
-/** Threads of this process named `name` (a waiter thread is named "kl-fdinfo" while it searches). */
-function threadsNamed(name: string): number {
-  let count = 0;
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === name) count++;
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return count;
 }
 
 describe('the native descriptor search', () => {
