@@ -3,6 +3,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 #include <unistd.h>
 
 #include <algorithm>
@@ -248,14 +251,15 @@ class FdinfoSearchJob final : public ThreadJob {
 #if defined(__linux__)
     // Named while it searches, so that it can be told apart in `top -H`, in a
     // debugger, and by the tests (/proc/self/task/*/comm); the waiter
-    // thread's own name comes back before the result is posted.
+    // thread's own name comes back before the result is posted. prctl, not
+    // pthread_getname_np: musl before 1.2.3 lacks the latter, and the addon
+    // would not load there.
     char name[16] = "";
-    bool renamed = pthread_getname_np(pthread_self(), name, sizeof(name)) == 0 &&
-                   pthread_setname_np(pthread_self(), "kl-fdinfo") == 0;
+    bool renamed = prctl(PR_GET_NAME, name) == 0 && prctl(PR_SET_NAME, "kl-fdinfo") == 0;
 #endif
     SearchFdinfo(query_, stop_, &result_);
 #if defined(__linux__)
-    if (renamed) pthread_setname_np(pthread_self(), name);
+    if (renamed) prctl(PR_SET_NAME, name);
 #endif
     bool abandoned;
     {
