@@ -7,6 +7,7 @@
         "native/addon_fdinfo.cc",
         "native/addon_lock.cc",
         "native/addon_posix.cc",
+        "native/addon_reader.cc",
         "native/async_turn.cc",
         "native/async_waiter.cc",
         "native/fdinfo_search.cc",

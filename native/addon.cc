@@ -72,6 +72,7 @@ KernelLockAddon::KernelLockAddon(Napi::Env env, Napi::Object exports)
                            InstanceMethod("posixRelease", &KernelLockAddon::PosixRelease),
                            InstanceMethod("posixDescriptor", &KernelLockAddon::PosixDescriptor),
                            InstanceMethod("closeDescriptor", &KernelLockAddon::CloseDescriptorFd),
+                           InstanceMethod("openReader", &KernelLockAddon::OpenReader),
                            InstanceMethod("searchDescriptors", &KernelLockAddon::SearchDescriptors),
                            InstanceMethod("searchDescriptorsSync", &KernelLockAddon::SearchDescriptorsSync),
                        });

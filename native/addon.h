@@ -231,11 +231,17 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   // for a record read, a probe) without dropping this process's posix locks.
   Napi::Value CloseDescriptorFd(const Napi::CallbackInfo& info);
 
+  // openReader(path) -> fd, or a negative errno: opens an existing file
+  // read-only (O_NOFOLLOW, O_NONBLOCK, close-on-exec) for a probe or a
+  // record read, to be closed with closeDescriptor (addon_reader.cc).
+  Napi::Value OpenReader(const Napi::CallbackInfo& info);
+
   // ---- the descriptor search (fdinfo_search.h, addon_fdinfo.cc) ----
 
   // searchDescriptors(fields, pids | null, maxDescriptors, maxMs, callback)
-  // -> id: the search runs on a thread of its own; callback(result) later.
-  // Throws (errno EAGAIN) when no thread could be started.
+  // -> id: the search runs on a waiter thread (a parked one, or a new one);
+  // callback(result) later. Throws (errno EAGAIN) when no thread could be
+  // started.
   Napi::Value SearchDescriptors(const Napi::CallbackInfo& info);
   // searchDescriptorsSync(fields, pids | null, maxDescriptors, maxMs) ->
   // result: the same search on the calling thread.
@@ -267,9 +273,6 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   std::unordered_map<int, int> posix_joins_;
   std::unordered_set<int> posix_turns_;
   uint32_t next_waiter_id_ = 1;
-  // Threads of delivered descriptor searches, joined once they have exited,
-  // at the latest when the addon is destroyed (the environment's teardown).
-  FinishedThreads finished_searches_;
 };
 
 }  // namespace kernel_lock

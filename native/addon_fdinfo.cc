@@ -1,5 +1,5 @@
 // KernelLockAddon (addon.h): the descriptor search (fdinfo_search.h), on a
-// thread of its own for the async API, on the caller's thread for the sync one.
+// waiter thread for the async API, on the caller's thread for the sync one.
 #include "addon.h"
 
 namespace kernel_lock {
@@ -33,8 +33,8 @@ FdinfoQuery QueryFrom(const Napi::CallbackInfo& info) {
 Napi::Value KernelLockAddon::SearchDescriptors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (hub_ == nullptr) return ThrowErrno(env, ENOMEM, "uv_async_init");
-  auto* search = new AsyncFdinfoSearch(NextCompletionId(), hub_, &finished_searches_, QueryFrom(info));
-  // Tracked before the thread starts: it may post at once.
+  auto* search = new AsyncFdinfoSearch(NextCompletionId(), hub_, QueryFrom(info));
+  // Tracked before its thread takes it: it may post at once.
   hub_->Track(search);
   int err = search->Begin(env, info[4]);
   if (err != 0) {

@@ -2,7 +2,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
+#include <pthread.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,24 +15,18 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string_view>
 #include <unordered_set>
 
 #include "unique_fd.h"
+#include "waiter_threads.h"
 
 namespace kernel_lock {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// The walk makes a few system calls per descriptor; sanitizer builds need
-// more room for their own frames.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr size_t kStackSize = 1 << 20;
-#else
-constexpr size_t kStackSize = 256 * 1024;
-#endif
 
 // An fdinfo file is a few lines; a page holds dozens of lock lines. One
 // read() of at most this much, as the JavaScript search did.
@@ -211,54 +208,117 @@ napi_value FdinfoResultToJs(napi_env env, const FdinfoResult& result) {
   return object;
 }
 
+// The walk's side of an async search, shared by the completion (on the
+// JavaScript thread) and the waiter thread that runs it, so that either may
+// let go of it first: at teardown the completion is deleted while the thread
+// may still be finishing its last read.
+class FdinfoSearchJob final : public ThreadJob {
+ public:
+  explicit FdinfoSearchJob(FdinfoQuery query) : query_(std::move(query)) {}
+
+  // Hands the walk to a waiter thread, which keeps `self` until its last
+  // touch and posts `completion` to `hub` when done, unless the search was
+  // abandoned first. Returns 0 or an errno from pthread_create (nothing runs).
+  int Start(std::shared_ptr<FdinfoSearchJob> self, WaitHub* hub, Completion* completion) {
+    hub_ = hub;
+    completion_ = completion;
+    self_ = std::move(self);
+    pthread_t thread;
+    int err = WaiterThreads::Get().Run(this, &thread);
+    if (err != 0) self_.reset();  // no thread took it
+    return err;
+  }
+
+  void Stop() { stop_.store(true, std::memory_order_relaxed); }
+
+  // On the JavaScript thread: the completion lets go. The walk stops before
+  // its next read and nothing is posted from now on. True when the thread
+  // had posted already, i.e. it is done with the search (its owner counts
+  // it joined); otherwise the thread does that when it sees the abandon.
+  bool Abandon() {
+    Stop();
+    std::lock_guard<std::mutex> lock(mutex_);
+    abandoned_ = true;
+    return posted_;
+  }
+
+  const FdinfoResult& result() const { return result_; }
+
+ private:
+  void RunOnThread() override {
+    // The thread's reference, dropped when this returns: the job may go then.
+    std::shared_ptr<FdinfoSearchJob> self = std::move(self_);
+#if defined(__linux__)
+    // Named while it searches, so that it can be told apart in `top -H`, in a
+    // debugger, and by the tests (/proc/self/task/*/comm); the waiter
+    // thread's own name comes back before the result is posted. prctl, not
+    // pthread_getname_np: musl before 1.2.3 lacks the latter, and the addon
+    // would not load there.
+    char name[16] = "";
+    bool renamed = prctl(PR_GET_NAME, name) == 0 && prctl(PR_SET_NAME, "kl-fdinfo") == 0;
+#endif
+    SearchFdinfo(query_, stop_, &result_);
+#if defined(__linux__)
+    if (renamed) prctl(PR_SET_NAME, name);
+#endif
+    bool abandoned;
+    {
+      // Posted under the job's lock: Abandon() either sees it posted or
+      // keeps it from posting to a completion that is being deleted.
+      std::lock_guard<std::mutex> lock(mutex_);
+      abandoned = abandoned_;
+      if (!abandoned) {
+        posted_ = true;
+        hub_->Post(completion_);
+      }
+    }
+    if (abandoned) WaiterThreads::Get().Joined();
+  }
+
+  const FdinfoQuery query_;
+  FdinfoResult result_;
+  std::atomic<bool> stop_{false};
+  WaitHub* hub_ = nullptr;
+  Completion* completion_ = nullptr;
+  std::shared_ptr<FdinfoSearchJob> self_;
+  std::mutex mutex_;
+  bool abandoned_ = false;
+  bool posted_ = false;
+};
+
+AsyncFdinfoSearch::AsyncFdinfoSearch(uint32_t id, WaitHub* hub, FdinfoQuery query)
+    : Completion(id), hub_(hub), job_(std::make_shared<FdinfoSearchJob>(std::move(query))) {}
+
 AsyncFdinfoSearch::~AsyncFdinfoSearch() {
-  // Before any member goes: the thread uses them until it is joined.
-  Stop();
-  Join();
+  LetGo();
   if (callback_ != nullptr) napi_delete_reference(env_, callback_);
 }
 
 int AsyncFdinfoSearch::Begin(napi_env env, napi_value callback) {
   env_ = env;
   if (napi_create_reference(env, callback, 1, &callback_) != napi_ok) return ENOMEM;
-  pthread_attr_t attr;
-  int err = pthread_attr_init(&attr);
-  if (err != 0) return err;
-  pthread_attr_setstacksize(&attr, kStackSize);
-  err = pthread_create(&thread_, &attr, &AsyncFdinfoSearch::Run, this);
-  pthread_attr_destroy(&attr);
+  int err = job_->Start(job_, hub_, this);
   if (err == 0) started_ = true;
   return err;
 }
 
-void* AsyncFdinfoSearch::Run(void* self) {
-  auto* search = static_cast<AsyncFdinfoSearch*>(self);
-  // No signal handler of the application runs on this thread.
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, nullptr);
-#if defined(__linux__)
-  // Named, so that it can be told apart in `top -H`, in a debugger, and by
-  // the tests (/proc/self/task/*/comm) that check it is gone after teardown.
-  pthread_setname_np(pthread_self(), "kl-fdinfo");
-#endif
-  SearchFdinfo(search->query_, search->stop_, &search->result_);
-  // The last use of this object on this thread.
-  search->hub_->Post(search);
-  return nullptr;
+void AsyncFdinfoSearch::LetGo() {
+  if (!started_ || let_go_) return;
+  let_go_ = true;
+  if (job_->Abandon()) WaiterThreads::Get().Joined();
 }
 
-void AsyncFdinfoSearch::Join() {
-  if (started_ && !joined_) {
-    pthread_join(thread_, nullptr);
-    joined_ = true;
-  }
+void AsyncFdinfoSearch::Stop() {
+  job_->Stop();
 }
 
 void AsyncFdinfoSearch::Deliver(napi_env env, napi_async_context context, napi_value receiver) {
+  // The thread posted as its last use of the search: it is done with it
+  // (and parks for the next wait or search) before JavaScript hears of it.
+  LetGo();
   napi_value callback, argv[1], ignored;
   bool ready = napi_get_reference_value(env, callback_, &callback) == napi_ok && callback != nullptr &&
-               (argv[0] = FdinfoResultToJs(env, result_)) != nullptr;
+               (argv[0] = FdinfoResultToJs(env, job_->result())) != nullptr;
   napi_delete_reference(env, callback_);
   callback_ = nullptr;
   if (ready && napi_make_callback(env, context, receiver, callback, 1, argv, &ignored) == napi_pending_exception) {
@@ -266,36 +326,13 @@ void AsyncFdinfoSearch::Deliver(napi_env env, napi_async_context context, napi_v
     napi_value error;
     if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
   }
-  // The thread posted as its last use of this object and is exiting: it is
-  // joined without making the loop wait for it (FinishedThreads).
-  if (started_ && !joined_) {
-    finished_->Add(thread_);
-    joined_ = true;
-  }
-}
-
-FinishedThreads::~FinishedThreads() {
-  for (pthread_t thread : exiting_) pthread_join(thread, nullptr);
-}
-
-void FinishedThreads::Add(pthread_t thread) {
-#if defined(__linux__)
-  // Those that have exited by now are joined; the others are kept for later.
-  size_t kept = 0;
-  for (pthread_t earlier : exiting_) {
-    if (pthread_tryjoin_np(earlier, nullptr) != 0) exiting_[kept++] = earlier;
-  }
-  exiting_.resize(kept);
-  if (pthread_tryjoin_np(thread, nullptr) != 0) exiting_.push_back(thread);
-#else
-  // No non-blocking join: the thread is past its last use of anything and exits at once.
-  pthread_join(thread, nullptr);
-#endif
 }
 
 void AsyncFdinfoSearch::Abort() {
-  Stop();
-  Join();
+  // Not joined: the walk stops before its next read on its own, and the
+  // thread drops the job and parks without posting. The loop is not made to
+  // wait for a thread that may need milliseconds to get a CPU.
+  LetGo();
 }
 
 }  // namespace kernel_lock

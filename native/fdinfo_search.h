@@ -7,21 +7,23 @@
 // collections) and a few reads take 0.3-0.75 ms in the kernel, so the loop
 // stalled for over a millisecond however the work was sliced
 // (docs/PERFORMANCE.md, "Inspection on a busy host"). Here the walk runs on
-// a thread of its own and hands back only the matching lines: the loop does
-// work in proportion to the matches, not to the descriptors.
+// another thread and hands back only the matching lines: the loop does work
+// in proportion to the matches, not to the descriptors.
 //
-// The thread is a dedicated one, never a libuv threadpool thread (that pool
-// belongs to the application's fs work), and its result reaches JavaScript
-// through the environment's WaitHub, like a finished wait. At environment
-// teardown (a worker terminated) the hub aborts the search: the walk sees the
-// stop flag before its next read and the thread is joined.
+// The thread is a waiter thread (waiter_threads.h, the one place that makes
+// threads; named `kl-fdinfo` while it searches), never a libuv threadpool
+// thread (that pool belongs to the application's fs work), and its result
+// reaches JavaScript through the environment's WaitHub, like a finished
+// wait. At environment teardown (a worker terminated) the hub aborts the
+// search: the walk sees the stop flag before its next read, and the search
+// is abandoned rather than joined (the thread is shared: it parks after).
 #pragma once
 
 #include <node_api.h>
-#include <pthread.h>
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -67,59 +69,45 @@ void SearchFdinfo(const FdinfoQuery& query, const std::atomic<bool>& stop, Fdinf
 // { complete, descriptors, pids: number[], fds: number[], lines: string[] }.
 napi_value FdinfoResultToJs(napi_env env, const FdinfoResult& result);
 
-// Threads whose work is done (they posted their result) but which may still
-// be exiting. Joining such a thread on the event loop could put the loop to
-// sleep until the thread gets a CPU again to finish its exit: milliseconds on
-// a loaded machine. So each is joined without blocking when it has exited,
-// else at a later Add(), and at the latest by the destructor (the
-// environment's teardown), which waits for the few that are still exiting.
-// JavaScript thread only.
-class FinishedThreads {
- public:
-  FinishedThreads() = default;
-  FinishedThreads(const FinishedThreads&) = delete;
-  FinishedThreads& operator=(const FinishedThreads&) = delete;
-  ~FinishedThreads();
-  void Add(pthread_t thread);
+class FdinfoSearchJob;
 
- private:
-  std::vector<pthread_t> exiting_;
-};
-
-// A search on its own thread, delivered through the hub. The hub owns it
-// from Track() on and deletes it after Deliver() or Abort().
+// A search on a waiter thread (waiter_threads.h: the threads waits run on,
+// parked between jobs), delivered through the hub. The hub owns it from
+// Track() on and deletes it after Deliver() or Abort().
+//
+// The walk's state lives in a job shared with the thread (FdinfoSearchJob):
+// at teardown the search is abandoned, not joined. The walk sees the stop
+// flag before its next read and its thread lets go of the job and parks, but
+// the loop does not wait for that (on a loaded machine the thread may need
+// milliseconds to get a CPU), and the abandoned job never posts.
 class AsyncFdinfoSearch final : public Completion {
  public:
-  AsyncFdinfoSearch(uint32_t id, WaitHub* hub, FinishedThreads* finished, FdinfoQuery query)
-      : Completion(id), hub_(hub), finished_(finished), query_(std::move(query)) {}
+  AsyncFdinfoSearch(uint32_t id, WaitHub* hub, FdinfoQuery query);
   ~AsyncFdinfoSearch() override;
 
-  // On the JavaScript thread: keeps `callback` and starts the thread.
-  // Returns 0 or an errno (EAGAIN: no thread to be had); on failure nothing
-  // runs and the caller deletes the search. The caller tracks it in the hub
-  // first: the thread may post before Begin() returns.
+  // On the JavaScript thread: keeps `callback` and hands the walk to a
+  // waiter thread. Returns 0 or an errno (EAGAIN: no thread to be had); on
+  // failure nothing runs and the caller deletes the search. The caller
+  // tracks it in the hub first: the thread may post before Begin() returns.
   int Begin(napi_env env, napi_value callback);
 
-  // callback(result): the object FdinfoResultToJs() makes. The thread,
-  // which posted as its last act, goes to `finished` to be joined.
+  // callback(result): the object FdinfoResultToJs() makes.
   void Deliver(napi_env env, napi_async_context context, napi_value receiver) override;
-  // Teardown: stops the walk and joins the thread. No JavaScript runs.
+  // Teardown: stops the walk and abandons it. No JavaScript runs, and the
+  // loop does not wait for the thread.
   void Abort() override;
   // Cuts the walk short; what it found so far is delivered, incomplete.
-  void Stop() override { stop_.store(true, std::memory_order_relaxed); }
+  void Stop() override;
 
  private:
-  static void* Run(void* self);
-  void Join();
+  // Lets go of the job (once): abandons it unless it was posted, and counts
+  // it joined, now or, when its thread is still walking, when it stops.
+  void LetGo();
 
   WaitHub* const hub_;
-  FinishedThreads* const finished_;
-  const FdinfoQuery query_;
-  FdinfoResult result_;
-  std::atomic<bool> stop_{false};
-  pthread_t thread_{};
+  const std::shared_ptr<FdinfoSearchJob> job_;
   bool started_ = false;
-  bool joined_ = false;
+  bool let_go_ = false;
   napi_env env_ = nullptr;
   napi_ref callback_ = nullptr;
 };

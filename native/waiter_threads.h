@@ -9,7 +9,8 @@
 // straight back to sleep, like a libuv pool thread after its work.
 //
 // Never libuv's threadpool (a thread parked in flock(2) there would starve
-// every fs.* call): these threads are ours, one per wait in progress. How
+// every fs.* call): these threads are ours, one per wait in progress (and
+// per descriptor search, fdinfo_search.h: the addon makes no other thread). How
 // many stay parked is bounded (kMaxParked); a parked thread exits after
 // kLingerMs without a wait, so a process that stopped waiting keeps no
 // thread. Process-wide, shared by every environment (worker threads
@@ -46,7 +47,8 @@ class WaiterThreads {
   // errno from pthread_create (nothing runs). The job counts as running
   // until Joined().
   int Run(ThreadJob* job, pthread_t* thread);
-  // The job's owner saw it end (RunOnThread() returned from its last touch).
+  // The job's owner saw it end (RunOnThread() is past its last touch), or,
+  // for a job its owner abandoned, the job itself ended. Once per job.
   void Joined();
 
   // Threads alive (running a job, parked, or about to park or exit), and

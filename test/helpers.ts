@@ -30,6 +30,19 @@ export function threadCount(): number {
   return readdirSync('/proc/self/task').length - native.waiterThreads()[1];
 }
 
+/** Threads of this process named `name` (a waiter thread is named "kl-fdinfo" while it runs a descriptor search). */
+export function threadsNamed(name: string): number {
+  let count = 0;
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === name) count++;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return count;
+}
+
 export interface Holder {
   child: ChildProcess;
   pid: number;

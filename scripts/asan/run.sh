@@ -54,12 +54,14 @@ files=()
 # delivered. waiter-threads.test.ts the threads parked between waits
 # (native/waiter_threads.h): reuse, lingering out, 512 at once, a worker's
 # teardown. proc/descriptors.test.ts drives the native descriptor search
-# (native/fdinfo_search.h): searches on threads of their own, processes exiting
-# mid-search, workers terminated mid-search, thread creation refused.
+# (native/fdinfo_search.h): searches on waiter threads, processes exiting
+# mid-search, workers terminated mid-search (the search abandoned), thread
+# creation refused. inspect/worker.test.ts inspects from worker_threads
+# through descriptors the addon opens and closes (native/addon_reader.cc).
 for f in test/lock/basics.test.ts test/reliability/native-build.test.ts test/reliability/lifecycle.test.ts \
   test/reliability/hostile-input.test.ts test/property/options.test.ts test/lock/process-wide.test.ts \
   test/lock/orphan-cycle.test.ts test/lock/handoff.test.ts test/lock/workers.test.ts \
-  test/lock/waiter-threads.test.ts test/proc/descriptors.test.ts; do
+  test/lock/waiter-threads.test.ts test/proc/descriptors.test.ts test/inspect/worker.test.ts; do
   [ -f "$f" ] && files+=("$f")
 done
 # CI unset: with CI=true vitest.config.ts adds its own JSON reporter, which

@@ -19,7 +19,7 @@ import { type FileKey, fileKey, KernelLocks, type ProcLock } from '../proc/proc-
 import { pidInProc } from '../proc/process-info.js';
 import { checkpoint, type Steps } from '../proc/steps.js';
 import { heldHere, inodeKey } from './held-locks.js';
-import type { HolderSnapshot, LockState } from './holder-snapshot.js';
+import { type HolderSnapshot, type LockState, SEARCH_CUT_SHORT_NOTE } from './holder-snapshot.js';
 import { attachLeasePids, currentLeaseHolder, leaseView } from './lease-view.js';
 import { normalizePath } from './options.js';
 import type { OwnerRecord } from './owner-record.js';
@@ -272,7 +272,7 @@ function* fillDescriptors(looks: readonly Look[], ctx: LookContext, policy: Desc
   const found = yield* findDescriptorHolders(new Set(waiting.map((l) => l.key!)), policy.limits);
   for (const look of waiting) {
     yield* applyDescriptors(look, found.holders.get(look.key!) ?? [], ctx);
-    if (!found.complete) look.snapshot.notes.push('the descriptor scan of /proc was cut short (too many descriptors)');
+    if (!found.complete) look.snapshot.notes.push(SEARCH_CUT_SHORT_NOTE);
   }
 }
 

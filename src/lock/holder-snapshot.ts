@@ -69,3 +69,10 @@ export interface HolderSnapshot extends PathText {
   /** The lease the file carries (a file used by lease()), or null. */
   lease: LeaseView | null;
 }
+
+/**
+ * The note of a snapshot whose host-wide descriptor search stopped at its bound (descriptors read, or time) before
+ * reading every process: a holder it did not name may be behind the processes it did not reach.
+ */
+export const SEARCH_CUT_SHORT_NOTE =
+  'the descriptor search of /proc was cut short (by its bound on descriptors or time)';

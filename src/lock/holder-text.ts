@@ -4,7 +4,12 @@
 // (owner labels, command lines, host names) is stripped of control and
 // bidirectional-override characters first: a hostile label must not be able
 // to rewrite an operator's terminal or forge a log line.
-import type { HolderSnapshot, LeaseHolderView, LockHolder } from './holder-snapshot.js';
+import {
+  type HolderSnapshot,
+  type LeaseHolderView,
+  type LockHolder,
+  SEARCH_CUT_SHORT_NOTE,
+} from './holder-snapshot.js';
 import { currentLeaseHolder } from './lease-view.js';
 
 /** Printable form of untrusted text: control and bidi-override characters removed, length bounded. */
@@ -95,7 +100,11 @@ function subjectAndParts(snapshot: HolderSnapshot, holder: LockHolder): [string,
     ];
   }
   if (holder.pid === -1) {
-    return ['an unknown process', ['OFD locks carry no pid', ...recordParts(snapshot, true)]];
+    const parts = ['OFD locks carry no pid'];
+    // Bounded so that a timeout stays cheap: on a host with more descriptors
+    // than the bound, the holder may be in a process the search did not reach.
+    if (snapshot.notes.includes(SEARCH_CUT_SHORT_NOTE)) parts.push('the search of /proc for its process was cut short');
+    return ['an unknown process', [...parts, ...recordParts(snapshot, true)]];
   }
   const parts = recordParts(snapshot, true);
   if (holder.sameNamespace === false) {

@@ -2,11 +2,11 @@
 // it. The kernel lock is the truth; the record only explains it, so it is
 // written in place (no ftruncate on the hot path, see native/lock_ops.cc) and
 // read defensively: bounded, never throwing, garbage meaning "no record".
-import { constants, open, openSync, read, readSync } from 'node:fs';
+import { read, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { processIdentity } from '../proc/identity.js';
 import type { LockKind, LockMode } from './options.js';
-import { closeDescriptor } from './posix-table.js';
+import { closeReader, openReader } from './reader.js';
 
 /** Marks records written by kernel-lock (legacy markers lack it). */
 export const RECORD_FORMAT = 'kernel-lock/1';
@@ -143,25 +143,19 @@ export function isKernelLockRecord(record: OwnerRecord | null): boolean {
   return record?.format === RECORD_FORMAT;
 }
 
-const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK; // libuv adds O_CLOEXEC itself
-
-const openAsync = promisify(open);
 const readAsync = promisify(read);
 
 // Closing any descriptor of a file drops this process's POSIX locks on it,
 // so the close goes through the process-wide posix table, which defers it
 // while any thread of the process holds such a lock. Checked at close time:
 // an acquisition may have happened while an asynchronous read was in flight.
-const closeReader = closeDescriptor;
+// The descriptor is opened by the addon too (reader.ts: Node's tracking of
+// worker descriptors must not see it opened and never closed).
 
 /** Reads a lock file's record synchronously (at most MAX_RECORD_BYTES); null when missing or unreadable. */
 export function readRecordSync(path: string | Buffer): OwnerRecord | null {
-  let fd: number;
-  try {
-    fd = openSync(path, READ_FLAGS);
-  } catch {
-    return null;
-  }
+  const fd = openReader(path);
+  if (fd < 0) return null;
   try {
     const buffer = Buffer.alloc(MAX_RECORD_BYTES);
     const length = readSync(fd, buffer, 0, buffer.length, 0);
@@ -175,12 +169,10 @@ export function readRecordSync(path: string | Buffer): OwnerRecord | null {
 
 /** Reads a lock file's record (at most MAX_RECORD_BYTES); null when missing or unreadable. */
 export async function readRecord(path: string | Buffer): Promise<OwnerRecord | null> {
-  let fd: number;
-  try {
-    fd = await openAsync(path, READ_FLAGS);
-  } catch {
-    return null;
-  }
+  // The open is made on the loop, as every acquisition's is (O_NONBLOCK: a
+  // FIFO does not hang it); the read goes to the threadpool.
+  const fd = openReader(path);
+  if (fd < 0) return null;
   try {
     const buffer = Buffer.alloc(MAX_RECORD_BYTES);
     const { bytesRead } = await readAsync(fd, buffer, 0, buffer.length, 0);

@@ -5,12 +5,13 @@
 // cannot: locks of processes in pid namespaces /proc cannot see, and locks on
 // file systems whose stat() device differs from the kernel's (btrfs
 // subvolumes).
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { fstatSync, readSync } from 'node:fs';
+import { constants } from 'node:os';
 import { Flag, native } from '../native/binding.js';
 import { type LeaseProbe, probeLease } from './lease-view.js';
 import type { LockMode, LockRange } from './options.js';
 import { MAX_RECORD_BYTES, type OwnerRecord, parseRecord } from './owner-record.js';
-import { closeDescriptor } from './posix-table.js';
+import { closeReader, openReader, openReaderError } from './reader.js';
 
 /** A conflicting fcntl lock as F_OFD_GETLK / F_GETLK reports it. */
 export interface FcntlConflict {
@@ -32,36 +33,32 @@ export interface ProbeResult {
   lease: LeaseProbe | null;
 }
 
-// O_RDONLY: never create (an inspection must not leave a file behind), and
-// flock needs no write access. O_NOFOLLOW and O_NONBLOCK for the same reasons
-// as the lock itself: no symlink redirection, no hanging on a FIFO.
-const PROBE_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-
 /** Opens an existing file for probing; null when it is gone, 'denied' when we may not read it. Other errors throw. */
 export function openForProbe(
   path: string | Buffer,
 ): { fd: number; dev: bigint; ino: bigint; regular: boolean } | 'denied' | null {
-  let fd: number;
-  try {
-    fd = openSync(path, PROBE_FLAGS);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return null;
-    if (code === 'EACCES' || code === 'EPERM') return 'denied';
-    throw error;
+  // Read-only: never create (an inspection must not leave a file behind),
+  // and flock needs no write access. O_NOFOLLOW and O_NONBLOCK for the same
+  // reasons as the lock itself: no symlink redirection, no hanging on a FIFO.
+  // Opened and closed by the addon (reader.ts).
+  const fd = openReader(path);
+  if (fd < 0) {
+    if (fd === -constants.errno.ENOENT) return null;
+    if (fd === -constants.errno.EACCES || fd === -constants.errno.EPERM) return 'denied';
+    throw openReaderError(fd, path);
   }
   try {
     const st = fstatSync(fd, { bigint: true });
     return { fd, dev: st.dev, ino: st.ino, regular: st.isFile() };
   } catch (error) {
-    closeSync(fd);
+    closeReader(fd);
     throw error;
   }
 }
 
 /** Closes a descriptor from openForProbe (without dropping a posix lock of this process). */
 export function closeProbe(fd: number): void {
-  closeDescriptor(fd);
+  closeReader(fd);
 }
 
 function probeFlock(fd: number): 'free' | LockMode | null {

@@ -75,8 +75,13 @@ export interface NativeBinding {
   release(fd: number, path: NativePath, flags: number, start: number, length: number): number;
   /** Closes a descriptor this environment owns (from acquire), without dropping the process's posix locks. */
   close(fd: number): void;
-  /** Closes any descriptor (one opened with fs, say) without dropping the process's posix locks. */
+  /** Closes any descriptor (one from openReader, say) without dropping the process's posix locks. */
   closeDescriptor(fd: number): void;
+  /**
+   * Opens an existing file read-only (O_NOFOLLOW, O_NONBLOCK, close-on-exec) for a probe or a record read: fd, or a
+   * negative errno. Closed with closeDescriptor, never with node:fs (which would not have seen it opened).
+   */
+  openReader(path: NativePath): number;
   /**
    * What the file holds (native/record_content.h): kernel-lock writes its record only into `empty`, `record`,
    * `marker` and `lease` files, and unlinks only the first three.
@@ -124,7 +129,7 @@ export interface NativeBinding {
   /** 0 granted, -1 timed out. With `path`, a release in this process keeps the file for this wait. */
   waitSync(fd: number, flags: number, start: number, length: number, timeoutMs: number, path?: NativePath): number;
   /**
-   * Reads /proc/<pid>/fdinfo/<fd> of `pids` (every process in /proc when null) on a thread of its own (never
+   * Reads /proc/<pid>/fdinfo/<fd> of `pids` (every process in /proc when null) on a waiter thread (never
    * the threadpool) for locks on the files whose device fields ("fd:01:5678", as /proc/locks prints them) are
    * given; reads at most `maxDescriptors` files and stops after `maxMs` (Infinity: no time bound). Returns an
    * id; `callback` gets the result through the wait hub. Throws (errno EAGAIN) when no thread can be started.

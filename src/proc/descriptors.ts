@@ -9,7 +9,7 @@
 // on the host are 10,000 reads), so a search is always bounded: by a
 // number of descriptors, optionally by a deadline, and to given processes
 // when a candidate is known (the pid an owner record names). The reads are
-// native (native/fdinfo_search.h): in the async API on a thread of its own,
+// native (native/fdinfo_search.h): in the async API on a waiter thread,
 // never the event loop nor libuv's threadpool, and only the lines naming
 // the searched files come back, so the loop's work grows with the matches,
 // not with the host. (Read on the loop, in slices, each fdinfo file cost

@@ -56,7 +56,7 @@ export type Step =
   | { readonly op: 'close'; readonly fd: number }
   /**
    * Searches /proc/<pid>/fdinfo natively for lock lines naming `fields` (descriptors.ts): runAsync() on a
-   * thread of its own, runSync() on the caller's: FdinfoSearchResult, or null when no thread could be started.
+   * waiter thread, runSync() on the caller's: FdinfoSearchResult, or null when no thread could be started.
    */
   | {
       readonly op: 'searchFdinfo';
@@ -295,7 +295,7 @@ function many<T>(count: number, start: (index: number, done: (result: T) => void
 }
 
 /**
- * Performs a step on the threadpool, or for 'searchFdinfo' on the search's own thread (runAsync itself does
+ * Performs a step on the threadpool, or for 'searchFdinfo' on a waiter thread (runAsync itself does
  * 'checkpoint' and 'visitFiles').
  */
 function performAsync(step: Exclude<Step, { op: 'checkpoint' } | { op: 'visitFiles' }>): Promise<unknown> {

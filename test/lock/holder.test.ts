@@ -4,19 +4,22 @@
 // timeout confirmed that way never reads /proc/locks, whose every read
 // stalls lock calls host-wide. Real holders: kernel-lock children, flock(1),
 // a Python OFD locker.
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LockTimeoutError, lock, lockSync } from '../../src/index.js';
 import {
+  fixture,
   type Holder,
   holdInChild,
   holdWithoutRecord,
   killGroup,
+  lineFrom,
   releaseInChild,
   runFixture,
   tempDir,
 } from '../helpers.js';
+import { unshare } from '../privileges.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -38,29 +41,77 @@ async function recordless(kind: 'flock' | 'ofd', file: string): Promise<number> 
   return child.pid!;
 }
 
+/** What test/fixtures/ofd-holder-ns.mjs reports (pids are the namespace's). */
+interface NamespaceReport {
+  peer: number;
+  previous: number;
+  message: string;
+  syncMessage: string;
+  recordMatchesHolder: boolean | null;
+}
+
+/** Runs test/fixtures/ofd-holder-ns.mjs as the init of a new pid namespace with its own /proc. */
+async function ofdHolderInNamespace(busyDescriptors: number): Promise<NamespaceReport> {
+  const [command, ...args] = unshare('--pid', '--fork', '--mount-proc');
+  const child = spawn(
+    command!,
+    [...args, process.execPath, fixture('ofd-holder-ns.mjs'), dir, String(busyDescriptors)],
+    { detached: true },
+  ); // a group of its own: killGroup() ends the namespace's processes with it
+  groups.push(child);
+  return JSON.parse(await lineFrom(child, '{', 60_000)) as NamespaceReport;
+}
+
 describe("a timeout error's holder", () => {
-  it('a record naming a live process that no longer holds the lock is not believed', async () => {
-    for (const kind of ['flock', 'ofd'] as const) {
-      const file = path.join(dir, `${kind}.lock`);
-      // The previous holder released but lives on; its record stays in the file.
-      const previous = await holdInChild(file, { kind, owner: 'previous', removeOnRelease: false });
-      holders.push(previous);
-      await releaseInChild(previous);
-      const peer = await recordless(kind, file);
-      const error = (await lock(file, { kind, timeout: 30 }).catch((e: unknown) => e)) as LockTimeoutError;
-      expect(error).toBeInstanceOf(LockTimeoutError);
-      expect(error.message, kind).not.toContain('owner "previous"');
-      expect(error.message, kind).not.toContain(`pid ${previous.pid} `);
-      if (kind === 'flock') expect(error.message).toContain(`held by pid ${peer} (alive, "flock`);
-      else expect(error.message).toMatch(new RegExp(`held by pid ${peer} \\(alive, "[^"]*python3[^"]*", OFD lock\\)$`));
-      expect(error.holder?.recordMatchesHolder).toBe(false);
-      let syncError: unknown;
-      try {
-        lockSync(file, { kind, timeout: 30 });
-      } catch (e) {
-        syncError = e;
-      }
-      expect((syncError as Error).message).not.toContain('owner "previous"');
+  it('a record naming a live process that no longer holds the lock is not believed (flock)', async () => {
+    const file = path.join(dir, 'flock.lock');
+    // The previous holder released but lives on; its record stays in the file.
+    const previous = await holdInChild(file, { kind: 'flock', owner: 'previous', removeOnRelease: false });
+    holders.push(previous);
+    await releaseInChild(previous);
+    const peer = await recordless('flock', file);
+    const error = (await lock(file, { kind: 'flock', timeout: 30 }).catch((e: unknown) => e)) as LockTimeoutError;
+    expect(error).toBeInstanceOf(LockTimeoutError);
+    expect(error.message).not.toContain('owner "previous"');
+    expect(error.message).not.toContain(`pid ${previous.pid} `);
+    // /proc/locks names a flock holder's pid: no descriptor search is needed.
+    expect(error.message).toContain(`held by pid ${peer} (alive, "flock`);
+    expect(error.holder?.recordMatchesHolder).toBe(false);
+    let syncError: unknown;
+    try {
+      lockSync(file, { kind: 'flock', timeout: 30 });
+    } catch (e) {
+      syncError = e;
+    }
+    expect((syncError as Error).message).not.toContain('owner "previous"');
+  });
+
+  // An OFD lock names no pid in /proc/locks: its holder is found by a search
+  // of every process's descriptors, bounded (4096 descriptors for lock(),
+  // 1024 for lockSync()) in /proc's order. On the host that made the outcome
+  // depend on whatever else ran: a process listed earlier with more
+  // descriptors than the bound (another test file's 15,000-descriptor
+  // process, say) used the budget up, and the holder was "an unknown
+  // process". In a pid namespace with its own /proc the search sees only the
+  // processes started there, in a known order.
+  it('a record naming a live process that no longer holds the lock is not believed (ofd; the search finds the holder)', async () => {
+    const report = await ofdHolderInNamespace(0);
+    expect(report.recordMatchesHolder).toBe(false);
+    for (const message of [report.message, report.syncMessage]) {
+      expect(message).not.toContain('owner "previous"');
+      expect(message).not.toContain(`pid ${report.previous} `);
+      expect(message).toMatch(new RegExp(`held by pid ${report.peer} \\(alive, "[^"]*python3[^"]*", OFD lock\\)$`));
+    }
+  });
+
+  it('an OFD holder the bounded search does not reach is unknown, and the message says the search was cut short', async () => {
+    // 5000 descriptors listed before the holder: more than either bound.
+    const report = await ofdHolderInNamespace(5000);
+    for (const message of [report.message, report.syncMessage]) {
+      expect(message).not.toContain('owner "previous"');
+      expect(message).toMatch(
+        /held by an unknown process \(OFD locks carry no pid, the search of \/proc for its process was cut short\)$/,
+      );
     }
   });
 

@@ -1,6 +1,7 @@
 // The threads waits run on (native/waiter_threads.h): a finished wait's
-// thread parks and the next wait reuses it instead of creating one; a parked
-// thread exits after lingering without a wait; the number of threads follows
+// thread parks and the next wait reuses it instead of creating one; a
+// descriptor search (native/fdinfo_search.h) runs on the same threads; a
+// parked thread exits after lingering without a wait; the number of threads follows
 // the number of concurrent waits (512 waits: 512 threads, each asleep in the
 // kernel, served in the kernel's order) and at most 16 stay parked; a
 // worker's teardown leaves its parked threads usable by the rest of the
@@ -12,7 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { lock } from '../../src/index.js';
 import { native } from '../../src/native/binding.js';
-import { fixture, holdInChild, releaseInChild, sleep, tempDir, untilBlocked } from '../helpers.js';
+import { fixture, holdInChild, releaseInChild, sleep, tempDir, threadsNamed, untilBlocked } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -44,6 +45,10 @@ async function settledThreads(): Promise<[number, number]> {
   }
   return native.waiterThreads();
 }
+
+/** A host-wide descriptor search for nothing; started in the call (on a waiter thread), resolved when delivered. */
+const search = (): Promise<unknown> =>
+  new Promise((delivered) => native.searchDescriptors([], null, 1e9, Infinity, delivered));
 
 /** One contended lock() on a lock a child process holds, granted when the child releases. */
 async function contendedWait(file: string): Promise<void> {
@@ -81,6 +86,34 @@ describe('waiter threads', () => {
     expect(native.waiterThreads()).toEqual([0, 0]);
     for (let i = 0; i < 50 && tasks() > before; i++) await sleep(20); // the kernel reaps the exited thread
     expect(tasks()).toBe(before);
+  });
+
+  it('a descriptor search runs on a parked waiter thread, which parks again for the next wait', async () => {
+    await readFile(__filename); // libuv's pool threads start lazily: not ours
+    await untilNoWaiterThreads();
+    const before = tasks();
+    await contendedWait(path.join(dir, 'a.lock'));
+    expect(await settledThreads()).toEqual([1, 1]);
+    expect(tasks()).toBe(before + 1);
+    // The search takes the parked thread (at once, in the call): no thread is created for it.
+    const first = search();
+    expect(native.waiterThreads()).toEqual([1, 0]);
+    expect(tasks()).toBe(before + 1);
+    await first;
+    // Delivered: joined (its thread goes back to park), under its own name ("kl-fdinfo" only while it searches).
+    expect(native.waiterThreads()).toEqual([1, 1]);
+    expect(threadsNamed('kl-fdinfo')).toBe(0);
+    expect(tasks()).toBe(before + 1);
+    // The search's thread parked again: the next wait runs on it.
+    const holder = await holdInChild(path.join(dir, 'b.lock'));
+    const waiting = lock(path.join(dir, 'b.lock'));
+    await untilBlocked(1);
+    expect(native.waiterThreads()).toEqual([1, 0]);
+    expect(tasks()).toBe(before + 1);
+    await releaseInChild(holder);
+    (await waiting).releaseSync();
+    await holder.kill();
+    expect(await settledThreads()).toEqual([1, 1]);
   });
 
   it('512 concurrent waits: a thread each, all asleep in the kernel, served in queue order; at most 16 stay parked', async () => {

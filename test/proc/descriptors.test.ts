@@ -1,12 +1,12 @@
 // The descriptor search (src/proc/descriptors.ts): the processes behind OFD
 // and inherited locks, found in /proc/<pid>/fdinfo. It runs natively
-// (native/fdinfo_search.h), on a thread of its own in the async API; the
+// (native/fdinfo_search.h), on a waiter thread in the async API; the
 // JavaScript walk it replaced stays as its fallback. Real processes hold real
 // locks here: Python with OFD (and a forked child sharing them), ranges and
 // posix locks, flock(1) with its command inheriting the descriptor, a process
 // of another user, processes exiting mid-search, a worker terminated mid-search.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -20,7 +20,7 @@ import {
 } from '../../src/proc/descriptors.js';
 import { type FileKey, fileKey, procLocksField } from '../../src/proc/proc-locks.js';
 import { runAsync, runSync } from '../../src/proc/steps.js';
-import { fixture, killGroup, lineFrom, sleep, tempDir, threadCount } from '../helpers.js';
+import { fixture, killGroup, lineFrom, sleep, tempDir, threadCount, threadsNamed } from '../helpers.js';
 import { isRoot, itAsRoot } from '../privileges.js';
 
 const NOBODY = 65534;
@@ -121,19 +121,6 @@ async function everyWay(
     jsSync: runSync(findDescriptorHoldersInSteps(keys, search)),
     jsAsync: await runAsync(findDescriptorHoldersInSteps(keys, search)),
   };
-}
-
-/** Threads of this process named `name` (the search's thread is "kl-fdinfo"). */
-function threadsNamed(name: string): number {
-  let count = 0;
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === name) count++;
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return count;
 }
 
 describe('the native descriptor search', () => {
@@ -291,14 +278,14 @@ describe('the native descriptor search', () => {
     expect(midway).toBeGreaterThan(0);
   });
 
-  it('runs on threads of its own, gone once the searches are delivered', async () => {
+  it('runs on waiter threads, named kl-fdinfo only until the searches are delivered', async () => {
     const busy = await python(MANY_DESCRIPTORS, ['3000']);
     const searches = Array.from({ length: 3 }, () =>
       runAsync(
         findDescriptorHolders(new Set([keyOf(whole)]), { pids: [busy.pids[0]!, ...rich.pids], maxDescriptors: 1e6 }),
       ),
     );
-    // Three searches at once: three threads, none of them libuv's pool.
+    // Three searches at once: on waiter threads, none of them libuv's pool.
     let seen = 0;
     for (let i = 0; i < 200 && seen === 0; i++) {
       seen = threadsNamed('kl-fdinfo');
@@ -306,14 +293,14 @@ describe('the native descriptor search', () => {
     }
     expect(seen).toBeGreaterThan(0);
     for (const result of await Promise.all(searches)) expect(result.holders.get(keyOf(whole))).toHaveLength(2);
-    // Delivered as the thread's last act; it exits right after (joined without making the loop wait).
+    // Each thread takes its own name back before it posts the result, then parks for the next wait or search.
     for (let i = 0; i < 100 && threadsNamed('kl-fdinfo') > 0; i++) await sleep(10);
     expect(threadsNamed('kl-fdinfo')).toBe(0);
     expect(native.stats()[1]).toBe(0);
     killGroup(busy.child);
   });
 
-  it('a worker terminated mid-search stops and joins the search thread', async () => {
+  it('a worker terminated mid-search stops the search at once, without waiting for its thread', async () => {
     const target = path.join(dir, 'worker-target.lock');
     writeFileSync(target, 'not a record\n');
     const holder = await python(OFD_HOLDER, [target]);
@@ -341,10 +328,17 @@ describe('the native descriptor search', () => {
       const started = performance.now();
       await worker.terminate();
       const ms = performance.now() - started;
-      console.log(`worker terminated mid-search in ${ms.toFixed(1)} ms (a walk of the host: ${walkMs.toFixed(0)} ms)`);
-      // The walk stops before its next read: well before it would have ended.
+      // Teardown abandons the search (its waiter thread is shared): the walk stops before its next read, and the
+      // thread takes its own name back and parks.
+      while (threadsNamed('kl-fdinfo') > 0 && performance.now() - started < walkMs) await sleep(1);
+      const stoppedMs = performance.now() - started;
+      console.log(
+        `worker terminated mid-search in ${ms.toFixed(1)} ms, its walk stopped in ${stoppedMs.toFixed(1)} ms ` +
+          `(a walk of the host: ${walkMs.toFixed(0)} ms)`,
+      );
+      // Both well before the walk would have ended.
       expect(ms).toBeLessThan(walkMs / 2);
-      expect(threadsNamed('kl-fdinfo')).toBe(0);
+      expect(stoppedMs).toBeLessThan(walkMs / 2);
     }
     for (let i = 0; i < 50 && threadCount() !== threads; i++) await sleep(20);
     expect(threadCount()).toBe(threads);
