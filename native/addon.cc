@@ -21,26 +21,26 @@ Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall, const char* 
 
 bool ReadPath(const Napi::Value& value, char* buffer, size_t size) {
   Napi::Env env = value.Env();
-  if (value.IsBuffer()) {
-    auto bytes = value.As<Napi::Buffer<char>>();
-    if (bytes.Length() >= size) {
-      ThrowErrno(env, ENAMETOOLONG, "open");
-      return false;
-    }
-    std::memcpy(buffer, bytes.Data(), bytes.Length());
-    buffer[bytes.Length()] = '\0';
-    return true;
-  }
+  // A string first: what every caller passes but the one with a non-UTF-8
+  // name, and one N-API call instead of a type check and a conversion.
   size_t length = 0;
   napi_status status = napi_get_value_string_utf8(env, value, buffer, size, &length);
-  if (status != napi_ok) {
-    Napi::TypeError::New(env, "path must be a string or Buffer").ThrowAsJavaScriptException();
-    return false;
-  }
-  if (length >= size - 1) {
+  if (status == napi_ok) {
+    if (length < size - 1) return true;
     ThrowErrno(env, ENAMETOOLONG, "open");
     return false;
   }
+  const char* bytes = nullptr;
+  if (!BufferBytes(env, value, &bytes, &length)) {
+    Napi::TypeError::New(env, "path must be a string or Buffer").ThrowAsJavaScriptException();
+    return false;
+  }
+  if (length >= size) {
+    ThrowErrno(env, ENAMETOOLONG, "open");
+    return false;
+  }
+  std::memcpy(buffer, bytes, length);
+  buffer[length] = '\0';
   return true;
 }
 
@@ -129,8 +129,7 @@ Napi::Value KernelLockAddon::ContentKind(const Napi::CallbackInfo& info) {
 Napi::Value KernelLockAddon::Wait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
-  uint32_t flags = info[1].As<Napi::Number>().Uint32Value();
-  LockRequest req = RequestFrom(info, 1);
+  auto [flags, req] = LockArgsAt(info, 1);
   if (hub_ == nullptr) return ThrowErrno(env, ENOMEM, "uv_async_init");
   std::unique_ptr<GrantWork> work;
   if (info.Length() > 5 && !info[5].IsUndefined() && req.kind != Kind::kPosix) {

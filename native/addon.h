@@ -66,6 +66,16 @@ Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall, const char* 
 // Returns false (with a pending exception) when it does not fit.
 bool ReadPath(const Napi::Value& value, char* buffer, size_t size);
 
+// The bytes of a Buffer argument in one N-API call (node-addon-api's
+// Buffer wrapper makes three); false when `value` is not a Buffer (or any
+// other ArrayBufferView).
+inline bool BufferBytes(napi_env env, napi_value value, const char** data, size_t* length) {
+  void* bytes = nullptr;
+  if (napi_get_buffer_info(env, value, &bytes, length) != napi_ok) return false;
+  *data = static_cast<const char*>(bytes);
+  return true;
+}
+
 class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
                               public WaitOwner,
                               public HubOwner,
@@ -106,10 +116,24 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   void Track(int fd) { fds_.insert(fd); }
   void Untrack(int fd) { fds_.erase(fd); }
 
-  static LockRequest RequestFrom(const Napi::CallbackInfo& info, size_t first) {
-    return DecodeRequest(info[first].As<Napi::Number>().Uint32Value(), info[first + 1].As<Napi::Number>().DoubleValue(),
-                         info[first + 2].As<Napi::Number>().DoubleValue());
+  // The (flags, start, length) arguments every lock binding takes, from
+  // position `first`, each read once. A flock request has no range
+  // (JavaScript passes 0, 0): its start and length are not converted.
+  struct LockArgs {
+    uint32_t flags;
+    LockRequest req;
+  };
+  static LockArgs LockArgsAt(const Napi::CallbackInfo& info, size_t first) {
+    LockArgs args{info[first].As<Napi::Number>().Uint32Value(), {}};
+    if ((args.flags & kKindMask) == static_cast<uint32_t>(Kind::kFlock)) {
+      args.req = DecodeRequest(args.flags, 0, 0);
+    } else {
+      args.req = DecodeRequest(args.flags, info[first + 1].As<Napi::Number>().DoubleValue(),
+                               info[first + 2].As<Napi::Number>().DoubleValue());
+    }
+    return args;
   }
+  static LockRequest RequestFrom(const Napi::CallbackInfo& info, size_t first) { return LockArgsAt(info, first).req; }
 
   Napi::Value ThrowOpen(Napi::Env env, const OpenResult& result);
 

@@ -9,20 +9,17 @@ void KernelLockAddon::WriteOwnerRecord(const Napi::Value& record, int fd, const 
                                        off_t size, bool stamp) {
   int record_err = 0;
   bool skipped = false;
-  bool bytes = record.IsBuffer();
-  if ((bytes || record.IsString()) && !req.shared) {
-    char buffer[kRecordBuffer];
-    const char* data = buffer;
-    size_t length = 0;
-    if (bytes) {
-      // The record as bytes (JavaScript converts it once per change):
-      // no conversion per acquisition.
-      auto view = record.As<Napi::Buffer<char>>();
-      data = view.Data();
-      length = std::min(view.Length(), kRecordBuffer);
-    } else {
-      napi_get_value_string_utf8(record.Env(), record, buffer, sizeof(buffer), &length);
-    }
+  char buffer[kRecordBuffer];
+  const char* data = buffer;
+  size_t length = 0;
+  // The record as bytes (JavaScript converts it once per change): no
+  // conversion per acquisition. A string is converted here; anything else
+  // (undefined: a shared lock, no record) writes nothing.
+  bool has_record = !req.shared && (BufferBytes(record.Env(), record, &data, &length) ||
+                                    napi_get_value_string_utf8(record.Env(), record, buffer, sizeof(buffer), &length) ==
+                                        napi_ok);
+  if (has_record) {
+    length = std::min(length, kRecordBuffer);
     if (stamp) {
       // JavaScript's bytes are shared by every acquisition: stamp a copy.
       if (data != buffer) std::memcpy(buffer, data, length);
@@ -45,8 +42,7 @@ Napi::Value KernelLockAddon::Acquire(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   char path[kPathBuffer];
   if (!ReadPath(info[0], path, sizeof(path))) return env.Undefined();
-  uint32_t flags = info[1].As<Napi::Number>().Uint32Value();
-  LockRequest req = RequestFrom(info, 1);
+  auto [flags, req] = LockArgsAt(info, 1);
   for (int attempt = 0; attempt < kMaxVerifyAttempts; ++attempt) {
     // open, lock, then one fstat that serves the type check, the
     // verification and the record size (which must be read after locking).
@@ -154,8 +150,7 @@ Napi::Value KernelLockAddon::Finish(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   char path[kPathBuffer];
   if (!ReadPath(info[1], path, sizeof(path))) return env.Undefined();
-  LockRequest req = RequestFrom(info, 2);
-  uint32_t flags = info[2].As<Napi::Number>().Uint32Value();
+  auto [flags, req] = LockArgsAt(info, 2);
   bool same = false;
   int err = FinishGrant(info[5], fd, path, req, (flags & kReadOnly) != 0, (flags & kStampRecord) != 0, &same);
   if (err != 0) return ThrowErrno(env, err, "lstat");
@@ -180,9 +175,10 @@ Napi::Value KernelLockAddon::Release(const Napi::CallbackInfo& info) {
   Untrack(raw);
   UniqueFd fd(raw);
   uint32_t flags = info[2].As<Napi::Number>().Uint32Value();
-  LockRequest req = RequestFrom(info, 2);
   double result = 0;
   if ((flags & kUnlink) != 0) {
+    // The request matters only to the last holder's unlink.
+    LockRequest req = LockArgsAt(info, 2).req;
     char path[kPathBuffer];
     if (!ReadPath(info[1], path, sizeof(path))) return env.Undefined();
     bool whole_exclusive = !req.shared && (req.kind == Kind::kFlock || (req.start == 0 && req.length == 0));
