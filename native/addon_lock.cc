@@ -15,9 +15,9 @@ void KernelLockAddon::WriteOwnerRecord(const Napi::Value& record, int fd, const 
   // The record as bytes (JavaScript converts it once per change): no
   // conversion per acquisition. A string is converted here; anything else
   // (undefined: a shared lock, no record) writes nothing.
-  bool has_record = !req.shared && (BufferBytes(record.Env(), record, &data, &length) ||
-                                    napi_get_value_string_utf8(record.Env(), record, buffer, sizeof(buffer), &length) ==
-                                        napi_ok);
+  bool has_record =
+      !req.shared && (BufferBytes(record.Env(), record, &data, &length) ||
+                      napi_get_value_string_utf8(record.Env(), record, buffer, sizeof(buffer), &length) == napi_ok);
   if (has_record) {
     length = std::min(length, kRecordBuffer);
     if (stamp) {
