@@ -28,10 +28,17 @@ void KernelLockAddon::WriteOwnerRecord(const Napi::Value& record, int fd, const 
     }
     record_err =
         kernel_lock::WriteOwnerRecord(fd, data, length, read_only, size, &skipped, scratch_.data(), &last_record_);
-    // What the file now holds, when it is exactly the record: the next
-    // acquisition of it (most often ours again) is recognised by memcmp.
-    if (record_err == 0 && !skipped && static_cast<off_t>(length) >= size) {
-      last_record_.assign(data, length);
+    // What the file now holds: the next acquisition of it (most often ours
+    // again) is recognised by memcmp instead of a JSON scan. That is the
+    // record, or, when a longer one was there before (another process's
+    // longer argv, say), the record blanked to that size, as WriteRecord
+    // left it in the scratch buffer.
+    if (record_err == 0 && !skipped) {
+      if (static_cast<off_t>(length) >= size) {
+        last_record_.assign(data, length);
+      } else if (size <= kMaxRecordBytes) {
+        last_record_.assign(scratch_.data(), static_cast<size_t>(size));
+      }
     }
   }
   SetOut(kOutRecordErr, record_err);
