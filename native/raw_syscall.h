@@ -7,20 +7,23 @@
 // the uncontended lock cycle in a profile. Nothing in this process cancels
 // threads with pthread_cancel (Node does not; our waiter threads are
 // interrupted with a signal, interrupt.h), so the bracketing buys nothing
-// here. Elsewhere than Linux the libc functions are used as they are.
+// here. Only on 64-bit Linux: there a 64-bit offset is one register, where a
+// 32-bit ABI splits it into a register pair by rules of its own; elsewhere
+// the libc functions are used as they are.
 #pragma once
 
 #include <fcntl.h>
 #include <sys/types.h>
 #include <unistd.h>
-#if defined(__linux__)
+#if defined(__linux__) && defined(__LP64__)
 #include <sys/syscall.h>
+#define KERNEL_LOCK_RAW_SYSCALLS 1
 #endif
 
 namespace kernel_lock {
 
 inline int RawOpen(const char* path, int flags, mode_t mode = 0) {
-#if defined(__linux__)
+#if defined(KERNEL_LOCK_RAW_SYSCALLS)
   return static_cast<int>(::syscall(SYS_openat, AT_FDCWD, path, flags, mode));
 #else
   return ::open(path, flags, mode);
@@ -28,7 +31,7 @@ inline int RawOpen(const char* path, int flags, mode_t mode = 0) {
 }
 
 inline ssize_t RawPread(int fd, void* buffer, size_t size, off_t offset) {
-#if defined(__linux__)
+#if defined(KERNEL_LOCK_RAW_SYSCALLS)
   return static_cast<ssize_t>(::syscall(SYS_pread64, fd, buffer, size, offset));
 #else
   return ::pread(fd, buffer, size, offset);
@@ -36,7 +39,7 @@ inline ssize_t RawPread(int fd, void* buffer, size_t size, off_t offset) {
 }
 
 inline ssize_t RawPwrite(int fd, const void* data, size_t size, off_t offset) {
-#if defined(__linux__)
+#if defined(KERNEL_LOCK_RAW_SYSCALLS)
   return static_cast<ssize_t>(::syscall(SYS_pwrite64, fd, data, size, offset));
 #else
   return ::pwrite(fd, data, size, offset);
@@ -44,7 +47,7 @@ inline ssize_t RawPwrite(int fd, const void* data, size_t size, off_t offset) {
 }
 
 inline int RawClose(int fd) {
-#if defined(__linux__)
+#if defined(KERNEL_LOCK_RAW_SYSCALLS)
   return static_cast<int>(::syscall(SYS_close, fd));
 #else
   return ::close(fd);
