@@ -48,6 +48,7 @@ KernelLockAddon::KernelLockAddon(Napi::Env env, Napi::Object exports)
     : env_id_(g_next_env.fetch_add(1)), hub_(WaitHub::Create(env, this)) {
   DefineAddon(exports, {
                            InstanceMethod("setOutBuffer", &KernelLockAddon::SetOutBuffer),
+                           InstanceMethod("setRecord", &KernelLockAddon::SetRecord),
                            InstanceMethod("acquire", &KernelLockAddon::Acquire),
                            InstanceMethod("open", &KernelLockAddon::Open),
                            InstanceMethod("tryLock", &KernelLockAddon::TryLockFd),
@@ -95,6 +96,18 @@ Napi::Value KernelLockAddon::SetOutBuffer(const Napi::CallbackInfo& info) {
   out_ref_ = Napi::Persistent(array);
   out_ = array.Data();
   return info.Env().Undefined();
+}
+
+Napi::Value KernelLockAddon::SetRecord(const Napi::CallbackInfo& info) {
+  const char* data = nullptr;
+  size_t length = 0;
+  if (!BufferBytes(info.Env(), info[0], &data, &length)) {
+    Napi::TypeError::New(info.Env(), "record must be a Buffer").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  stored_record_.assign(data, std::min(length, kRecordBuffer));
+  if (++stored_token_ == 0) stored_token_ = 1;
+  return Napi::Number::New(info.Env(), stored_token_);
 }
 
 Napi::Value KernelLockAddon::ThrowOpen(Napi::Env env, const OpenResult& result) {

@@ -143,6 +143,14 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   // With `stamp` the record's createdAt is set to now (a copy is written).
   void WriteOwnerRecord(const Napi::Value& record, int fd, const LockRequest& req, bool read_only, off_t size,
                         bool stamp = false);
+  // The same with the record's bytes; `data` null: no record.
+  void WriteOwnerRecord(const char* data, size_t length, char* buffer, int fd, const LockRequest& req, bool read_only,
+                        off_t size, bool stamp);
+
+  // setRecord(bytes) -> token: the record acquire() writes with kStoredRecord
+  // and this token (another copy of the library's JavaScript in the same
+  // environment may have replaced it since: acquire() then says so).
+  Napi::Value SetRecord(const Napi::CallbackInfo& info);
 
   // The end of a granted wait, shared by finish() and posixFinish(): does
   // `path` still name the file locked through `fd`? If it does, its identity
@@ -153,7 +161,9 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
 
   // acquire(path, flags, start, length, record?) -> fd, -1 (busy) or
   // -(fd + 2) (busy; with kKeepOnBusy the unlocked descriptor is returned for
-  // a wait). The whole uncontended path: open, lock, verify, record.
+  // a wait). The whole uncontended path: open, lock, verify, record. With
+  // kStoredRecord, `record` is setRecord()'s token; undefined, before any
+  // system call, when the stored record is no longer that one.
   Napi::Value Acquire(const Napi::CallbackInfo& info);
 
   // open(path) -> fd: the safe open alone, for callers that take several
@@ -276,6 +286,9 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   // The last record this environment wrote (see WriteOwnerRecord), and a
   // buffer to read a lock file's content into.
   std::string last_record_;
+  // The record JavaScript last handed over (setRecord, kStoredRecord), and its token.
+  std::string stored_record_;
+  uint32_t stored_token_ = 0;
   std::vector<char> scratch_ = std::vector<char>(kScratchBytes);
   Napi::Reference<Napi::Float64Array> out_ref_;
   double* out_ = nullptr;

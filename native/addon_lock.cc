@@ -7,18 +7,24 @@ namespace kernel_lock {
 
 void KernelLockAddon::WriteOwnerRecord(const Napi::Value& record, int fd, const LockRequest& req, bool read_only,
                                        off_t size, bool stamp) {
-  int record_err = 0;
-  bool skipped = false;
   char buffer[kRecordBuffer];
-  const char* data = buffer;
+  const char* data = nullptr;
   size_t length = 0;
   // The record as bytes (JavaScript converts it once per change): no
   // conversion per acquisition. A string is converted here; anything else
   // (undefined: a shared lock, no record) writes nothing.
-  bool has_record =
-      !req.shared && (BufferBytes(record.Env(), record, &data, &length) ||
-                      napi_get_value_string_utf8(record.Env(), record, buffer, sizeof(buffer), &length) == napi_ok);
-  if (has_record) {
+  if (!req.shared && !BufferBytes(record.Env(), record, &data, &length) &&
+      napi_get_value_string_utf8(record.Env(), record, buffer, sizeof(buffer), &length) == napi_ok) {
+    data = buffer;
+  }
+  WriteOwnerRecord(data, length, buffer, fd, req, read_only, size, stamp);
+}
+
+void KernelLockAddon::WriteOwnerRecord(const char* data, size_t length, char* buffer, int fd, const LockRequest& req,
+                                       bool read_only, off_t size, bool stamp) {
+  int record_err = 0;
+  bool skipped = false;
+  if (data != nullptr && !req.shared) {
     length = std::min(length, kRecordBuffer);
     if (stamp) {
       // JavaScript's bytes are shared by every acquisition: stamp a copy.
@@ -50,6 +56,8 @@ Napi::Value KernelLockAddon::Acquire(const Napi::CallbackInfo& info) {
   char path[kPathBuffer];
   if (!ReadPath(info[0], path, sizeof(path))) return env.Undefined();
   auto [flags, req] = LockArgsAt(info, 1);
+  const bool stored = (flags & kStoredRecord) != 0;
+  if (stored && info[4].As<Napi::Number>().Uint32Value() != stored_token_) return env.Undefined();
   for (int attempt = 0; attempt < kMaxVerifyAttempts; ++attempt) {
     // open, lock, then one fstat that serves the type check, the
     // verification and the record size (which must be read after locking).
@@ -84,7 +92,12 @@ Napi::Value KernelLockAddon::Acquire(const Napi::CallbackInfo& info) {
     SetOut(kOutDev, static_cast<double>(st.st_dev));
     SetOut(kOutIno, static_cast<double>(st.st_ino));
     SetOut(kOutReadOnly, ReadOnlyOut(opened));
-    WriteOwnerRecord(info[4], fd.get(), req, opened.read_only, st.st_size);
+    if (stored) {
+      WriteOwnerRecord(stored_record_.data(), stored_record_.size(), nullptr, fd.get(), req, opened.read_only,
+                       st.st_size, /*stamp=*/false);
+    } else {
+      WriteOwnerRecord(info[4], fd.get(), req, opened.read_only, st.st_size);
+    }
     Track(fd.get());
     return Napi::Number::New(env, fd.release());
   }

@@ -26,18 +26,25 @@ const CANCELLED_ERRNO = 4;
 
 let lastRecord = '';
 let lastRecordBytes: Buffer = Buffer.alloc(0);
+/** The addon's token for lastRecordBytes (native.setRecord). */
+let lastRecordToken = 0;
 
 /**
  * The owner record for an exclusive acquisition, as bytes: converted once
  * per change of the record (formatRecord() keeps one per millisecond), not
- * by the native layer on every acquisition. `now` is its createdAt.
+ * by the native layer on every acquisition. `now` is its createdAt. The
+ * addon keeps a copy of the latest (setRecord): an attempt with these very
+ * bytes passes its token instead (Flag.storedRecord), which spares a Buffer
+ * lookup through N-API per acquisition (~0.5 % of the uncontended cycle).
  */
 export function recordFor(req: LockRequest, now: number = Date.now()): Buffer | undefined {
   if (req.mode !== 'exclusive') return undefined;
   const record = formatRecord(req.kind, req.mode, req.owner, now);
   if (record !== lastRecord) {
+    const bytes = Buffer.from(record);
+    lastRecordToken = native.setRecord(bytes);
     lastRecord = record;
-    lastRecordBytes = Buffer.from(record);
+    lastRecordBytes = bytes;
   }
   return lastRecordBytes;
 }
@@ -95,8 +102,15 @@ export function makeHandle(req: LockRequest, fd: number, readOnly: number, posix
 
 /** One native acquisition attempt; returns the native result code. */
 export function attempt(req: LockRequest, record: Buffer | undefined, keepOnBusy: boolean): number {
+  const flags = req.flags | (keepOnBusy ? Flag.keepOnBusy : 0);
   try {
-    return native.acquire(req.path, req.flags | (keepOnBusy ? Flag.keepOnBusy : 0), req.start, req.length, record);
+    if (record === lastRecordBytes) {
+      // The addon holds these bytes already (recordFor()), unless another
+      // copy of this module in the thread has replaced them since.
+      const result = native.acquire(req.path, flags | Flag.storedRecord, req.start, req.length, lastRecordToken);
+      if (result !== undefined) return result;
+    }
+    return native.acquire(req.path, flags, req.start, req.length, record);
   } catch (error) {
     throw fromNative(error, req.display);
   }
