@@ -31,7 +31,7 @@ const k = await importBundled(
     `export { native, out, Flag } from '${path.join(srcDir, '..', 'native', 'binding.ts')}';`,
     `export { normalizeOptions } from '${path.join(srcDir, 'options.ts')}';`,
     `export { formatRecord } from '${path.join(srcDir, 'owner-record.ts')}';`,
-    `export { recordFor } from '${path.join(srcDir, 'acquire-steps.ts')}';`,
+    `export { attempt, recordFor } from '${path.join(srcDir, 'acquire-steps.ts')}';`,
     `export { lock, lockSync } from '${path.join(srcDir, 'acquire.ts')}';`,
   ].join('\n'),
   `hot-path-${tag}`,
@@ -51,14 +51,14 @@ const layers = [
   [
     'native.acquire + native.release, record prebuilt',
     () => {
-      const fd = k.native.acquire(lockPath, flags, 0, 0, fixedRecord);
+      const fd = k.native.acquire(lockPath, flags, 0, 0, fixedRecord); // the record Buffer, as before 2026-12-02
       k.native.release(fd, lockPath, releaseFlags, 0, 0);
     },
   ],
   [
-    '+ recordFor() per cycle (formatRecord, bytes)',
+    '+ attempt(req, recordFor(req)), as lock() does',
     () => {
-      const fd = k.native.acquire(lockPath, flags, 0, 0, k.recordFor(fixedReq));
+      const fd = k.attempt(fixedReq, k.recordFor(fixedReq), false);
       k.native.release(fd, lockPath, releaseFlags, 0, 0);
     },
   ],
@@ -66,7 +66,7 @@ const layers = [
     '+ normalizeOptions() per cycle',
     () => {
       const req = k.normalizeOptions(lockPath, opts, Number.POSITIVE_INFINITY);
-      const fd = k.native.acquire(req.path, req.flags, 0, 0, k.recordFor(req));
+      const fd = k.attempt(req, k.recordFor(req), false);
       k.native.release(fd, req.path, releaseFlags, 0, 0);
     },
   ],
