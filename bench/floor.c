@@ -16,6 +16,11 @@
  * Modes (built by bench/run.mjs with `cc -O2`):
  *   floor cycle <path> <unlink 0|1> <duration ms>
  *       uncontended cycles for the duration; prints one line of per-cycle ns.
+ *   floor cycle-mt <path> <unlink 0|1> <duration ms>
+ *       the same with one idle thread in the process, as every Node process
+ *       has: the kernel then counts references on each descriptor lookup
+ *       (the table is shared) and glibc brackets cancellation points
+ *       (bench/hot-path.mjs shows what that costs).
  *   floor serve <path> <unlink 0|1> [flock|ofd|posix]
  *       the bench's child protocol on stdin/stdout (see bench/worker.mjs):
  *       "acquire" -> "waiting <ns>" then "acquired <ns>" (blocking lock of
@@ -32,6 +37,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,13 +237,24 @@ static int serve(const char* path, int do_unlink) {
   return 0;
 }
 
+static void* idle_thread(void* unused) {
+  (void)unused;
+  for (;;) pause();
+  return NULL;
+}
+
 int main(int argc, char** argv) {
   if (argc >= 5 && strcmp(argv[1], "cycle") == 0) return cycle(argv[2], atoi(argv[3]), atof(argv[4]));
+  if (argc >= 5 && strcmp(argv[1], "cycle-mt") == 0) {
+    pthread_t idle;
+    if (pthread_create(&idle, NULL, idle_thread, NULL) != 0) die("pthread_create");
+    return cycle(argv[2], atoi(argv[3]), atof(argv[4]));
+  }
   if (argc >= 4 && strcmp(argv[1], "serve") == 0) {
     if (argc >= 5 && strcmp(argv[4], "ofd") == 0) lock_kind = kOfd;
     if (argc >= 5 && strcmp(argv[4], "posix") == 0) lock_kind = kPosix;
     return serve(argv[2], atoi(argv[3]));
   }
-  fprintf(stderr, "usage: floor cycle|serve <path> <unlink 0|1> ...\n");
+  fprintf(stderr, "usage: floor cycle|cycle-mt|serve <path> <unlink 0|1> ...\n");
   return 2;
 }

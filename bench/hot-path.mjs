@@ -2,7 +2,10 @@
 // Where the uncontended cycle's time goes: the same lock cycle measured layer
 // by layer, from the C floor up to `await lock()` + `await release()`, in
 // interleaved rounds. Each line's difference to the one above is what that
-// layer costs. `node bench/hot-path.mjs [keep|remove] [rounds] [src dir]`.
+// layer costs. The second line is the same C program with one idle thread:
+// a Node process always has threads, and the kernel's descriptor lookups and
+// glibc's cancellation points cost more in any multi-threaded process.
+// `node bench/hot-path.mjs [keep|remove] [rounds] [src dir]`.
 // (Internal modules are bundled from src/, or from a modified copy given as
 // the third argument to try a change, with esbuild into node_modules/.cache.)
 import { spawnSync } from 'node:child_process';
@@ -28,6 +31,7 @@ const k = await importBundled(
     `export { native, out, Flag } from '${path.join(srcDir, '..', 'native', 'binding.ts')}';`,
     `export { normalizeOptions } from '${path.join(srcDir, 'options.ts')}';`,
     `export { formatRecord } from '${path.join(srcDir, 'owner-record.ts')}';`,
+    `export { attempt, recordFor } from '${path.join(srcDir, 'acquire-steps.ts')}';`,
     `export { lock, lockSync } from '${path.join(srcDir, 'acquire.ts')}';`,
   ].join('\n'),
   `hot-path-${tag}`,
@@ -36,22 +40,25 @@ const k = await importBundled(
 const lockPath = path.join(buildDir, `hot-path-${mode}.lock`);
 const flags = k.Flag.flock;
 const releaseFlags = flags | (removeOnRelease ? k.Flag.unlink : 0);
-const fixedRecord = k.formatRecord('flock', 'exclusive', undefined);
+// As lock() passes it: the record's bytes, converted once per change.
+const fixedRecord = Buffer.from(k.formatRecord('flock', 'exclusive', undefined));
 const opts = { kind: 'flock', removeOnRelease };
+const fixedReq = k.normalizeOptions(lockPath, opts, Number.POSITIVE_INFINITY);
 
 const layers = [
-  ['C floor (same syscalls)', null],
+  ['C floor (same syscalls)', 'cycle'],
+  ['C floor, one idle thread (as in any Node process)', 'cycle-mt'],
   [
     'native.acquire + native.release, record prebuilt',
     () => {
-      const fd = k.native.acquire(lockPath, flags, 0, 0, fixedRecord);
+      const fd = k.native.acquire(lockPath, flags, 0, 0, fixedRecord); // the record Buffer, as before 2026-12-02
       k.native.release(fd, lockPath, releaseFlags, 0, 0);
     },
   ],
   [
-    '+ formatRecord() per cycle',
+    '+ attempt(req, recordFor(req)), as lock() does',
     () => {
-      const fd = k.native.acquire(lockPath, flags, 0, 0, k.formatRecord('flock', 'exclusive', undefined));
+      const fd = k.attempt(fixedReq, k.recordFor(fixedReq), false);
       k.native.release(fd, lockPath, releaseFlags, 0, 0);
     },
   ],
@@ -59,7 +66,7 @@ const layers = [
     '+ normalizeOptions() per cycle',
     () => {
       const req = k.normalizeOptions(lockPath, opts, Number.POSITIVE_INFINITY);
-      const fd = k.native.acquire(req.path, req.flags, 0, 0, k.formatRecord('flock', 'exclusive', undefined));
+      const fd = k.attempt(req, k.recordFor(req), false);
       k.native.release(fd, req.path, releaseFlags, 0, 0);
     },
   ],
@@ -96,13 +103,14 @@ async function runLayer(fn) {
   return samples;
 }
 
-function floorRun() {
+function floorRun(mode) {
   const floor = path.join(buildDir, 'floor');
-  if (!fs.existsSync(floor)) {
+  const source = path.join(benchDir, 'floor.c');
+  if (!fs.existsSync(floor) || fs.statSync(floor).mtimeMs < fs.statSync(source).mtimeMs) {
     fs.mkdirSync(buildDir, { recursive: true });
-    spawnSync('cc', ['-O2', '-o', floor, path.join(benchDir, 'floor.c')], { stdio: 'inherit' });
+    spawnSync('cc', ['-O2', '-o', floor, source], { stdio: 'inherit' });
   }
-  const run = spawnSync(floor, ['cycle', lockPath, removeOnRelease ? '1' : '0', String(roundMs)], {
+  const run = spawnSync(floor, [mode, lockPath, removeOnRelease ? '1' : '0', String(roundMs)], {
     encoding: 'utf8',
   });
   return run.stdout
@@ -114,7 +122,8 @@ function floorRun() {
 const samples = layers.map(() => []);
 for (let round = -1; round < rounds; round++) {
   for (let i = 0; i < layers.length; i++) {
-    const got = layers[i][1] ? await runLayer(layers[i][1]) : floorRun();
+    const layer = layers[i][1];
+    const got = typeof layer === 'string' ? floorRun(layer) : await runLayer(layer);
     if (round >= 0) samples[i].push(...got); // round -1 warms up
   }
 }

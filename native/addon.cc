@@ -21,26 +21,26 @@ Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall, const char* 
 
 bool ReadPath(const Napi::Value& value, char* buffer, size_t size) {
   Napi::Env env = value.Env();
-  if (value.IsBuffer()) {
-    auto bytes = value.As<Napi::Buffer<char>>();
-    if (bytes.Length() >= size) {
-      ThrowErrno(env, ENAMETOOLONG, "open");
-      return false;
-    }
-    std::memcpy(buffer, bytes.Data(), bytes.Length());
-    buffer[bytes.Length()] = '\0';
-    return true;
-  }
+  // A string first: what every caller passes but the one with a non-UTF-8
+  // name, and one N-API call instead of a type check and a conversion.
   size_t length = 0;
   napi_status status = napi_get_value_string_utf8(env, value, buffer, size, &length);
-  if (status != napi_ok) {
-    Napi::TypeError::New(env, "path must be a string or Buffer").ThrowAsJavaScriptException();
-    return false;
-  }
-  if (length >= size - 1) {
+  if (status == napi_ok) {
+    if (length < size - 1) return true;
     ThrowErrno(env, ENAMETOOLONG, "open");
     return false;
   }
+  const char* bytes = nullptr;
+  if (!BufferBytes(env, value, &bytes, &length)) {
+    Napi::TypeError::New(env, "path must be a string or Buffer").ThrowAsJavaScriptException();
+    return false;
+  }
+  if (length >= size) {
+    ThrowErrno(env, ENAMETOOLONG, "open");
+    return false;
+  }
+  std::memcpy(buffer, bytes, length);
+  buffer[length] = '\0';
   return true;
 }
 
@@ -48,6 +48,7 @@ KernelLockAddon::KernelLockAddon(Napi::Env env, Napi::Object exports)
     : env_id_(g_next_env.fetch_add(1)), hub_(WaitHub::Create(env, this)) {
   DefineAddon(exports, {
                            InstanceMethod("setOutBuffer", &KernelLockAddon::SetOutBuffer),
+                           InstanceMethod("setRecord", &KernelLockAddon::SetRecord),
                            InstanceMethod("acquire", &KernelLockAddon::Acquire),
                            InstanceMethod("open", &KernelLockAddon::Open),
                            InstanceMethod("tryLock", &KernelLockAddon::TryLockFd),
@@ -98,6 +99,18 @@ Napi::Value KernelLockAddon::SetOutBuffer(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value KernelLockAddon::SetRecord(const Napi::CallbackInfo& info) {
+  const char* data = nullptr;
+  size_t length = 0;
+  if (!BufferBytes(info.Env(), info[0], &data, &length)) {
+    Napi::TypeError::New(info.Env(), "record must be a Buffer").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  stored_record_.assign(data, std::min(length, kRecordBuffer));
+  if (++stored_token_ == 0) stored_token_ = 1;
+  return Napi::Number::New(info.Env(), stored_token_);
+}
+
 Napi::Value KernelLockAddon::ThrowOpen(Napi::Env env, const OpenResult& result) {
   Napi::Value undefined = ThrowErrno(env, result.err, result.syscall);
   if (result.err == EINVAL || result.err == ELOOP || result.err == ENXIO) {
@@ -130,8 +143,7 @@ Napi::Value KernelLockAddon::ContentKind(const Napi::CallbackInfo& info) {
 Napi::Value KernelLockAddon::Wait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
-  uint32_t flags = info[1].As<Napi::Number>().Uint32Value();
-  LockRequest req = RequestFrom(info, 1);
+  auto [flags, req] = LockArgsAt(info, 1);
   if (hub_ == nullptr) return ThrowErrno(env, ENOMEM, "uv_async_init");
   std::unique_ptr<GrantWork> work;
   if (info.Length() > 5 && !info[5].IsUndefined() && req.kind != Kind::kPosix) {

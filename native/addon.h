@@ -66,6 +66,16 @@ Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall, const char* 
 // Returns false (with a pending exception) when it does not fit.
 bool ReadPath(const Napi::Value& value, char* buffer, size_t size);
 
+// The bytes of a Buffer argument in one N-API call (node-addon-api's
+// Buffer wrapper makes three); false when `value` is not a Buffer (or any
+// other ArrayBufferView).
+inline bool BufferBytes(napi_env env, napi_value value, const char** data, size_t* length) {
+  void* bytes = nullptr;
+  if (napi_get_buffer_info(env, value, &bytes, length) != napi_ok) return false;
+  *data = static_cast<const char*>(bytes);
+  return true;
+}
+
 class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
                               public WaitOwner,
                               public HubOwner,
@@ -106,10 +116,24 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   void Track(int fd) { fds_.insert(fd); }
   void Untrack(int fd) { fds_.erase(fd); }
 
-  static LockRequest RequestFrom(const Napi::CallbackInfo& info, size_t first) {
-    return DecodeRequest(info[first].As<Napi::Number>().Uint32Value(), info[first + 1].As<Napi::Number>().DoubleValue(),
-                         info[first + 2].As<Napi::Number>().DoubleValue());
+  // The (flags, start, length) arguments every lock binding takes, from
+  // position `first`, each read once. A flock request has no range
+  // (JavaScript passes 0, 0): its start and length are not converted.
+  struct LockArgs {
+    uint32_t flags;
+    LockRequest req;
+  };
+  static LockArgs LockArgsAt(const Napi::CallbackInfo& info, size_t first) {
+    LockArgs args{info[first].As<Napi::Number>().Uint32Value(), {}};
+    if ((args.flags & kKindMask) == static_cast<uint32_t>(Kind::kFlock)) {
+      args.req = DecodeRequest(args.flags, 0, 0);
+    } else {
+      args.req = DecodeRequest(args.flags, info[first + 1].As<Napi::Number>().DoubleValue(),
+                               info[first + 2].As<Napi::Number>().DoubleValue());
+    }
+    return args;
   }
+  static LockRequest RequestFrom(const Napi::CallbackInfo& info, size_t first) { return LockArgsAt(info, first).req; }
 
   Napi::Value ThrowOpen(Napi::Env env, const OpenResult& result);
 
@@ -119,6 +143,14 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   // With `stamp` the record's createdAt is set to now (a copy is written).
   void WriteOwnerRecord(const Napi::Value& record, int fd, const LockRequest& req, bool read_only, off_t size,
                         bool stamp = false);
+  // The same with the record's bytes; `data` null: no record.
+  void WriteOwnerRecord(const char* data, size_t length, char* buffer, int fd, const LockRequest& req, bool read_only,
+                        off_t size, bool stamp);
+
+  // setRecord(bytes) -> token: the record acquire() writes with kStoredRecord
+  // and this token (another copy of the library's JavaScript in the same
+  // environment may have replaced it since: acquire() then says so).
+  Napi::Value SetRecord(const Napi::CallbackInfo& info);
 
   // The end of a granted wait, shared by finish() and posixFinish(): does
   // `path` still name the file locked through `fd`? If it does, its identity
@@ -129,7 +161,9 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
 
   // acquire(path, flags, start, length, record?) -> fd, -1 (busy) or
   // -(fd + 2) (busy; with kKeepOnBusy the unlocked descriptor is returned for
-  // a wait). The whole uncontended path: open, lock, verify, record.
+  // a wait). The whole uncontended path: open, lock, verify, record. With
+  // kStoredRecord, `record` is setRecord()'s token; undefined, before any
+  // system call, when the stored record is no longer that one.
   Napi::Value Acquire(const Napi::CallbackInfo& info);
 
   // open(path) -> fd: the safe open alone, for callers that take several
@@ -258,6 +292,9 @@ class KernelLockAddon final : public Napi::Addon<KernelLockAddon>,
   // The last record this environment wrote (see WriteOwnerRecord), and a
   // buffer to read a lock file's content into.
   std::string last_record_;
+  // The record JavaScript last handed over (setRecord, kStoredRecord), and its token.
+  std::string stored_record_;
+  uint32_t stored_token_ = 0;
   std::vector<char> scratch_ = std::vector<char>(kScratchBytes);
   Napi::Reference<Napi::Float64Array> out_ref_;
   double* out_ = nullptr;

@@ -7,22 +7,25 @@ namespace kernel_lock {
 
 void KernelLockAddon::WriteOwnerRecord(const Napi::Value& record, int fd, const LockRequest& req, bool read_only,
                                        off_t size, bool stamp) {
+  char buffer[kRecordBuffer];
+  const char* data = nullptr;
+  size_t length = 0;
+  // The record as bytes (JavaScript converts it once per change): no
+  // conversion per acquisition. A string is converted here; anything else
+  // (undefined: a shared lock, no record) writes nothing.
+  if (!req.shared && !BufferBytes(record.Env(), record, &data, &length) &&
+      napi_get_value_string_utf8(record.Env(), record, buffer, sizeof(buffer), &length) == napi_ok) {
+    data = buffer;
+  }
+  WriteOwnerRecord(data, length, buffer, fd, req, read_only, size, stamp);
+}
+
+void KernelLockAddon::WriteOwnerRecord(const char* data, size_t length, char* buffer, int fd, const LockRequest& req,
+                                       bool read_only, off_t size, bool stamp) {
   int record_err = 0;
   bool skipped = false;
-  bool bytes = record.IsBuffer();
-  if ((bytes || record.IsString()) && !req.shared) {
-    char buffer[kRecordBuffer];
-    const char* data = buffer;
-    size_t length = 0;
-    if (bytes) {
-      // The record as bytes (JavaScript converts it once per change):
-      // no conversion per acquisition.
-      auto view = record.As<Napi::Buffer<char>>();
-      data = view.Data();
-      length = std::min(view.Length(), kRecordBuffer);
-    } else {
-      napi_get_value_string_utf8(record.Env(), record, buffer, sizeof(buffer), &length);
-    }
+  if (data != nullptr && !req.shared) {
+    length = std::min(length, kRecordBuffer);
     if (stamp) {
       // JavaScript's bytes are shared by every acquisition: stamp a copy.
       if (data != buffer) std::memcpy(buffer, data, length);
@@ -31,10 +34,17 @@ void KernelLockAddon::WriteOwnerRecord(const Napi::Value& record, int fd, const 
     }
     record_err =
         kernel_lock::WriteOwnerRecord(fd, data, length, read_only, size, &skipped, scratch_.data(), &last_record_);
-    // What the file now holds, when it is exactly the record: the next
-    // acquisition of it (most often ours again) is recognised by memcmp.
-    if (record_err == 0 && !skipped && static_cast<off_t>(length) >= size) {
-      last_record_.assign(data, length);
+    // What the file now holds: the next acquisition of it (most often ours
+    // again) is recognised by memcmp instead of a JSON scan. That is the
+    // record, or, when a longer one was there before (another process's
+    // longer argv, say), the record blanked to that size, as WriteRecord
+    // left it in the scratch buffer.
+    if (record_err == 0 && !skipped) {
+      if (static_cast<off_t>(length) >= size) {
+        last_record_.assign(data, length);
+      } else if (size <= kMaxRecordBytes) {
+        last_record_.assign(scratch_.data(), static_cast<size_t>(size));
+      }
     }
   }
   SetOut(kOutRecordErr, record_err);
@@ -45,8 +55,9 @@ Napi::Value KernelLockAddon::Acquire(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   char path[kPathBuffer];
   if (!ReadPath(info[0], path, sizeof(path))) return env.Undefined();
-  uint32_t flags = info[1].As<Napi::Number>().Uint32Value();
-  LockRequest req = RequestFrom(info, 1);
+  auto [flags, req] = LockArgsAt(info, 1);
+  const bool stored = (flags & kStoredRecord) != 0;
+  if (stored && info[4].As<Napi::Number>().Uint32Value() != stored_token_) return env.Undefined();
   for (int attempt = 0; attempt < kMaxVerifyAttempts; ++attempt) {
     // open, lock, then one fstat that serves the type check, the
     // verification and the record size (which must be read after locking).
@@ -81,7 +92,12 @@ Napi::Value KernelLockAddon::Acquire(const Napi::CallbackInfo& info) {
     SetOut(kOutDev, static_cast<double>(st.st_dev));
     SetOut(kOutIno, static_cast<double>(st.st_ino));
     SetOut(kOutReadOnly, ReadOnlyOut(opened));
-    WriteOwnerRecord(info[4], fd.get(), req, opened.read_only, st.st_size);
+    if (stored) {
+      WriteOwnerRecord(stored_record_.data(), stored_record_.size(), nullptr, fd.get(), req, opened.read_only,
+                       st.st_size, /*stamp=*/false);
+    } else {
+      WriteOwnerRecord(info[4], fd.get(), req, opened.read_only, st.st_size);
+    }
     Track(fd.get());
     return Napi::Number::New(env, fd.release());
   }
@@ -154,8 +170,7 @@ Napi::Value KernelLockAddon::Finish(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   char path[kPathBuffer];
   if (!ReadPath(info[1], path, sizeof(path))) return env.Undefined();
-  LockRequest req = RequestFrom(info, 2);
-  uint32_t flags = info[2].As<Napi::Number>().Uint32Value();
+  auto [flags, req] = LockArgsAt(info, 2);
   bool same = false;
   int err = FinishGrant(info[5], fd, path, req, (flags & kReadOnly) != 0, (flags & kStampRecord) != 0, &same);
   if (err != 0) return ThrowErrno(env, err, "lstat");
@@ -180,9 +195,10 @@ Napi::Value KernelLockAddon::Release(const Napi::CallbackInfo& info) {
   Untrack(raw);
   UniqueFd fd(raw);
   uint32_t flags = info[2].As<Napi::Number>().Uint32Value();
-  LockRequest req = RequestFrom(info, 2);
   double result = 0;
   if ((flags & kUnlink) != 0) {
+    // The request matters only to the last holder's unlink.
+    LockRequest req = LockArgsAt(info, 2).req;
     char path[kPathBuffer];
     if (!ReadPath(info[1], path, sizeof(path))) return env.Undefined();
     bool whole_exclusive = !req.shared && (req.kind == Kind::kFlock || (req.start == 0 && req.length == 0));

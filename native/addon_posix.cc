@@ -20,8 +20,7 @@ Napi::Value KernelLockAddon::PosixAcquire(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   char path[kPathBuffer];
   if (!ReadPath(info[0], path, sizeof(path))) return env.Undefined();
-  uint32_t flags = info[1].As<Napi::Number>().Uint32Value();
-  LockRequest req = RequestFrom(info, 1);
+  auto [flags, req] = LockArgsAt(info, 1);
   bool keep = (flags & kKeepOnBusy) != 0;
   PosixTable& table = PosixTable::Get();
   for (int attempt = 0; attempt < kMaxVerifyAttempts; ++attempt) {
@@ -122,8 +121,7 @@ Napi::Value KernelLockAddon::PosixFinish(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   char path[kPathBuffer];
   if (!ReadPath(info[1], path, sizeof(path))) return env.Undefined();
-  uint32_t flags = info[2].As<Napi::Number>().Uint32Value();
-  LockRequest req = RequestFrom(info, 2);
+  auto [flags, req] = LockArgsAt(info, 2);
   bool same = false;
   int err = FinishGrant(info[5], fd, path, req, (flags & kReadOnly) != 0, (flags & kStampRecord) != 0, &same);
   if (err != 0) return ThrowErrno(env, err, "lstat");
@@ -147,8 +145,7 @@ Napi::Value KernelLockAddon::PosixRelease(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   char path[kPathBuffer];
   if (!ReadPath(info[1], path, sizeof(path))) return env.Undefined();
-  uint32_t flags = info[2].As<Napi::Number>().Uint32Value();
-  LockRequest req = RequestFrom(info, 2);
+  auto [flags, req] = LockArgsAt(info, 2);
   posix_turns_.erase(fd);
   auto found = posix_joins_.find(fd);
   if (found != posix_joins_.end() && --found->second == 0) posix_joins_.erase(found);

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "raw_syscall.h"
 #include "record_content.h"
 
 namespace kernel_lock {
@@ -109,7 +110,7 @@ UniqueFd OpenLockFile(const char* path, OpenResult* result, bool check_type) {
   // O_NOFOLLOW: a symlink planted at the lock path must never redirect our
   // write; O_NONBLOCK: opening a FIFO must not hang waiting for a writer.
   constexpr int kBase = O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
-  UniqueFd fd(::open(path, O_RDWR | O_CREAT | kBase, 0644));
+  UniqueFd fd(RawOpen(path, O_RDWR | O_CREAT | kBase, 0644));
   if (!fd.valid()) {
     int err = errno;
     // flock(2) needs no write access, so an existing file in a read-only
@@ -269,7 +270,7 @@ int WriteRecord(int fd, const char* data, size_t length, off_t previous_size, Co
     data = out;
   }
   ssize_t written;
-  do written = ::pwrite(fd, data, total, 0);
+  do written = RawPwrite(fd, data, total, 0);
   while (written < 0 && errno == EINTR);
   int err = 0;
   if (written < 0) {

@@ -31,6 +31,10 @@ constexpr uint32_t kReadOnlyIfForeign = 1u << 6;
 // (the grant), so JavaScript can format the record before a synchronous
 // wait and has nothing to format after it.
 constexpr uint32_t kStampRecord = 1u << 7;
+// acquire: write the record last given to setRecord() (JavaScript hands it
+// over once per change, not once per acquisition); the record argument is
+// then the token setRecord() returned.
+constexpr uint32_t kStoredRecord = 1u << 8;
 
 struct LockRequest {
   Kind kind = Kind::kFlock;

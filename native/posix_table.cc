@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "raw_syscall.h"
 #include "record_content.h"
 #include "unique_fd.h"
 
@@ -359,7 +360,7 @@ void PosixTable::Close(int fd) {
       }
     }
   }
-  ::close(fd);
+  RawClose(fd);
 }
 
 }  // namespace kernel_lock

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "raw_syscall.h"
+
 namespace kernel_lock {
 
 namespace {
@@ -234,7 +236,7 @@ bool IsBlank(const char* data, size_t size) {
 
 ssize_t ReadAt(int fd, char* buffer, size_t size, off_t offset) {
   ssize_t got;
-  do got = ::pread(fd, buffer, size, offset);
+  do got = RawPread(fd, buffer, size, offset);
   while (got < 0 && errno == EINTR);
   return got;
 }

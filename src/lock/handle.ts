@@ -10,7 +10,7 @@
 import { setTimeout as realSetTimeout } from 'node:timers';
 import { Flag, native } from '../native/binding.js';
 import { type SystemError, systemError } from './errors.js';
-import { type HeldLock, type InodeKey, noteAcquired, noteReleased } from './held-locks.js';
+import { type HeldLock, type InodeKey, noteAcquired, noteReleasedFrom } from './held-locks.js';
 import type { LockKind, LockMode, LockRange, LockRequest } from './options.js';
 
 /** State a handle needs to release; kept apart so the GC finalizer does not retain the handle. */
@@ -22,11 +22,13 @@ interface ReleaseState {
   posix: boolean;
   key: InodeKey;
   held: HeldLock;
+  /** The inode's list in the held-locks table, which holds `held` until the release. */
+  heldHere: HeldLock[];
 }
 
 function releaseLock(state: ReleaseState): void {
   state.released = true;
-  noteReleased(state.key, state.held);
+  noteReleasedFrom(state.heldHere, state.held);
   const req = state.request;
   const flags = req.flags | (req.removeOnRelease ? Flag.unlink : 0);
   // posix: the table unlinks only as the inode's last user in the process;
@@ -99,6 +101,8 @@ function registerPending(): void {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
+/** A prepared handle's held-locks list until the grant (a release before it finds nothing to remove). */
+const NO_LIST: HeldLock[] = [];
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -131,6 +135,8 @@ export interface HandleGrant {
   recordErrno: number;
   /** No record was written because the file holds foreign content. */
   foreign: boolean;
+  /** When the lock was granted (Date.now()). */
+  at: number;
 }
 
 /** Why no owner record was written although the lock is exclusive. */
@@ -146,7 +152,11 @@ export class LockHandle implements Disposable, AsyncDisposable {
   readonly mode: LockMode;
   /** The locked byte range, for ofd and posix locks. */
   readonly range: LockRange | undefined;
-  /** When the lock was granted (milliseconds since the epoch; see acquiredAt). */
+  /**
+   * When the lock was granted (milliseconds since the epoch; see acquiredAt).
+   * An uncontended acquisition reads the clock once, as its attempt begins:
+   * this is then exactly its owner record's createdAt.
+   */
   readonly acquiredAtMs: number;
   /**
    * True when the lock is held through a read-only descriptor: the file
@@ -186,7 +196,7 @@ export class LockHandle implements Disposable, AsyncDisposable {
     this.readOnly = false;
     this.recordError = null;
     this.recordSkipped = null;
-    this.#state = { request, fd: -1, released: false, posix: init.posix, key: '', held: init.held };
+    this.#state = { request, fd: -1, released: false, posix: init.posix, key: '', held: init.held, heldHere: NO_LIST };
   }
 
   static {
@@ -194,13 +204,13 @@ export class LockHandle implements Disposable, AsyncDisposable {
       const state = handle.#state;
       const mutable = handle as Mutable<LockHandle>;
       mutable.fd = grant.fd;
-      mutable.acquiredAtMs = Date.now();
+      mutable.acquiredAtMs = grant.at;
       mutable.readOnly = grant.readOnly;
       if (grant.recordErrno !== 0) mutable.recordError = systemError(grant.recordErrno, 'write', handle.path);
       if (grant.foreign) mutable.recordSkipped = 'foreign-content';
       state.fd = grant.fd;
       state.key = grant.key;
-      noteAcquired(grant.key, state.held);
+      state.heldHere = noteAcquired(grant.key, state.held);
       registerLater(handle, state);
     };
   }

@@ -47,19 +47,30 @@ export function inodeKey(dev: number, ino: number): InodeKey {
   return lastKey;
 }
 
-export function noteAcquired(key: InodeKey, lock: HeldLock): void {
+/**
+ * Notes a lock this thread now holds. Returns the inode's list, for
+ * noteReleasedFrom(): a list that holds a lock is never swept, so the
+ * release needs no second lookup.
+ */
+export function noteAcquired(key: InodeKey, lock: HeldLock): HeldLock[] {
   const list = held.get(key);
   if (list === undefined) {
-    held.set(key, [lock]);
-    return;
+    const created = [lock];
+    held.set(key, created);
+    return created;
   }
   if (list.length === 0) empty--;
   list.push(lock);
+  return list;
 }
 
 export function noteReleased(key: InodeKey, lock: HeldLock): void {
   const list = held.get(key);
-  if (list === undefined) return;
+  if (list !== undefined) noteReleasedFrom(list, lock);
+}
+
+/** noteReleased() with the list noteAcquired() returned for the lock. */
+export function noteReleasedFrom(list: HeldLock[], lock: HeldLock): void {
   const index = list.indexOf(lock);
   if (index < 0) return;
   // The order of the list means nothing: move the last entry into the hole

@@ -53,7 +53,23 @@ export interface LockRequest {
 }
 
 const NO_OPTIONS: LockOptions = Object.freeze({});
-const OPTION_NAMES = new Set(['mode', 'kind', 'timeout', 'signal', 'owner', 'range', 'removeOnRelease']);
+const OPTION_NAMES = ['mode', 'kind', 'timeout', 'signal', 'owner', 'range', 'removeOnRelease'] as const;
+
+/** One of OPTION_NAMES: a switch on interned strings, where a Set costs a hash lookup per key per call. */
+function isOptionName(key: string): boolean {
+  switch (key) {
+    case 'mode':
+    case 'kind':
+    case 'timeout':
+    case 'signal':
+    case 'owner':
+    case 'range':
+    case 'removeOnRelease':
+      return true;
+    default:
+      return false;
+  }
+}
 
 /**
  * True for an absolute path that path.resolve would return unchanged: no
@@ -139,8 +155,11 @@ function isAbortSignal(value: unknown): value is AbortSignal {
   );
 }
 
-function validateRange(range: unknown, kind: LockKind): { start: number; length: number } {
-  if (range === undefined) return { start: 0, length: 0 };
+/** The whole file: what a request without a range locks. */
+const WHOLE_FILE: Readonly<LockRange> = Object.freeze({ start: 0, length: 0 });
+
+function validateRange(range: unknown, kind: LockKind): Readonly<LockRange> {
+  if (range === undefined) return WHOLE_FILE;
   if (kind === 'flock') {
     throw new TypeError("kernel-lock: option range needs kind 'ofd' or 'posix'; flock(2) locks whole files only");
   }
@@ -176,9 +195,9 @@ export function normalizeOptions(
   // for-in, not Object.keys(): no array per call on the hot path. Options
   // objects are plain literals; inherited enumerable keys count as given.
   for (const key in opts) {
-    if (!OPTION_NAMES.has(key)) {
+    if (!isOptionName(key)) {
       throw new TypeError(
-        `kernel-lock: unknown option ${JSON.stringify(key)}; known options: ${[...OPTION_NAMES].join(', ')}`,
+        `kernel-lock: unknown option ${JSON.stringify(key)}; known options: ${OPTION_NAMES.join(', ')}`,
       );
     }
   }

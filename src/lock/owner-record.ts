@@ -70,12 +70,19 @@ function identityJson(): string {
   return staticPart;
 }
 
-/** The record for an acquisition by this process, as one line of JSON. */
-export function formatRecord(kind: LockKind, mode: LockMode, owner: string | undefined): string {
+/**
+ * The record for an acquisition by this process, as one line of JSON;
+ * `now` (default: the clock) is its createdAt.
+ */
+export function formatRecord(
+  kind: LockKind,
+  mode: LockMode,
+  owner: string | undefined,
+  now: number = Date.now(),
+): string {
   // The record is rebuilt at most once per millisecond per (kind, mode,
   // owner): Date#toISOString and JSON.stringify would otherwise be a visible
   // share of an uncontended acquisition, which costs ~10 µs in all.
-  const now = Date.now();
   if (now === last.ms && kind === last.kind && mode === last.mode && owner === last.owner) return last.record;
   const label = owner === undefined ? '' : `,"owner":${JSON.stringify(owner.slice(0, MAX_OWNER_LENGTH))}`;
   const record = `${identityJson()},"createdAt":"${new Date(now).toISOString()}"${label},"kind":"${kind}","mode":"${mode}"}\n`;

@@ -26,6 +26,8 @@ export const Flag = {
   readOnlyIfForeign: 1 << 6,
   /** finish/posixFinish: set the record's createdAt to the moment it is written (the grant). */
   stampRecord: 1 << 7,
+  /** acquire: write the record last given to setRecord() (handed over once per change, not per acquisition). */
+  storedRecord: 1 << 8,
 } as const;
 
 /**
@@ -62,8 +64,14 @@ export interface NativeBinding {
    */
   waiterThreads(): [number, number];
   setOutBuffer(out: Float64Array): void;
-  /** fd when locked; -1 busy (closed); -(fd + 2) busy with the descriptor kept for a wait. */
-  acquire(path: NativePath, flags: number, start: number, length: number, record?: RecordBytes): number;
+  /** The record acquire() writes when its flags carry Flag.storedRecord; returns its token. */
+  setRecord(record: Buffer): number;
+  /**
+   * fd when locked; -1 busy (closed); -(fd + 2) busy with the descriptor kept for a wait. With Flag.storedRecord
+   * `record` is setRecord()'s token, and the result undefined (nothing done) when the addon's record has been
+   * replaced since (another copy of this JavaScript in the thread).
+   */
+  acquire(path: NativePath, flags: number, start: number, length: number, record?: RecordBytes | number): number;
   /** The safe open alone (a lease takes several locks on one descriptor): fd, with out[Out.dev/ino/readOnly]. */
   open(path: NativePath): number;
   tryLock(fd: number, flags: number, start: number, length: number): boolean;

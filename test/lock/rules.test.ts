@@ -171,6 +171,13 @@ describe('rule 3: owner record', () => {
     expect(parseRecord(readFileSync(file))).toMatchObject({ owner: 'y', pid: process.pid });
     expect(JSON.parse(readFileSync(file, 'utf8')).owner).toBe('y');
     short.releaseSync();
+    // The blanked record is recognised as ours again (native/addon_lock.cc
+    // remembers it as written, padding included) and overwritten in turn.
+    const again = await lock(file, { owner: 'z', removeOnRelease: false });
+    expect(again.recordSkipped).toBeNull();
+    expect(statSync(file).size).toBe(longSize);
+    expect(parseRecord(readFileSync(file))).toMatchObject({ owner: 'z', pid: process.pid });
+    again.releaseSync();
   });
 
   it('content that is not a record or marker is never rewritten, truncated or removed', async () => {
