@@ -32,7 +32,26 @@ export const floorContenders = [
     wait: 'blocking flock(2)',
     timeout: '–',
   },
+  {
+    // The shape of every async Node waiter in C (bench/floor.c serve-async):
+    // how much of a hand-off the second wake-up costs on this machine.
+    id: 'c-floor-twowake',
+    label: 'C, thread + eventfd + epoll (two wake-ups)',
+    lib: 'C floor',
+    floor: true,
+    serveMode: 'serve-async',
+    sections: ['handoff'],
+    unlink: 0,
+    keepsFile: true,
+    lockKind: 'flock',
+    wait: 'flock(2) on a parked thread, then eventfd → epoll_wait',
+    timeout: '–',
+    note: 'bench/floor.c serve-async: a parked waiter thread blocks in flock, verifies and writes the record (the calls kernel-lock makes on its thread), then writes an eventfd the main thread sleeps on in epoll_wait — two wake-ups in series, as in every async Node waiter; its hand-off ratio is to the C waiter blocked in flock (one wake-up)',
+  },
 ];
+
+/** The C waiter every thread-based async waiter's hand-off is also compared with. */
+export const TWO_WAKE_FLOOR = 'c-floor-twowake';
 
 /** A running child with a queue of its stdout lines. */
 export class Child {
@@ -137,7 +156,7 @@ export function floorServeChild(kind, lockPath, unlink = 0) {
 /** A fresh child in serve mode for the contender (a Node worker or the C floor). */
 export function serveChild(spec, lockPath, nodeFlags = []) {
   if (spec.floor) {
-    const child = new Child(floorBinary, ['serve', lockPath, String(spec.unlink)]);
+    const child = new Child(floorBinary, [spec.serveMode ?? 'serve', lockPath, String(spec.unlink)]);
     child.floor = true;
     return child;
   }

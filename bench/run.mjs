@@ -63,7 +63,7 @@ function buildFloor() {
   fs.mkdirSync(buildDir, { recursive: true });
   const source = path.join(benchDir, 'floor.c');
   if (fs.existsSync(floorBinary) && fs.statSync(floorBinary).mtimeMs >= fs.statSync(source).mtimeMs) return;
-  execFileSync('cc', ['-O2', '-Wall', '-o', floorBinary, source], { stdio: 'inherit' });
+  execFileSync('cc', ['-O2', '-Wall', '-pthread', '-o', floorBinary, source], { stdio: 'inherit' });
 }
 
 /** Bundles the real legacy baseline when it exists; contenders.mjs falls back to the stand-in. */
