@@ -1,12 +1,23 @@
 // Child processes that speak the bench's line protocol (bench/worker.mjs and
 // the C floor's serve/append modes): spawn, send a command, await a line.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 export const floorBinary = path.join(benchDir, '.build', 'floor');
 const workerScript = path.join(benchDir, 'worker.mjs');
+const floorSources = ['floor.c', 'floor-waiters.c', 'floor.h'].map((name) => path.join(benchDir, name));
+
+/** Compiles the C floor (bench/floor.c and its waiters) into bench/.build when a source is newer. */
+export function buildFloor() {
+  fs.mkdirSync(path.dirname(floorBinary), { recursive: true });
+  const built = fs.existsSync(floorBinary) ? fs.statSync(floorBinary).mtimeMs : 0;
+  if (floorSources.every((source) => fs.statSync(source).mtimeMs <= built)) return;
+  const units = floorSources.filter((source) => source.endsWith('.c'));
+  execFileSync('cc', ['-O2', '-Wall', '-pthread', '-o', floorBinary, ...units], { stdio: 'inherit' });
+}
 
 /** The C floor's contenders: flock, keep-file or unlink on release. */
 export const floorContenders = [
@@ -156,7 +167,8 @@ export function floorServeChild(kind, lockPath, unlink = 0) {
 /** A fresh child in serve mode for the contender (a Node worker or the C floor). */
 export function serveChild(spec, lockPath, nodeFlags = []) {
   if (spec.floor) {
-    const child = new Child(floorBinary, [spec.serveMode ?? 'serve', lockPath, String(spec.unlink)]);
+    const args = [spec.serveMode ?? 'serve', lockPath, String(spec.unlink), ...(spec.serveArgs ?? [])];
+    const child = new Child(floorBinary, args);
     child.floor = true;
     return child;
   }

@@ -13,7 +13,7 @@
  *   [fstat + lstat + pread + unlink]  only in "unlink" mode (removeOnRelease)
  *   close               (releases the lock)
  *
- * Modes (built by bench/run.mjs with `cc -O2 -pthread`):
+ * Modes (built by bench/run.mjs: `cc -O2 -pthread floor.c floor-waiters.c`):
  *   floor cycle <path> <unlink 0|1> <duration ms>
  *       uncontended cycles for the duration; prints one line of per-cycle ns.
  *   floor serve <path> <unlink 0|1> [flock|ofd|posix]
@@ -26,27 +26,31 @@
  *       "cycle" (acquire + release),
  *       "append <data file> <ms> <start ns>" -> from the start instant on,
  *       appends one line under the lock per cycle for <ms>; "count <n>";
+ *       "loop <start ns> <ms> <hold µs>" -> a crowd member: acquire, hold,
+ *       release, from the start instant for <ms>; "looped <late> <n>
+ *       <began> <held> ..." (bench/twowake.mjs);
  *       "exit".
  *   floor serve-async <path> <unlink 0|1> [pin]
  *       the same protocol (flock), each blocking acquisition made the way an
  *       async Node waiter makes it: a waiter thread blocks in flock, then
- *       wakes the main thread asleep in epoll_wait (see "The two-wake-up
- *       waiter" below). "pin" (an experiment, bench/twowake.mjs) pins the
- *       waiter thread to the CPU the main thread last ran on.
+ *       wakes the main thread asleep in epoll_wait (bench/floor-waiters.c).
+ *       "pin" (an experiment, bench/twowake.mjs) pins the waiter thread to
+ *       the CPU the main thread last ran on.
+ *   floor serve-inotify <path> <unlink 0|1>
+ *       the same protocol (flock); an experiment (bench/twowake.mjs): one
+ *       thread, asleep in epoll_wait on an inotify watch of the lock file,
+ *       retrying without blocking on every close (bench/floor-waiters.c).
  * Timestamps are CLOCK_MONOTONIC, the clock behind process.hrtime.bigint().
  */
 #define _GNU_SOURCE
+#include "floor.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -59,13 +63,13 @@ static const char kRecord[] =
     "\"argv\":[\"node\",\"bench\"],\"createdAt\":\"2026-01-01T00:00:00.000Z\",\"kind\":\"flock\","
     "\"mode\":\"exclusive\"}\n";
 
-static uint64_t now_ns(void) {
+uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void die(const char* what) {
+void die(const char* what) {
   perror(what);
   exit(2);
 }
@@ -73,7 +77,7 @@ static void die(const char* what) {
 enum kind { kFlock, kOfd, kPosix };
 static enum kind lock_kind = kFlock;
 
-static int lock_fd(int fd, int blocking) {
+int lock_fd(int fd, int blocking) {
   if (lock_kind == kFlock) return flock(fd, LOCK_EX | (blocking ? 0 : LOCK_NB));
   struct flock fl;
   memset(&fl, 0, sizeof fl);
@@ -85,14 +89,14 @@ static int lock_fd(int fd, int blocking) {
   return rc;
 }
 
-static int open_lock_file(const char* path) {
+int open_lock_file(const char* path) {
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
   if (fd < 0) die("open");
   return fd;
 }
 
 /* The checks kernel-lock makes before it waits: the type, the file system. */
-static void before_wait(int fd) {
+void before_wait(int fd) {
   struct stat by_fd;
   struct statfs fs;
   if (fstat(fd, &by_fd) != 0) die("fstat");
@@ -102,7 +106,7 @@ static void before_wait(int fd) {
 /* What follows the grant: the path still names the locked inode, then the
  * owner record. Returns 0, or -1 when the file was unlinked or replaced
  * while we waited (the lock guards nothing: the caller starts over). */
-static int verify_and_record(const char* path, int fd, int waited) {
+int verify_and_record(const char* path, int fd, int waited) {
   struct stat by_fd, by_path;
   struct statfs fs;
   if (fstat(fd, &by_fd) != 0) die("fstat");
@@ -167,162 +171,15 @@ static void release(const char* path, int fd, int do_unlink) {
   if (close(fd) != 0) die("close");
 }
 
-/*
- * The two-wake-up waiter: the shape of every async waiter in Node, kernel-lock
- * lock() included (native/waiter_threads.cc, waiter.cc, wait_hub.cc), in C.
- * The main thread tries once without blocking; when the lock is busy it makes
- * the pre-wait checks, hands the descriptor to a parked waiter thread
- * (mutex + condition variable) and sleeps in epoll_wait on an eventfd, as
- * libuv's loop does on its uv_async_t. The waiter thread blocks in flock(2);
- * on the grant it runs kernel-lock's verification and owner record on the
- * same thread (fstat, lstat, pread, pwrite), posts the descriptor under the
- * mutex and writes the eventfd (uv_async_send), then parks again. The main
- * thread wakes, reads the eventfd and holds the lock. A hand-off thus pays
- * two wake-ups in series (the waiter thread's, then the main thread's) where
- * a process blocked in flock pays one. kernel-lock's thread also unblocks its
- * cancellation signal around the blocking call (native/interrupt.cc): the
- * two sigprocmask calls are made here too. Its thread exits after 2 s parked;
- * this one parks for good (a thread is created only once per process).
- */
-static struct {
-  pthread_mutex_t mutex;
-  pthread_cond_t wake;
-  pthread_t thread;
-  int started;
-  const char* path;
-  int job_fd;   /* handed to the thread, -1 when none */
-  int done_fd;  /* posted by the thread, -1 when none */
-  int pin_cpu;  /* pin the thread to the main thread's last CPU (experiment), -1: do not */
-  int event_fd; /* the loop's eventfd */
-  int epoll_fd; /* the loop */
-} loop = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, -1, -1, -1, -1, -1};
+enum waiter { kBlocked, kAsync, kInotify };
+static enum waiter waiter_shape = kBlocked;
 
-static int pin_waiter = 0;
-
-static int interrupt_signal(void) {
-  return SIGRTMAX - 1;
-}
-
-/* On the waiter thread: wait for the lock on fd, verify, record; as
- * GrantWork::Run does, a replaced file is reopened and locked on this
- * thread, the orphan kept locked until the new file is held. */
-static int wait_on_thread(const char* path, int fd) {
-  sigset_t ours;
-  sigemptyset(&ours);
-  sigaddset(&ours, interrupt_signal());
-  for (;;) {
-    pthread_sigmask(SIG_UNBLOCK, &ours, NULL);
-    int rc = lock_fd(fd, 1);
-    pthread_sigmask(SIG_BLOCK, &ours, NULL);
-    if (rc != 0) die("flock");
-    if (verify_and_record(path, fd, 1) == 0) return fd;
-    int orphan = fd;
-    fd = open_lock_file(path);
-    if (lock_fd(fd, 0) == 0) {
-      close(orphan);
-      if (verify_and_record(path, fd, 0) == 0) return fd;
-      continue; /* replaced again: wait on the one we hold (granted at once) */
-    }
-    if (errno != EWOULDBLOCK) die("flock");
-    before_wait(fd);
-    pthread_sigmask(SIG_UNBLOCK, &ours, NULL);
-    rc = lock_fd(fd, 1);
-    pthread_sigmask(SIG_BLOCK, &ours, NULL);
-    if (rc != 0) die("flock");
-    close(orphan);
-    if (verify_and_record(path, fd, 1) == 0) return fd;
-  }
-}
-
-static void* waiter_main(void* unused) {
-  (void)unused;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, NULL);
-  pthread_mutex_lock(&loop.mutex);
-  for (;;) {
-    while (loop.job_fd < 0) pthread_cond_wait(&loop.wake, &loop.mutex); /* parked */
-    int fd = loop.job_fd;
-    loop.job_fd = -1;
-    int cpu = loop.pin_cpu;
-    pthread_mutex_unlock(&loop.mutex);
-    if (cpu >= 0) {
-      cpu_set_t set;
-      CPU_ZERO(&set);
-      CPU_SET(cpu, &set);
-      pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-    }
-    fd = wait_on_thread(loop.path, fd);
-    pthread_mutex_lock(&loop.mutex); /* the hub's queue */
-    loop.done_fd = fd;
-    pthread_mutex_unlock(&loop.mutex);
-    uint64_t one = 1;
-    if (write(loop.event_fd, &one, sizeof one) != sizeof one) die("write eventfd");
-    pthread_mutex_lock(&loop.mutex);
-  }
-  return NULL;
-}
-
-static int acquire_async(const char* path) {
-  for (;;) {
-    int fd = open_lock_file(path);
-    if (lock_fd(fd, 0) == 0) {
-      if (verify_and_record(path, fd, 0) == 0) return fd;
-      close(fd);
-      continue;
-    }
-    if (errno != EWOULDBLOCK) die("flock");
-    before_wait(fd);
-    pthread_mutex_lock(&loop.mutex);
-    loop.path = path;
-    loop.job_fd = fd;
-    loop.pin_cpu = pin_waiter ? sched_getcpu() : -1;
-    if (!loop.started) {
-      pthread_attr_t attr;
-      pthread_attr_init(&attr);
-      pthread_attr_setstacksize(&attr, 256 * 1024);
-      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-      if (pthread_create(&loop.thread, &attr, waiter_main, NULL) != 0) die("pthread_create");
-      pthread_attr_destroy(&attr);
-      loop.started = 1;
-    }
-    pthread_mutex_unlock(&loop.mutex);
-    pthread_cond_signal(&loop.wake);
-    /* The event loop's sleep. */
-    struct epoll_event event;
-    int n;
-    do n = epoll_wait(loop.epoll_fd, &event, 1, -1);
-    while (n < 0 && errno == EINTR);
-    if (n != 1) die("epoll_wait");
-    uint64_t count;
-    if (read(loop.event_fd, &count, sizeof count) != sizeof count) die("read eventfd");
-    pthread_mutex_lock(&loop.mutex);
-    fd = loop.done_fd;
-    loop.done_fd = -1;
-    pthread_mutex_unlock(&loop.mutex);
-    return fd;
-  }
-}
-
-static void open_loop(void) {
-  loop.event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* as libuv's uv_async_t */
-  loop.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (loop.event_fd < 0 || loop.epoll_fd < 0) die("eventfd/epoll");
-  struct epoll_event event = {.events = EPOLLIN, .data = {.fd = loop.event_fd}};
-  if (epoll_ctl(loop.epoll_fd, EPOLL_CTL_ADD, loop.event_fd, &event) != 0) die("epoll_ctl");
-  /* Blocked in the main thread too: a process-directed copy goes to no one. */
-  sigset_t ours;
-  sigemptyset(&ours);
-  sigaddset(&ours, interrupt_signal());
-  pthread_sigmask(SIG_BLOCK, &ours, NULL);
-}
-
-static int async_waiter = 0;
-
-/* The blocking acquisition of serve mode: in this process, or (serve-async)
- * on the waiter thread while the main thread sleeps in epoll_wait. */
+/* The blocking acquisition of serve mode: blocked in this thread, or the way
+ * an async waiter makes it (bench/floor-waiters.c). */
 static int take(const char* path) {
-  return async_waiter ? acquire_async(path) : acquire(path, 1);
+  if (waiter_shape == kAsync) return acquire_async(path);
+  if (waiter_shape == kInotify) return acquire_inotify(path);
+  return acquire(path, 1);
 }
 
 static int cycle(const char* path, int do_unlink, double duration_ms) {
@@ -353,17 +210,48 @@ static int cycle(const char* path, int do_unlink, double duration_ms) {
   return 0;
 }
 
+static void sleep_until(uint64_t instant_ns) {
+  uint64_t now = now_ns();
+  if (instant_ns <= now) return;
+  struct timespec ts = {(time_t)((instant_ns - now) / 1000000000u), (long)((instant_ns - now) % 1000000000u)};
+  nanosleep(&ts, NULL);
+}
+
+/* A crowd member (bench/twowake.mjs): from the start instant on, for <ms>,
+ * acquire, hold <hold µs>, release. Prints "looped <late wakes> <n>" and,
+ * per acquisition, the instant it began and the instant it held the lock,
+ * so the parent can count who was served before an earlier waiter. */
+static void crowd_loop(const char* path, int do_unlink, uint64_t start_ns, double duration_ms, double hold_us) {
+  size_t cap = 4096, n = 0;
+  uint64_t* at = malloc(cap * 2 * sizeof *at);
+  if (at == NULL) die("malloc");
+  sleep_until(start_ns);
+  uint64_t end = now_ns() + (uint64_t)(duration_ms * 1e6);
+  struct timespec hold = {(time_t)(hold_us / 1e6), (long)(hold_us * 1e3) % 1000000000L};
+  for (uint64_t began = now_ns(); began < end; began = now_ns()) {
+    int fd = take(path);
+    uint64_t held = now_ns();
+    if (n < cap) {
+      at[2 * n] = began;
+      at[2 * n + 1] = held;
+      ++n;
+    }
+    nanosleep(&hold, NULL);
+    release(path, fd, do_unlink);
+  }
+  printf("looped %ld %zu", inotify_late_wakes, n);
+  for (size_t i = 0; i < 2 * n; ++i) printf(" %llu", (unsigned long long)at[i]);
+  printf("\n");
+  free(at);
+}
+
 static long append(const char* path, int do_unlink, const char* data, double duration_ms, uint64_t start_ns) {
   char head[32];
   int out = open(data, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (out < 0) die("open data");
   /* Two writes per line, as bench/worker.mjs does, so broken exclusion shows. */
   int len = snprintf(head, sizeof head, "%d ", (int)getpid());
-  uint64_t now = now_ns();
-  if (start_ns > now) {
-    struct timespec ts = {(time_t)((start_ns - now) / 1000000000u), (long)((start_ns - now) % 1000000000u)};
-    nanosleep(&ts, NULL);
-  }
+  sleep_until(start_ns);
   uint64_t end = now_ns() + (uint64_t)(duration_ms * 1e6);
   long count = 0;
   while (now_ns() < end) {
@@ -410,6 +298,11 @@ static int serve(const char* path, int do_unlink) {
       unsigned long long start;
       if (sscanf(line + 7, "%4095s %lf %llu", data, &ms, &start) != 3) die("append arguments");
       printf("count %ld\n", append(path, do_unlink, data, ms, start));
+    } else if (strncmp(line, "loop ", 5) == 0) {
+      unsigned long long start;
+      double ms, hold_us;
+      if (sscanf(line + 5, "%llu %lf %lf", &start, &ms, &hold_us) != 3) die("loop arguments");
+      crowd_loop(path, do_unlink, start, ms, hold_us);
     } else if (strncmp(line, "exit", 4) == 0) {
       break;
     }
@@ -425,11 +318,15 @@ int main(int argc, char** argv) {
     return serve(argv[2], atoi(argv[3]));
   }
   if (argc >= 4 && strcmp(argv[1], "serve-async") == 0) {
-    async_waiter = 1;
-    pin_waiter = argc >= 5 && strcmp(argv[4], "pin") == 0;
-    open_loop();
+    waiter_shape = kAsync;
+    open_async_waiter(argc >= 5 && strcmp(argv[4], "pin") == 0);
     return serve(argv[2], atoi(argv[3]));
   }
-  fprintf(stderr, "usage: floor cycle|serve|serve-async <path> <unlink 0|1> ...\n");
+  if (argc >= 4 && strcmp(argv[1], "serve-inotify") == 0) {
+    waiter_shape = kInotify;
+    open_inotify_waiter();
+    return serve(argv[2], atoi(argv[3]));
+  }
+  fprintf(stderr, "usage: floor cycle|serve|serve-async|serve-inotify <path> <unlink 0|1> ...\n");
   return 2;
 }
