@@ -26,9 +26,9 @@
  *       "cycle" (acquire + release),
  *       "append <data file> <ms> <start ns>" -> from the start instant on,
  *       appends one line under the lock per cycle for <ms>; "count <n>";
- *       "loop <start ns> <ms> <hold µs>" -> a crowd member: acquire, hold,
- *       release, from the start instant for <ms>; "looped <late> <n>
- *       <began> <held> ..." (bench/twowake.mjs);
+ *       "loop <start ns> <ms> <hold µs> <pause µs>" -> a crowd member:
+ *       acquire, hold, release, pause, from the start instant for <ms>;
+ *       "looped <late> <n> <began> <held> ..." (bench/twowake.mjs);
  *       "exit".
  *   floor serve-async <path> <unlink 0|1> [pin]
  *       the same protocol (flock), each blocking acquisition made the way an
@@ -218,16 +218,18 @@ static void sleep_until(uint64_t instant_ns) {
 }
 
 /* A crowd member (bench/twowake.mjs): from the start instant on, for <ms>,
- * acquire, hold <hold µs>, release. Prints "looped <late wakes> <n>" and,
+ * acquire, hold <hold µs>, release, pause <pause µs>. Prints "looped <late wakes> <n>" and,
  * per acquisition, the instant it began and the instant it held the lock,
  * so the parent can count who was served before an earlier waiter. */
-static void crowd_loop(const char* path, int do_unlink, uint64_t start_ns, double duration_ms, double hold_us) {
+static void crowd_loop(const char* path, int do_unlink, uint64_t start_ns, double duration_ms, double hold_us,
+                       double pause_us) {
   size_t cap = 4096, n = 0;
   uint64_t* at = malloc(cap * 2 * sizeof *at);
   if (at == NULL) die("malloc");
   sleep_until(start_ns);
   uint64_t end = now_ns() + (uint64_t)(duration_ms * 1e6);
   struct timespec hold = {(time_t)(hold_us / 1e6), (long)(hold_us * 1e3) % 1000000000L};
+  struct timespec pause = {(time_t)(pause_us / 1e6), (long)(pause_us * 1e3) % 1000000000L};
   for (uint64_t began = now_ns(); began < end; began = now_ns()) {
     int fd = take(path);
     uint64_t held = now_ns();
@@ -238,6 +240,7 @@ static void crowd_loop(const char* path, int do_unlink, uint64_t start_ns, doubl
     }
     nanosleep(&hold, NULL);
     release(path, fd, do_unlink);
+    if (pause_us > 0) nanosleep(&pause, NULL);
   }
   printf("looped %ld %zu", inotify_late_wakes, n);
   for (size_t i = 0; i < 2 * n; ++i) printf(" %llu", (unsigned long long)at[i]);
@@ -300,9 +303,9 @@ static int serve(const char* path, int do_unlink) {
       printf("count %ld\n", append(path, do_unlink, data, ms, start));
     } else if (strncmp(line, "loop ", 5) == 0) {
       unsigned long long start;
-      double ms, hold_us;
-      if (sscanf(line + 5, "%llu %lf %lf", &start, &ms, &hold_us) != 3) die("loop arguments");
-      crowd_loop(path, do_unlink, start, ms, hold_us);
+      double ms, hold_us, pause_us;
+      if (sscanf(line + 5, "%llu %lf %lf %lf", &start, &ms, &hold_us, &pause_us) != 4) die("loop arguments");
+      crowd_loop(path, do_unlink, start, ms, hold_us, pause_us);
     } else if (strncmp(line, "exit", 4) == 0) {
       break;
     }

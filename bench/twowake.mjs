@@ -15,7 +15,8 @@
 //    retrying without blocking on every close (one wake-up, no thread).
 //    Ratios are to the blocked waiter, per round.
 // B. Order: 8 processes of one kind loop acquire, hold 1 ms, release, for
-//    --crowd-ms, started together. A grant "overtakes" when another process
+//    --crowd-ms, started together; then the same with a 1 ms pause after
+//    each release (so the releaser does not race the waiter it woke). A grant "overtakes" when another process
 //    that began waiting earlier is still waiting: the share of grants that
 //    did, for blocked waiters (the kernel's queue), two-wake waiters and
 //    inotify waiters; and how many inotify waits ended only on the fallback
@@ -28,7 +29,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildFloor, Child, floorBinary, floorContenders, Pool } from './children.mjs';
 import { handoff } from './handoff.mjs';
-import { fmt } from './stats.mjs';
+import { fmt, summarize } from './stats.mjs';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -98,13 +99,13 @@ function overtakes(records) {
   return count;
 }
 
-async function crowdRun(mode, dir, members, ms) {
+async function crowdRun(mode, dir, members, ms, pauseUs) {
   const lockPath = path.join(dir, `crowd-${mode}.lock`);
   const children = Array.from({ length: members }, () => new Child(floorBinary, [mode, lockPath, '0']));
   try {
     await Promise.all(children.map((child) => child.next('ready')));
     const start = process.hrtime.bigint() + 200_000_000n;
-    for (const child of children) child.send(`loop ${start} ${ms} 1000`);
+    for (const child of children) child.send(`loop ${start} ${ms} 1000 ${pauseUs}`);
     const lines = await Promise.all(children.map((child) => child.next('looped', ms + 30_000)));
     const records = [];
     let late = 0;
@@ -113,7 +114,8 @@ async function crowdRun(mode, dir, members, ms) {
       late += Number(lateWakes);
       for (let i = 0; i < Number(n); i++) records.push({ proc, began: instants[2 * i], held: instants[2 * i + 1] });
     });
-    return { grants: records.length, overtakes: overtakes(records), late };
+    const waits = summarize(records.map((r) => Number(r.held - r.began) / 1e6));
+    return { grants: records.length, overtakes: overtakes(records), late, waits };
   } finally {
     for (const child of children) child.kill();
     await Promise.all(children.map((child) => child.gone()));
@@ -130,19 +132,24 @@ async function crowdPart(dir) {
     ['serve-inotify', inotify.label],
   ];
   const lines = [
-    `### B. Order: ${members} processes loop acquire, hold 1 ms, release, for ${ms} ms (${runs} runs, modes interleaved)`,
+    `### B. Order: ${members} processes loop acquire, hold 1 ms, release, [pause], for ${ms} ms (${runs} runs, modes interleaved)`,
     '',
-    '| waiters | run | grants | served before an earlier waiter | share | waits ended by the fallback timer | load (1 min) |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
+    '| waiters | pause after release, µs | run | grants | served before an earlier waiter | share | wait p50 / p99 / max ms | waits ended by the fallback timer | load (1 min) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
   ];
-  for (let run = 0; run < runs; run++) {
-    const order = run % 2 === 0 ? modes : [...modes].reverse();
-    for (const [mode, label] of order) {
-      log(`crowd ${mode}, run ${run + 1}`);
-      const r = await crowdRun(mode, dir, members, ms);
-      lines.push(
-        `| ${label} | ${run + 1} | ${r.grants} | ${r.overtakes} | ${fmt((100 * r.overtakes) / r.grants)}% | ${mode === 'serve-inotify' ? r.late : '–'} | ${load()} |`,
-      );
+  // Without a pause the releaser tries again at once and often wins before
+  // the waiter the kernel woke runs (barging, whatever the waiter's shape);
+  // a 1 ms pause takes the releaser out of the race and leaves the waiters'.
+  for (const pauseUs of [0, 1000]) {
+    for (let run = 0; run < runs; run++) {
+      const order = run % 2 === 0 ? modes : [...modes].reverse();
+      for (const [mode, label] of order) {
+        log(`crowd ${mode}, pause ${pauseUs} µs, run ${run + 1}`);
+        const r = await crowdRun(mode, dir, members, ms, pauseUs);
+        lines.push(
+          `| ${label} | ${pauseUs} | ${run + 1} | ${r.grants} | ${r.overtakes} | ${fmt((100 * r.overtakes) / r.grants)}% | ${fmt(r.waits.p50)} / ${fmt(r.waits.p99)} / ${fmt(r.waits.max)} | ${mode === 'serve-inotify' ? r.late : '–'} | ${load()} |`,
+        );
+      }
     }
   }
   return lines.join('\n');
