@@ -122,7 +122,7 @@ function goalRows(run) {
       rows.push({
         label: `${short}${row.key ? `, ${row.key}` : ''} [${row.build}]`.slice(0, 60),
         value: row.value,
-        target: g.target,
+        target: g.target ?? undefined, // informative goals have none
         lib: row.build === 'this build' ? 'kernel-lock' : 'kernel-lock before',
       });
     }
