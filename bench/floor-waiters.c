@@ -60,6 +60,7 @@ static int wait_on_thread(const char* path, int fd) {
   sigset_t ours;
   sigemptyset(&ours);
   sigaddset(&ours, interrupt_signal());
+  queued_ns = now_ns(); /* read by the main thread after the post (the mutex orders it) */
   for (;;) {
     pthread_sigmask(SIG_UNBLOCK, &ours, NULL);
     int rc = lock_fd(fd, 1);
@@ -221,6 +222,7 @@ int acquire_inotify(const char* path) {
          * event we could see. */
         if (lock_fd(fd, 0) == 0) break;
         if (errno != EWOULDBLOCK) die("flock");
+        if (queued_ns == 0) queued_ns = now_ns();
         struct epoll_event event;
         int n;
         do n = epoll_wait(inotify_epoll, &event, 1, kFallbackMs);

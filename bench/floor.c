@@ -28,7 +28,7 @@
  *       appends one line under the lock per cycle for <ms>; "count <n>";
  *       "loop <start ns> <ms> <hold µs> <pause µs>" -> a crowd member:
  *       acquire, hold, release, pause, from the start instant for <ms>;
- *       "looped <late> <n> <began> <held> ..." (bench/twowake.mjs);
+ *       "looped <late> <n> <began> <queued> <held> ..." (bench/twowake.mjs);
  *       "exit".
  *   floor serve-async <path> <unlink 0|1> [pin]
  *       the same protocol (flock), each blocking acquisition made the way an
@@ -56,6 +56,8 @@
 #include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
+
+uint64_t queued_ns = 0;
 
 static const char kRecord[] =
     "{\"format\":\"kernel-lock/1\",\"pid\":12345,\"starttime\":123456,\"hostname\":\"bench\","
@@ -148,6 +150,7 @@ static int acquire(const char* path, int blocking) {
         return -1;
       }
       before_wait(fd);
+      queued_ns = now_ns();
       if (lock_fd(fd, 1) != 0) die("flock");
       waited = 1;
     }
@@ -218,24 +221,27 @@ static void sleep_until(uint64_t instant_ns) {
 }
 
 /* A crowd member (bench/twowake.mjs): from the start instant on, for <ms>,
- * acquire, hold <hold µs>, release, pause <pause µs>. Prints "looped <late wakes> <n>" and,
- * per acquisition, the instant it began and the instant it held the lock,
+ * acquire, hold <hold µs>, release, pause <pause µs>. Prints "looped <late
+ * wakes> <n>" and, per acquisition, the instant it began, the instant it
+ * entered the wait (0: it did not wait) and the instant it held the lock,
  * so the parent can count who was served before an earlier waiter. */
 static void crowd_loop(const char* path, int do_unlink, uint64_t start_ns, double duration_ms, double hold_us,
                        double pause_us) {
   size_t cap = 4096, n = 0;
-  uint64_t* at = malloc(cap * 2 * sizeof *at);
+  uint64_t* at = malloc(cap * 3 * sizeof *at);
   if (at == NULL) die("malloc");
   sleep_until(start_ns);
   uint64_t end = now_ns() + (uint64_t)(duration_ms * 1e6);
   struct timespec hold = {(time_t)(hold_us / 1e6), (long)(hold_us * 1e3) % 1000000000L};
   struct timespec pause = {(time_t)(pause_us / 1e6), (long)(pause_us * 1e3) % 1000000000L};
   for (uint64_t began = now_ns(); began < end; began = now_ns()) {
+    queued_ns = 0;
     int fd = take(path);
     uint64_t held = now_ns();
     if (n < cap) {
-      at[2 * n] = began;
-      at[2 * n + 1] = held;
+      at[3 * n] = began;
+      at[3 * n + 1] = queued_ns;
+      at[3 * n + 2] = held;
       ++n;
     }
     nanosleep(&hold, NULL);
@@ -243,7 +249,7 @@ static void crowd_loop(const char* path, int do_unlink, uint64_t start_ns, doubl
     if (pause_us > 0) nanosleep(&pause, NULL);
   }
   printf("looped %ld %zu", inotify_late_wakes, n);
-  for (size_t i = 0; i < 2 * n; ++i) printf(" %llu", (unsigned long long)at[i]);
+  for (size_t i = 0; i < 3 * n; ++i) printf(" %llu", (unsigned long long)at[i]);
   printf("\n");
   free(at);
 }

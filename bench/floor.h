@@ -22,6 +22,11 @@ void before_wait(int fd);
  * Returns 0, or -1 when the file was unlinked or replaced. */
 int verify_and_record(const char* path, int fd, int waited);
 
+/* When the current acquisition entered the wait (the blocking call, or the
+ * inotify waiter's first sleep); 0 when it did not wait. For the crowd's
+ * order by queue entry (bench/twowake.mjs). */
+extern uint64_t queued_ns;
+
 /* serve-async: the blocking acquisition of an async Node waiter (a thread
  * blocked in the lock call, then eventfd -> epoll_wait). pin: the waiter
  * thread runs on the CPU the main thread last ran on. */

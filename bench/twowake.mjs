@@ -16,11 +16,14 @@
 //    Ratios are to the blocked waiter, per round.
 // B. Order: 8 processes of one kind loop acquire, hold 1 ms, release, for
 //    --crowd-ms, started together; then the same with a 1 ms pause after
-//    each release (so the releaser does not race the waiter it woke). A grant "overtakes" when another process
-//    that began waiting earlier is still waiting: the share of grants that
-//    did, for blocked waiters (the kernel's queue), two-wake waiters and
-//    inotify waiters; and how many inotify waits ended only on the fallback
-//    timer (no close event after the release: see bench/floor-waiters.c).
+//    each release (so the releaser does not race the waiter it woke). A
+//    grant "overtakes" when another process that began waiting earlier is
+//    still waiting: the share of grants that did, for blocked waiters (the
+//    kernel's queue), two-wake waiters and inotify waiters; the same counted
+//    from when each entered its wait (the blocking call: on the waiter
+//    thread for two-wake waiters); the wait's distribution; and how many
+//    inotify waits ended only on the fallback timer (no close event after
+//    the release: see bench/floor-waiters.c).
 //
 // Writes nothing: the report goes to stdout, progress to stderr.
 import fs from 'node:fs';
@@ -90,11 +93,15 @@ async function handoffPart(dir) {
   return lines.join('\n');
 }
 
-/** Grants that went to a process while another, which began waiting earlier, still waited. */
-function overtakes(records) {
+/**
+ * Grants that went to a process while another, which began (`since`
+ * 'began': asked for the lock; 'queued': entered the wait) earlier, still
+ * waited.
+ */
+function overtakes(records, since) {
   let count = 0;
   for (const grant of records) {
-    if (records.some((o) => o.proc !== grant.proc && o.began < grant.began && o.held > grant.held)) count++;
+    if (records.some((o) => o.proc !== grant.proc && o[since] < grant[since] && o.held > grant.held)) count++;
   }
   return count;
 }
@@ -112,10 +119,20 @@ async function crowdRun(mode, dir, members, ms, pauseUs) {
     lines.forEach((line, proc) => {
       const [lateWakes, n, ...instants] = line.split(' ').map(BigInt);
       late += Number(lateWakes);
-      for (let i = 0; i < Number(n); i++) records.push({ proc, began: instants[2 * i], held: instants[2 * i + 1] });
+      for (let i = 0; i < Number(n); i++) {
+        const [began, queued, held] = instants.slice(3 * i, 3 * i + 3);
+        // A grant made without waiting entered no queue: it "queued" as it got the lock.
+        records.push({ proc, began, queued: queued === 0n ? held : queued, held });
+      }
     });
     const waits = summarize(records.map((r) => Number(r.held - r.began) / 1e6));
-    return { grants: records.length, overtakes: overtakes(records), late, waits };
+    return {
+      grants: records.length,
+      overtakes: overtakes(records, 'began'),
+      byQueue: overtakes(records, 'queued'),
+      late,
+      waits,
+    };
   } finally {
     for (const child of children) child.kill();
     await Promise.all(children.map((child) => child.gone()));
@@ -134,8 +151,8 @@ async function crowdPart(dir) {
   const lines = [
     `### B. Order: ${members} processes loop acquire, hold 1 ms, release, [pause], for ${ms} ms (${runs} runs, modes interleaved)`,
     '',
-    '| waiters | pause after release, µs | run | grants | served before an earlier waiter | share | wait p50 / p99 / max ms | waits ended by the fallback timer | load (1 min) |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    '| waiters | pause after release, µs | run | grants | served before an earlier waiter | share | … before one that entered its wait earlier | wait p50 / p99 / max ms | waits ended by the fallback timer | load (1 min) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
   ];
   // Without a pause the releaser tries again at once and often wins before
   // the waiter the kernel woke runs (barging, whatever the waiter's shape);
@@ -147,7 +164,7 @@ async function crowdPart(dir) {
         log(`crowd ${mode}, pause ${pauseUs} µs, run ${run + 1}`);
         const r = await crowdRun(mode, dir, members, ms, pauseUs);
         lines.push(
-          `| ${label} | ${pauseUs} | ${run + 1} | ${r.grants} | ${r.overtakes} | ${fmt((100 * r.overtakes) / r.grants)}% | ${fmt(r.waits.p50)} / ${fmt(r.waits.p99)} / ${fmt(r.waits.max)} | ${mode === 'serve-inotify' ? r.late : '–'} | ${load()} |`,
+          `| ${label} | ${pauseUs} | ${run + 1} | ${r.grants} | ${r.overtakes} | ${fmt((100 * r.overtakes) / r.grants)}% | ${fmt((100 * r.byQueue) / r.grants)}% | ${fmt(r.waits.p50)} / ${fmt(r.waits.p99)} / ${fmt(r.waits.max)} | ${mode === 'serve-inotify' ? r.late : '–'} | ${load()} |`,
         );
       }
     }
