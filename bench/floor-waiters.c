@@ -178,12 +178,11 @@ void open_async_waiter(int pin) {
  * without blocking on every event. Such a waiter is not in the kernel's queue
  * of the lock: whoever retries first after a close wins.
  *
- * Two holes, both measured rather than assumed: the kernel posts the close
- * event (fsnotify_close, in __fput) BEFORE it removes the closing
- * descriptor's locks (locks_remove_file), so a waiter that runs at once can
- * find the lock still held and sleep on with no further event coming; and a
- * release by flock(LOCK_UN), or a close of another descriptor of the same
- * open file description, posts no event at all. Here a fallback timer
+ * Two holes: the kernel posts the close event (fsnotify_close, in __fput)
+ * BEFORE it removes the closing descriptor's locks (locks_remove_file), so a
+ * waiter that runs at once can find the lock still held and sleep on with no
+ * further event coming (the count below shows it happen); and a release by
+ * flock(LOCK_UN) is no close and posts no event at all. Here a fallback timer
  * (kFallbackMs) retries then, and counts each wait it ended
  * (inotify_late_wakes); a real waiter would keep a blocked thread instead.
  */
