@@ -27,7 +27,8 @@
  *       "append <data file> <ms> <start ns>" -> from the start instant on,
  *       appends one line under the lock per cycle for <ms>; "count <n>";
  *       "loop <start ns> <ms> <hold µs> <pause µs>" -> a crowd member:
- *       acquire, hold, release, pause, from the start instant for <ms>;
+ *       acquire, hold, release, pause (jittered 0.5-1.5x), from the start
+ *       instant for <ms>;
  *       "looped <late> <n> <began> <queued> <held> ..." (bench/twowake.mjs);
  *       "exit".
  *   floor serve-async <path> <unlink 0|1> [pin]
@@ -221,7 +222,7 @@ static void sleep_until(uint64_t instant_ns) {
 }
 
 /* A crowd member (bench/twowake.mjs): from the start instant on, for <ms>,
- * acquire, hold <hold µs>, release, pause <pause µs>. Prints "looped <late
+ * acquire, hold <hold µs>, release, pause about <pause µs>. Prints "looped <late
  * wakes> <n>" and, per acquisition, the instant it began, the instant it
  * entered the wait (0: it did not wait) and the instant it held the lock,
  * so the parent can count who was served before an earlier waiter. */
@@ -233,7 +234,7 @@ static void crowd_loop(const char* path, int do_unlink, uint64_t start_ns, doubl
   sleep_until(start_ns);
   uint64_t end = now_ns() + (uint64_t)(duration_ms * 1e6);
   struct timespec hold = {(time_t)(hold_us / 1e6), (long)(hold_us * 1e3) % 1000000000L};
-  struct timespec pause = {(time_t)(pause_us / 1e6), (long)(pause_us * 1e3) % 1000000000L};
+  srand((unsigned)getpid());
   for (uint64_t began = now_ns(); began < end; began = now_ns()) {
     queued_ns = 0;
     int fd = take(path);
@@ -246,7 +247,13 @@ static void crowd_loop(const char* path, int do_unlink, uint64_t start_ns, doubl
     }
     nanosleep(&hold, NULL);
     release(path, fd, do_unlink);
-    if (pause_us > 0) nanosleep(&pause, NULL);
+    if (pause_us > 0) {
+      /* Jittered (0.5-1.5x): a fixed pause would lock the crowd into a phase
+       * with the holds, and the order would measure that phase. */
+      long ns = (long)(pause_us * 1e3 * (0.5 + (double)rand() / RAND_MAX));
+      struct timespec pause = {ns / 1000000000L, ns % 1000000000L};
+      nanosleep(&pause, NULL);
+    }
   }
   printf("looped %ld %zu", inotify_late_wakes, n);
   for (size_t i = 0; i < 3 * n; ++i) printf(" %llu", (unsigned long long)at[i]);

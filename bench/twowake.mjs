@@ -15,13 +15,15 @@
 //    retrying without blocking on every close (one wake-up, no thread).
 //    Ratios are to the blocked waiter, per round.
 // B. Order: 8 processes of one kind loop acquire, hold 1 ms, release, for
-//    --crowd-ms, started together; then the same with a 1 ms pause after
-//    each release (so the releaser does not race the waiter it woke). A
+//    --crowd-ms, started together; then the same with a pause of about
+//    1 ms (jittered 0.5-1.5 ms) after each release (so the releaser does not
+//    race the waiter it woke). A
 //    grant "overtakes" when another process that began waiting earlier is
 //    still waiting: the share of grants that did, for blocked waiters (the
 //    kernel's queue), two-wake waiters and inotify waiters; the same counted
 //    from when each entered its wait (the blocking call: on the waiter
-//    thread for two-wake waiters); the wait's distribution; and how many
+//    thread for two-wake waiters); kernel-lock's lock() and lockSync() in
+//    Node processes beside them; the wait's distribution; and how many
 //    inotify waits ended only on the fallback timer (no close event after
 //    the release: see bench/floor-waiters.c).
 //
@@ -30,7 +32,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildFloor, Child, floorBinary, floorContenders, Pool } from './children.mjs';
+import { buildFloor, Child, floorBinary, floorContenders, Pool, serveChild } from './children.mjs';
+import { contender } from './contenders.mjs';
 import { handoff } from './handoff.mjs';
 import { fmt, summarize } from './stats.mjs';
 
@@ -106,11 +109,17 @@ function overtakes(records, since) {
   return count;
 }
 
+/** A crowd member: a C waiter of the given serve mode, or a Node worker with a contender. */
+function member(mode, lockPath) {
+  if (mode.startsWith('serve')) return new Child(floorBinary, [mode, lockPath, '0']);
+  return serveChild(contender(mode), lockPath);
+}
+
 async function crowdRun(mode, dir, members, ms, pauseUs) {
   const lockPath = path.join(dir, `crowd-${mode}.lock`);
-  const children = Array.from({ length: members }, () => new Child(floorBinary, [mode, lockPath, '0']));
+  const children = Array.from({ length: members }, () => member(mode, lockPath));
   try {
-    await Promise.all(children.map((child) => child.next('ready')));
+    await Promise.all(children.map((child) => child.next('ready', 60_000)));
     const start = process.hrtime.bigint() + 200_000_000n;
     for (const child of children) child.send(`loop ${start} ${ms} 1000 ${pauseUs}`);
     const lines = await Promise.all(children.map((child) => child.next('looped', ms + 30_000)));
@@ -143,10 +152,14 @@ async function crowdPart(dir) {
   const ms = numberArg('crowd-ms', 3000);
   const runs = numberArg('crowd-runs', 3);
   const members = 8;
+  // kernel-lock's own waiters too (Node workers; they cannot see when their
+  // wait entered the kernel, so their second share repeats the first).
   const modes = [
     ['serve', blocked.label],
     ['serve-async', twoWake.label],
     ['serve-inotify', inotify.label],
+    ['kl-async-flock-keep', contender('kl-async-flock-keep').label],
+    ['kl-sync-flock-keep', contender('kl-sync-flock-keep').label],
   ];
   const lines = [
     `### B. Order: ${members} processes loop acquire, hold 1 ms, release, [pause], for ${ms} ms (${runs} runs, modes interleaved)`,
