@@ -2,7 +2,8 @@
 // Experiments on the hand-off's floor for an async waiter (issue 16; docs/
 // PERFORMANCE.md, "The hand-off's floor for an async waiter"). Not part of
 // `npm run bench`, which measures the two C waiters that matter (bench/
-// handoff.mjs); this measures two ideas for closing the gap between them.
+// handoff.mjs); this measures two ideas for closing the gap between them,
+// and the order in which a crowd of waiters of each kind is served.
 //
 //   node bench/twowake.mjs [--rounds=20] [--per-block=25] [--crowd-ms=3000] [--crowd-runs=3]
 //
@@ -27,7 +28,8 @@
 //    inotify waits ended only on the fallback timer (no close event after
 //    the release: see bench/floor-waiters.c).
 //
-// Writes nothing: the report goes to stdout, progress to stderr.
+// About 2.5 minutes. Writes nothing: the report goes to stdout, progress to
+// stderr.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
