@@ -6,10 +6,10 @@
 // (Internal modules are bundled from src/, or from a modified copy given as
 // the third argument to try a change, with esbuild into node_modules/.cache.)
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importBundled } from './bundle.mjs';
+import { buildFloor, floorBinary } from './children.mjs';
 import { summarize } from './stats.mjs';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -97,12 +97,8 @@ async function runLayer(fn) {
 }
 
 function floorRun() {
-  const floor = path.join(buildDir, 'floor');
-  if (!fs.existsSync(floor)) {
-    fs.mkdirSync(buildDir, { recursive: true });
-    spawnSync('cc', ['-O2', '-o', floor, path.join(benchDir, 'floor.c')], { stdio: 'inherit' });
-  }
-  const run = spawnSync(floor, ['cycle', lockPath, removeOnRelease ? '1' : '0', String(roundMs)], {
+  buildFloor();
+  const run = spawnSync(floorBinary, ['cycle', lockPath, removeOnRelease ? '1' : '0', String(roundMs)], {
     encoding: 'utf8',
   });
   return run.stdout
