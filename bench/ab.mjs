@@ -11,13 +11,14 @@
 // (bench/bundle.mjs). The hand-off's holder is bench/floor.c (`floor serve`), as in run.mjs;
 // a block is 25 hand-offs, the latency the release's instant to the waiter's
 // continuation.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { importBundled } from './bundle.mjs';
+import { buildFloor, floorBinary } from './children.mjs';
 import { summarize } from './stats.mjs';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -56,10 +57,8 @@ async function cycleBlock(build, lockPath) {
 }
 
 function floorHolder(lockPath) {
-  const floor = path.join(buildDir, 'floor');
-  if (!fs.existsSync(floor))
-    spawnSync('cc', ['-O2', '-o', floor, path.join(benchDir, 'floor.c')], { stdio: 'inherit' });
-  const child = spawn(floor, ['serve', lockPath, '0'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  buildFloor();
+  const child = spawn(floorBinary, ['serve', lockPath, '0'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = [];
   let waiting = null;
   readline.createInterface({ input: child.stdout }).on('line', (line) => {

@@ -1,12 +1,23 @@
 // Child processes that speak the bench's line protocol (bench/worker.mjs and
 // the C floor's serve/append modes): spawn, send a command, await a line.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 export const floorBinary = path.join(benchDir, '.build', 'floor');
 const workerScript = path.join(benchDir, 'worker.mjs');
+const floorSources = ['floor.c', 'floor-waiters.c', 'floor.h'].map((name) => path.join(benchDir, name));
+
+/** Compiles the C floor (bench/floor.c and its waiters) into bench/.build when a source is newer. */
+export function buildFloor() {
+  fs.mkdirSync(path.dirname(floorBinary), { recursive: true });
+  const built = fs.existsSync(floorBinary) ? fs.statSync(floorBinary).mtimeMs : 0;
+  if (floorSources.every((source) => fs.statSync(source).mtimeMs <= built)) return;
+  const units = floorSources.filter((source) => source.endsWith('.c'));
+  execFileSync('cc', ['-O2', '-Wall', '-pthread', '-o', floorBinary, ...units], { stdio: 'inherit' });
+}
 
 /** The C floor's contenders: flock, keep-file or unlink on release. */
 export const floorContenders = [
@@ -32,7 +43,26 @@ export const floorContenders = [
     wait: 'blocking flock(2)',
     timeout: '–',
   },
+  {
+    // The shape of every async Node waiter in C (bench/floor.c serve-async):
+    // how much of a hand-off the second wake-up costs on this machine.
+    id: 'c-floor-twowake',
+    label: 'C, thread + eventfd + epoll (two wake-ups)',
+    lib: 'C floor',
+    floor: true,
+    serveMode: 'serve-async',
+    sections: ['handoff'],
+    unlink: 0,
+    keepsFile: true,
+    lockKind: 'flock',
+    wait: 'flock(2) on a parked thread, then eventfd → epoll_wait',
+    timeout: '–',
+    note: 'bench/floor.c serve-async: a parked waiter thread blocks in flock, verifies and writes the record (the calls kernel-lock makes on its thread), then writes an eventfd the main thread sleeps on in epoll_wait — two wake-ups in series, as in every async Node waiter; its hand-off ratio is to the C waiter blocked in flock (one wake-up)',
+  },
 ];
+
+/** The C waiter every thread-based async waiter's hand-off is also compared with. */
+export const TWO_WAKE_FLOOR = 'c-floor-twowake';
 
 /** A running child with a queue of its stdout lines. */
 export class Child {
@@ -137,7 +167,8 @@ export function floorServeChild(kind, lockPath, unlink = 0) {
 /** A fresh child in serve mode for the contender (a Node worker or the C floor). */
 export function serveChild(spec, lockPath, nodeFlags = []) {
   if (spec.floor) {
-    const child = new Child(floorBinary, ['serve', lockPath, String(spec.unlink)]);
+    const args = [spec.serveMode ?? 'serve', lockPath, String(spec.unlink), ...(spec.serveArgs ?? [])];
+    const child = new Child(floorBinary, args);
     child.floor = true;
     return child;
   }

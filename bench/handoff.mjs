@@ -17,10 +17,16 @@
 //   comes and goes (the machine is shared) falls on every contender alike;
 //   ratios to the C floor are computed per round (same round, same settle)
 //   and summarised as their median and range.
+// - Two C waiters: one blocked in flock(2) (one wake-up: "the C floor"),
+//   and one with the shape of every async Node waiter (a thread blocked in
+//   flock wakes, verifies, records, then wakes the main thread asleep in
+//   epoll_wait on an eventfd: two wake-ups). The second is compared with the
+//   first (what the second wake-up costs here), and async waiters of a kept
+//   kernel-lock file with the second (what is left above that shape).
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { floorServeChild } from './children.mjs';
+import { floorServeChild, TWO_WAKE_FLOOR } from './children.mjs';
 import { Wait } from './contenders.mjs';
 import { summarize } from './stats.mjs';
 
@@ -76,6 +82,31 @@ function roundRatios(blocks, floorBlocks) {
   return ratios;
 }
 
+/** p50 and p99 ratios of a contender's hand-off to a floor's, and the per-round p50 ratios. */
+function ratiosTo(entry, mine, floorBlocks) {
+  const floor = summarize(floorBlocks.flat());
+  const ratios = roundRatios(mine, floorBlocks);
+  const sorted = [...ratios].sort((a, b) => a - b);
+  return {
+    ratioP50: entry.p50 / floor.p50,
+    ratioP99: entry.p99 / floor.p99,
+    roundRatios: ratios.map((r) => Number(r.toFixed(3))),
+    roundRatioMedian: sorted[Math.floor(sorted.length / 2)],
+    roundRatioMin: sorted[0],
+    roundRatioMax: sorted[sorted.length - 1],
+  };
+}
+
+/**
+ * Whether a contender's hand-off is also compared with the two-wake C
+ * waiter: an async waiter of a kernel lock that keeps the file, i.e. one
+ * that does the two-wake waiter's work in the same shape (a thread that
+ * sleeps in the kernel, then the event loop).
+ */
+export function comparesWithTwoWake(spec) {
+  return !spec.floor && !spec.sync && spec.keepsFile && spec.lockKind !== 'marker' && spec.wait !== Wait.poll;
+}
+
 export async function handoff(cfg, specs, dir, pool) {
   const perSettle = {};
   const errors = {};
@@ -116,18 +147,13 @@ export async function handoff(cfg, specs, dir, pool) {
         const all = mine.flat();
         const entry = { unit: 'us', ...summarize(all) };
         const floorId = handoffFloorFor(spec);
-        if (!spec.floor && blocks.has(floorId)) {
-          const floorAll = blocks.get(floorId).flat();
-          const ratios = roundRatios(mine, blocks.get(floorId));
-          const floor = summarize(floorAll);
+        // The two-wake C waiter is a floor too, compared with the one-wake one.
+        if (floorId !== spec.id && blocks.has(floorId)) {
           entry.floor = floorId;
-          entry.ratioP50 = entry.p50 / floor.p50;
-          entry.ratioP99 = entry.p99 / floor.p99;
-          entry.roundRatios = ratios.map((r) => Number(r.toFixed(3)));
-          const sorted = [...ratios].sort((a, b) => a - b);
-          entry.roundRatioMedian = sorted[Math.floor(sorted.length / 2)];
-          entry.roundRatioMin = sorted[0];
-          entry.roundRatioMax = sorted[sorted.length - 1];
+          Object.assign(entry, ratiosTo(entry, mine, blocks.get(floorId)));
+        }
+        if (comparesWithTwoWake(spec) && blocks.has(TWO_WAKE_FLOOR)) {
+          entry.twoWake = ratiosTo(entry, mine, blocks.get(TWO_WAKE_FLOOR));
         }
         results[spec.id] = entry;
         samples[`${spec.id}@${settleMs}`] = all;

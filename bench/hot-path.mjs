@@ -9,10 +9,10 @@
 // (Internal modules are bundled from src/, or from a modified copy given as
 // the third argument to try a change, with esbuild into node_modules/.cache.)
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importBundled } from './bundle.mjs';
+import { buildFloor, floorBinary } from './children.mjs';
 import { summarize } from './stats.mjs';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -104,13 +104,8 @@ async function runLayer(fn) {
 }
 
 function floorRun(mode) {
-  const floor = path.join(buildDir, 'floor');
-  const source = path.join(benchDir, 'floor.c');
-  if (!fs.existsSync(floor) || fs.statSync(floor).mtimeMs < fs.statSync(source).mtimeMs) {
-    fs.mkdirSync(buildDir, { recursive: true });
-    spawnSync('cc', ['-O2', '-o', floor, source], { stdio: 'inherit' });
-  }
-  const run = spawnSync(floor, [mode, lockPath, removeOnRelease ? '1' : '0', String(roundMs)], {
+  buildFloor();
+  const run = spawnSync(floorBinary, [mode, lockPath, removeOnRelease ? '1' : '0', String(roundMs)], {
     encoding: 'utf8',
   });
   return run.stdout

@@ -76,7 +76,8 @@ new PerformanceObserver((list) => {
 /** The longest collector pause that overlapped [from, to] (performance.now() times), or 0. */
 function longestGcPause(from, to) {
   let longest = 0;
-  for (const [start, duration] of gcPauses) if (start < to && start + duration > from) longest = Math.max(longest, duration);
+  for (const [start, duration] of gcPauses)
+    if (start < to && start + duration > from) longest = Math.max(longest, duration);
   return longest;
 }
 

@@ -94,7 +94,7 @@ function handoffTable(run) {
       const r = results[spec.id];
       if (r === undefined) continue;
       if (r.na) {
-        rows.push([spec.label, `${settle}`, `n/a: ${reason(r.na)}`, '', '', '', '', '']);
+        rows.push([spec.label, `${settle}`, `n/a: ${reason(r.na)}`, '', '', '', '', '', '']);
         continue;
       }
       rows.push([
@@ -106,6 +106,9 @@ function handoffTable(run) {
         r.ratioP50 === undefined ? (spec.floor ? '1' : '–') : `${fmt(r.ratioP50)}×`,
         r.ratioP99 === undefined ? (spec.floor ? '1' : '–') : `${fmt(r.ratioP99)}×`,
         r.roundRatios ? range(r.roundRatios) : '',
+        r.twoWake
+          ? `${fmt(r.twoWake.ratioP50)}× / ${fmt(r.twoWake.ratioP99)}×; rounds ${range(r.twoWake.roundRatios)}`
+          : '',
       ]);
     }
   }
@@ -119,6 +122,7 @@ function handoffTable(run) {
       'p50 ÷ C floor',
       'p99 ÷ C floor',
       'per-round p50 ratio: median (min–max)',
+      '÷ C two wake-ups: p50 / p99; per-round p50',
     ],
     rows,
   );
@@ -327,7 +331,8 @@ export function markdown(run) {
   if (h) {
     parts.push(
       `- Hand-off (2): the holder is a C process (bench/floor.c) of the waiter's lock kind, for every waiter (a process of the same library for marker locks); it releases on "drop" and reports the instant only afterwards, so nothing is written inside the measured window. ` +
-        `${h.rounds} rounds × ${h.perBlock} hand-offs per contender and settle time (${h.pollPerBlock} for polling locks), blocks interleaved A B C … C B A; ratios are to the C waiter with the same holder, in the same run; "per-round" compares the blocks of the same round.`,
+        `${h.rounds} rounds × ${h.perBlock} hand-offs per contender and settle time (${h.pollPerBlock} for polling locks), blocks interleaved A B C … C B A; ratios are to the C waiter with the same holder, in the same run; "per-round" compares the blocks of the same round. ` +
+        `The C waiter blocked in flock(2) pays one wake-up; "C, thread + eventfd + epoll" pays the two every async Node waiter pays (a thread blocked in the lock call wakes, then wakes the event loop): its ratio is the second wake-up's cost on this machine, and "÷ C two wake-ups" compares an async waiter (kernel lock, file kept) with that shape.`,
     );
   }
   if (c) {

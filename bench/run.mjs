@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { floorBinary, floorContenders, Pool } from './children.mjs';
+import { buildFloor, floorContenders, Pool } from './children.mjs';
 import { baselineDist, baselineName, contenders, legacySource } from './contenders.mjs';
 import { ensurePeers, peers, peerVersion } from './peers.mjs';
 import { markdown } from './report.mjs';
@@ -57,13 +57,6 @@ function ensureDist() {
     if (!fs.existsSync(dist)) throw new Error(`tsup failed and there is no dist/:\n${run.stderr}`);
     log(`tsup failed; benchmarking the existing dist/:\n${run.stderr.slice(0, 2000)}`);
   }
-}
-
-function buildFloor() {
-  fs.mkdirSync(buildDir, { recursive: true });
-  const source = path.join(benchDir, 'floor.c');
-  if (fs.existsSync(floorBinary) && fs.statSync(floorBinary).mtimeMs >= fs.statSync(source).mtimeMs) return;
-  execFileSync('cc', ['-O2', '-Wall', '-o', floorBinary, source], { stdio: 'inherit' });
 }
 
 /** Bundles the real legacy baseline when it exists; contenders.mjs falls back to the stand-in. */

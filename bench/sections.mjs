@@ -17,6 +17,7 @@ import { crashRecovery, scale, threadpoolHealth, throughput, uncontended, waitin
 export const GOAL_CONTENDERS = [
   'c-floor-keep',
   'c-floor-remove',
+  'c-floor-twowake',
   'kl-async-flock-keep',
   'kl-async-flock-remove',
   'kl-sync-flock-keep',

@@ -122,7 +122,7 @@ function goalRows(run) {
       rows.push({
         label: `${short}${row.key ? `, ${row.key}` : ''} [${row.build}]`.slice(0, 60),
         value: row.value,
-        target: g.target,
+        target: g.target ?? undefined, // informative goals have none
         lib: row.build === 'this build' ? 'kernel-lock' : 'kernel-lock before',
       });
     }
@@ -135,8 +135,20 @@ function handoffRatioRows(run) {
   for (const [settle, { results }] of Object.entries(run.measurements.handoff?.perSettle ?? {})) {
     for (const spec of run.specs) {
       const r = results[spec.id];
-      if (!r || r.na || spec.floor || r.ratioP50 === undefined) continue;
+      if (!r || r.na || r.ratioP50 === undefined) continue; // the one-wake C floors have none
       rows.push({ label: `${spec.label}, settle ${settle} ms`, value: r.ratioP50, lib: spec.lib });
+    }
+  }
+  return rows;
+}
+
+function handoffTwoWakeRows(run) {
+  const rows = [];
+  for (const [settle, { results }] of Object.entries(run.measurements.handoff?.perSettle ?? {})) {
+    for (const spec of run.specs) {
+      const r = results[spec.id];
+      if (!r || r.na || !r.twoWake) continue;
+      rows.push({ label: `${spec.label}, settle ${settle} ms`, value: r.twoWake.ratioP50, lib: spec.lib });
     }
   }
   return rows;
@@ -156,6 +168,7 @@ export function renderSvg(run) {
   const ratioPanels = [
     ['Goals of issue 16: ratio (bar) and target (red dashes); 1× = the C floor', goalRows(run)],
     ['2. Hand-off p50 ÷ C waiter with the same C holder, per settle time', handoffRatioRows(run)],
+    ['2. Hand-off p50 ÷ the C two-wake waiter (thread + eventfd + epoll), per settle time', handoffTwoWakeRows(run)],
     ['1. Uncontended cycle p50 ÷ C floor doing the same system calls', uncontendedRatioRows(run)],
   ];
   for (const [title, rows] of ratioPanels) {

@@ -24,7 +24,8 @@ function rssBytes() {
 // these processes across contenders), "acquire", "release", "drop" (release
 // silently) and "when" (the instant of the last drop), "cycle" (acquire
 // then release at once: drains waiters), "append <data> <ms> <start ns>"
-// (throughput: from the given monotonic instant on), "readfile <counts>
+// (throughput: from the given monotonic instant on), "loop <start ns> <ms>
+// <hold µs> <pause µs>" (a crowd member, bench/twowake.mjs), "readfile <counts>
 // <samples> <stall ms> <probe> <settle ms>", "scale <dir> <count> <waiters>",
 // "held <dir> <count> <rounds> <ms>", "crowd <count>", "exit".
 async function serve(id, lockPath) {
@@ -71,6 +72,9 @@ async function serve(id, lockPath) {
       await crowd(acquire, lockPath, Number(words[0]));
     } else if (command === 'scale') {
       await scale(acquire, lockPath, words[0], Number(words[1]), Number(words[2]));
+    } else if (command === 'loop') {
+      const [startNs, ms, holdUs, pauseUs] = words;
+      await loop(acquire, lockPath, BigInt(startNs), Number(ms), Number(holdUs), Number(pauseUs));
     } else if (command === 'append') {
       say(`count ${await append(acquire, lockPath, words[0], Number(words[1]), BigInt(words[2]))}`);
     } else if (command === 'exit') {
@@ -98,6 +102,25 @@ async function append(acquire, lockPath, dataPath, durationMs, startNs) {
   }
   fs.closeSync(out);
   return count;
+}
+
+// A crowd member (bench/twowake.mjs), as floor.c's "loop": from the start
+// instant on, for `ms`, acquire, hold, release, pause. Reports "looped 0 <n>"
+// and per acquisition the instant it began, again (when the wait entered
+// the kernel is not visible from here) and the instant it held the lock.
+async function loop(acquire, lockPath, startNs, ms, holdUs, pauseUs) {
+  const wait = Number(startNs - now()) / 1e6;
+  if (wait > 0) await sleep(wait);
+  const end = now() + BigInt(Math.round(ms * 1e6));
+  const at = [];
+  for (let began = now(); began < end; began = now()) {
+    const release = await acquire(lockPath);
+    at.push(began, began, now());
+    await sleep(holdUs / 1000);
+    await release();
+    if (pauseUs > 0) await sleep((pauseUs / 1000) * (0.5 + Math.random())); // jittered, as floor.c's
+  }
+  say(`looped 0 ${at.length / 3} ${at.join(' ')}`);
 }
 
 // fs.promises.readFile latency while acquisitions of a lock held by another
