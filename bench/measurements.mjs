@@ -224,20 +224,36 @@ export async function crashRecovery(cfg, specs, dir, pool) {
 // 4. CPU burned by waiters while the lock is held.
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
-/** CPU seconds of a process: utime+stime from /proc/<pid>/stat, and the ns sum of its threads' schedstat. */
+/**
+ * CPU of a process: utime+stime from /proc/<pid>/stat (ticks, exited threads
+ * included), and each live thread's schedstat (ns, exact).
+ */
 function cpuOf(pid) {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]); // fields 14 and 15
-  let ns = 0;
+  const threads = new Map();
   try {
     for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
-      ns += Number(fs.readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'latin1').split(' ')[0]);
+      threads.set(task, Number(fs.readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'latin1').split(' ')[0]));
     }
   } catch {
-    ns = Number.NaN;
+    return { statSeconds: ticks / CLOCK_TICKS, threads: null };
   }
-  return { statSeconds: ticks / CLOCK_TICKS, schedSeconds: ns / 1e9 };
+  return { statSeconds: ticks / CLOCK_TICKS, threads };
+}
+
+/**
+ * CPU seconds between two readings of cpuOf(): by stat, and by schedstat
+ * summed per thread. A thread that exited in between (a parked waiter thread
+ * leaving after its linger) counts for nothing, not for minus what it had
+ * used before; one that started counts in full.
+ */
+function cpuBetween(before, after) {
+  let ns = 0;
+  if (before.threads === null || after.threads === null) ns = Number.NaN;
+  else for (const [task, used] of after.threads) ns += used - (before.threads.get(task) ?? 0);
+  return { statSeconds: after.statSeconds - before.statSeconds, schedSeconds: ns / 1e9 };
 }
 
 async function waitingCpu(pool, spec, lockPath, cfg) {
@@ -255,8 +271,9 @@ async function waitingCpu(pool, spec, lockPath, cfg) {
     let statSeconds = 0;
     let schedSeconds = 0;
     for (let i = 0; i < waiters.length; i++) {
-      statSeconds += after[i].statSeconds - before[i].statSeconds;
-      schedSeconds += after[i].schedSeconds - before[i].schedSeconds;
+      const used = cpuBetween(before[i], after[i]);
+      statSeconds += used.statSeconds;
+      schedSeconds += used.schedSeconds;
     }
     const stillWaiting = waiters.every((w) => !w.lines.some((line) => line.startsWith('acquired')));
     // Drain: every waiter takes the lock once and lets go, then all are idle.
@@ -280,8 +297,9 @@ async function idleControl(pool, cfg) {
     let statSeconds = 0;
     let schedSeconds = 0;
     for (let i = 0; i < idle.length; i++) {
-      statSeconds += after[i].statSeconds - before[i].statSeconds;
-      schedSeconds += after[i].schedSeconds - before[i].schedSeconds;
+      const used = cpuBetween(before[i], after[i]);
+      statSeconds += used.statSeconds;
+      schedSeconds += used.schedSeconds;
     }
     return { waiters: cfg.waiters, holdMs: cfg.holdMs, statSeconds, schedSeconds };
   } finally {
