@@ -159,7 +159,11 @@ Napi::Value KernelLockAddon::PosixDescriptor(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value KernelLockAddon::CloseDescriptorFd(const Napi::CallbackInfo& info) {
-  PosixTable::Get().Close(info[0].As<Napi::Number>().Int32Value());
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  // No longer this environment's to close at teardown (a reader's, or a
+  // lock's whose close the table may defer: the table owns it then).
+  Untrack(fd);
+  PosixTable::Get().Close(fd);
   return info.Env().Undefined();
 }
 

@@ -26,7 +26,11 @@ Napi::Value KernelLockAddon::OpenReader(const Napi::CallbackInfo& info) {
   do {
     fd = ::open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   } while (fd < 0 && errno == EINTR);
-  return Napi::Number::New(env, fd >= 0 ? fd : -errno);
+  if (fd < 0) return Napi::Number::New(env, -errno);
+  // The environment's, like a lock's descriptor: a worker terminated while a
+  // read of it is on the threadpool (readRecord()) has it closed at teardown.
+  Track(fd);
+  return Napi::Number::New(env, fd);
 }
 
 }  // namespace kernel_lock

@@ -1,5 +1,6 @@
 // worker_threads: the addon is context-aware, and a terminated worker's
 // environment teardown releases its locks and joins its waiter threads.
+import { readlinkSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -111,5 +112,29 @@ describe('worker_threads', () => {
     }
     expect(await settle(before)).toEqual(before);
     expect(await probeInChild(file)).toBe('locked');
+  });
+
+  it('a worker terminated while a lock file is open for reading (a probe, an owner record) has it closed', async () => {
+    // readRecord() keeps its descriptor open across a read on the threadpool;
+    // the worker is terminated in that window here, its descriptor still open.
+    const file = path.join(dir, 'read.lock');
+    await readFile(__filename);
+    writeFileSync(file, '{}');
+    const before = await baseline();
+    const root = path.resolve(__dirname, '../..');
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const addon = require(require.resolve('node-gyp-build', { paths: [workerData.root] }))(workerData.root);
+       parentPort.postMessage(addon.openReader(workerData.file));`,
+      { eval: true, workerData: { root, file } },
+    );
+    const fd = await new Promise<number>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    expect(fd).toBeGreaterThanOrEqual(0);
+    expect(readlinkSync(`/proc/self/fd/${fd}`)).toBe(file);
+    await worker.terminate();
+    expect((await settle(before)).fds).toBe(before.fds);
   });
 });
