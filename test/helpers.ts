@@ -130,39 +130,59 @@ export async function releaseInChild(holder: Holder): Promise<void> {
   await released;
 }
 
+/** What a child process printed, once it has exited: its exit code (or signal), stdout and stderr. */
+export interface ChildOutput {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Collects a spawned child's stdout and stderr (spawned with both piped) until it exits. */
+export function outputOf(child: ChildProcess): Promise<ChildOutput> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** The last line of a child's stdout, parsed as JSON; an error naming `what` and both outputs when it is not JSON. */
+export function lastJsonLine(what: string, output: ChildOutput): Record<string, unknown> {
+  const last = output.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(last) as Record<string, unknown>;
+  } catch {
+    throw new Error(
+      `${what} exited (${output.code ?? output.signal}) without a JSON line; stdout: ${output.stdout}; stderr: ${output.stderr}`,
+    );
+  }
+}
+
 /** Runs a Node fixture to completion and returns its last stdout line parsed as JSON. */
-export function runFixture(
+export async function runFixture(
   name: string,
   args: string[],
   options: { nodeArgs?: string[]; uid?: number; gid?: number; timeoutMs?: number } = {},
 ): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), fixture(name), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      uid: options.uid,
-      gid: options.gid,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      const last = stdout.trim().split('\n').pop() ?? '';
-      try {
-        resolve(JSON.parse(last) as Record<string, unknown>);
-      } catch {
-        reject(
-          new Error(`${name} exited (${code ?? signal}) without a JSON line; stdout: ${stdout}; stderr: ${stderr}`),
-        );
-      }
-    });
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), fixture(name), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    uid: options.uid,
+    gid: options.gid,
   });
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
+  try {
+    return lastJsonLine(name, await outputOf(child));
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** One tryLock() from a separate process: "locked", "busy" or an error report. */

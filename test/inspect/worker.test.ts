@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { fixture, type Holder, holdInChild, tempDir } from '../helpers.js';
+import { type ChildOutput, fixture, type Holder, holdInChild, outputOf, tempDir } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -21,20 +21,8 @@ afterEach(async () => {
 });
 
 /** Runs test/fixtures/inspect-in-worker.mjs on `target`; resolves with its exit code, stdout and stderr. */
-function inspectInWorker(target: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [fixture('inspect-in-worker.mjs'), target, path.join(dir, 'mine.lock')]);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function inspectInWorker(target: string): Promise<ChildOutput> {
+  return outputOf(spawn(process.execPath, [fixture('inspect-in-worker.mjs'), target, path.join(dir, 'mine.lock')]));
 }
 
 describe('inspect() in a worker_thread', () => {

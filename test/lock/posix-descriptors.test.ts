@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { lock } from '../../src/index.js';
-import { fdCount, fixture, holdInChild, sleep, tempDir } from '../helpers.js';
+import { fdCount, fixture, holdInChild, lastJsonLine, outputOf, sleep, tempDir } from '../helpers.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -27,26 +27,10 @@ function loops(total: number, limit: number | null, options: object = {}): Promi
   const command = [process.execPath, fixture('posix-loops.mjs'), file, String(total), JSON.stringify(options)]
     .map((a) => `'${a}'`)
     .join(' ');
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', `${limit === null ? '' : `ulimit -n ${limit} && `}exec ${command}`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('exit', (code) => {
-      try {
-        resolve(JSON.parse(stdout.trim().split('\n').pop() ?? '') as LoopReport);
-      } catch {
-        reject(new Error(`posix-loops exited ${code}: ${stdout} ${stderr}`));
-      }
-    });
+  const child = spawn('sh', ['-c', `${limit === null ? '' : `ulimit -n ${limit} && `}exec ${command}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  return outputOf(child).then((output) => lastJsonLine('posix-loops', output) as unknown as LoopReport);
 }
 
 describe('posix descriptors stay bounded', () => {

@@ -60,6 +60,22 @@ async function contendedWait(file: string): Promise<void> {
   await holder.kill();
 }
 
+/**
+ * A contended wait on `file` with one thread parked: it must run on that
+ * thread (none created: `tasks` stays), which parks again after the grant.
+ */
+async function waitOnParkedThread(file: string, tasksNow: number): Promise<void> {
+  const holder = await holdInChild(file);
+  const waiting = lock(file);
+  await untilBlocked(1);
+  expect(native.waiterThreads()).toEqual([1, 0]);
+  expect(tasks()).toBe(tasksNow);
+  await releaseInChild(holder);
+  (await waiting).releaseSync();
+  await holder.kill();
+  expect(await settledThreads()).toEqual([1, 1]);
+}
+
 describe('waiter threads', () => {
   it('a finished wait parks its thread, the next wait reuses it, and a parked thread exits after lingering', async () => {
     await readFile(__filename); // libuv's pool threads start lazily: not ours
@@ -69,16 +85,8 @@ describe('waiter threads', () => {
     // Parked, not exited: one thread more than before, asleep without a wait.
     expect(await settledThreads()).toEqual([1, 1]);
     expect(tasks()).toBe(before + 1);
-    const holder = await holdInChild(path.join(dir, 'b.lock'));
-    const waiting = lock(path.join(dir, 'b.lock'));
-    await untilBlocked(1);
     // The second wait runs on the parked thread: no thread was created.
-    expect(native.waiterThreads()).toEqual([1, 0]);
-    expect(tasks()).toBe(before + 1);
-    await releaseInChild(holder);
-    (await waiting).releaseSync();
-    await holder.kill();
-    expect(await settledThreads()).toEqual([1, 1]);
+    await waitOnParkedThread(path.join(dir, 'b.lock'), before + 1);
     const parkedAt = performance.now();
     // Without another wait it exits: the process keeps no thread for waits it no longer makes.
     await untilNoWaiterThreads();
@@ -105,15 +113,7 @@ describe('waiter threads', () => {
     expect(threadsNamed('kl-fdinfo')).toBe(0);
     expect(tasks()).toBe(before + 1);
     // The search's thread parked again: the next wait runs on it.
-    const holder = await holdInChild(path.join(dir, 'b.lock'));
-    const waiting = lock(path.join(dir, 'b.lock'));
-    await untilBlocked(1);
-    expect(native.waiterThreads()).toEqual([1, 0]);
-    expect(tasks()).toBe(before + 1);
-    await releaseInChild(holder);
-    (await waiting).releaseSync();
-    await holder.kill();
-    expect(await settledThreads()).toEqual([1, 1]);
+    await waitOnParkedThread(path.join(dir, 'b.lock'), before + 1);
   });
 
   it('512 concurrent waits: a thread each, all asleep in the kernel, served in queue order; at most 16 stay parked', async () => {
